@@ -1,0 +1,96 @@
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { InboxService } from '../sdk/gen/inboxd/v1/inbox.js';
+import { QueuesService } from '../sdk/gen/inboxd/v1/queues.js';
+import { QueueCore, type CoreOptions } from './queue/core.js';
+import { CallTracker } from './transport/call-tracker.js';
+import { inboxService } from './transport/inbox-service.js';
+import { queuesService } from './transport/queues-service.js';
+
+export interface AppOptions extends CoreOptions {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  shutdownTimeoutMs: number;
+}
+
+export interface App {
+  /** host:port the server listens on (the real port when 0 was asked for). */
+  address: string;
+  port: number;
+  core: QueueCore;
+  /** Drains and stops: refuse new calls, close streams (releasing leases), finish sends, stop. */
+  stop(): Promise<void>;
+}
+
+const SERVICES = ['inboxd.v1.Inbox', 'inboxd.v1.Queues'];
+
+/** Where proto/ is, from server/ in the source tree or dist/server/ in a build. */
+function protoDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  return here.includes('/dist/') ? fileURLToPath(new URL('../../proto', import.meta.url)) : fileURLToPath(new URL('../proto', import.meta.url));
+}
+
+export async function startApp(opts: AppOptions, log: Logger): Promise<App> {
+  const core = new QueueCore(opts, log);
+  await core.start();
+
+  // Big enough for a full batch of max-size messages, plus framing.
+  const maxFrame = Math.max(4 * 1024 * 1024, opts.maxMessageBytes * 2 + 1024 * 1024);
+  const server = new Server({
+    'grpc.max_receive_message_length': maxFrame,
+    'grpc.max_send_message_length': maxFrame,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  });
+  const calls = new CallTracker(log);
+  server.addService(InboxService, inboxService(core, calls, { maxMessageBytes: opts.maxMessageBytes }));
+  server.addService(QueuesService, queuesService(core, calls));
+
+  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICES.map(s => [s, 'NOT_SERVING' as const])) });
+  health.addToServer(server);
+
+  const dir = protoDir();
+  const pkg = protoLoader.loadSync(['inboxd/v1/inbox.proto', 'inboxd/v1/queues.proto', healthProtoPath], {
+    includeDirs: [dir],
+    keepCase: true,
+  });
+  new ReflectionService(pkg).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  for (const s of ['', ...SERVICES]) health.setStatus(s, 'SERVING');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    address: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
+    port,
+    core,
+    stop: () =>
+      (stopping ??= (async () => {
+        for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
+        await calls.drain(opts.shutdownTimeoutMs);
+        await core.drainSends();
+        await new Promise<void>(resolve => {
+          const t = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, opts.shutdownTimeoutMs);
+          server.tryShutdown(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+        await core.stop();
+      })()),
+  };
+}

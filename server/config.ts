@@ -1,0 +1,94 @@
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import type { AppOptions } from './app.js';
+
+export interface Config extends AppOptions {
+  /** Unset: start an embedded Postgres in dataDir. */
+  databaseUrl: string;
+  dataDir: string;
+  embeddedPgPort: number;
+  logLevel: string;
+}
+
+type Kind = 'string' | 'int' | 'bool' | 'level';
+interface Setting {
+  key: keyof Config;
+  flag: string;
+  env: string;
+  kind: Kind;
+  def: string;
+  min?: number;
+  max?: number;
+  help: string;
+}
+
+/** Every setting: one row each, the source of the README's configuration table. */
+export const SETTINGS: Setting[] = [
+  { key: 'host', flag: 'host', env: 'INBOXD_HOST', kind: 'string', def: '127.0.0.1', help: 'Address to listen on (use 0.0.0.0 or :: for all interfaces).' },
+  { key: 'port', flag: 'port', env: 'INBOXD_PORT', kind: 'int', def: '50051', min: 0, max: 65535, help: 'gRPC port; 0 picks a free one.' },
+  { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', kind: 'string', def: '', help: 'Postgres connection string. Unset: an embedded Postgres in --data-dir.' },
+  { key: 'dataDir', flag: 'data-dir', env: 'INBOXD_DATA_DIR', kind: 'string', def: '.inboxd/postgres', help: 'Embedded Postgres data directory (kept across restarts).' },
+  { key: 'embeddedPgPort', flag: 'embedded-pg-port', env: 'INBOXD_EMBEDDED_PG_PORT', kind: 'int', def: '54329', min: 1, max: 65535, help: 'Port of the embedded Postgres (on 127.0.0.1).' },
+  { key: 'schema', flag: 'schema', env: 'INBOXD_SCHEMA', kind: 'string', def: 'inboxd', help: 'Postgres schema holding the pg-boss tables.' },
+  { key: 'autoCreateQueues', flag: 'auto-create-queues', env: 'INBOXD_AUTO_CREATE_QUEUES', kind: 'bool', def: 'false', help: 'Create a queue with default settings on first Send instead of answering NOT_FOUND.' },
+  { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'INBOXD_MAX_MESSAGE_BYTES', kind: 'int', def: '1048576', min: 1, max: 64 * 1024 * 1024, help: 'Largest payload accepted.' },
+  { key: 'dbPoolSize', flag: 'db-pool-size', env: 'INBOXD_DB_POOL_SIZE', kind: 'int', def: '10', min: 2, max: 500, help: 'Postgres connections in the pool.' },
+  { key: 'sendMaxBatch', flag: 'send-max-batch', env: 'INBOXD_SEND_MAX_BATCH', kind: 'int', def: '2000', min: 1, max: 100_000, help: 'Most messages in one group insert across concurrent Sends.' },
+  { key: 'sendMaxInFlight', flag: 'send-max-in-flight', env: 'INBOXD_SEND_MAX_IN_FLIGHT', kind: 'int', def: '4', min: 1, max: 64, help: 'Group inserts running at once; Sends arriving meanwhile share the next one.' },
+  { key: 'dispatchMaxBatch', flag: 'dispatch-max-batch', env: 'INBOXD_DISPATCH_MAX_BATCH', kind: 'int', def: '500', min: 1, max: 10_000, help: 'Most messages leased in one fetch for a subscriber.' },
+  { key: 'pollIntervalMs', flag: 'poll-interval-ms', env: 'INBOXD_POLL_INTERVAL_MS', kind: 'int', def: '1000', min: 10, max: 60_000, help: 'How often a waiting consumer looks for messages no wake-up announced (delays, retries).' },
+  { key: 'sweepIntervalMs', flag: 'sweep-interval-ms', env: 'INBOXD_SWEEP_INTERVAL_MS', kind: 'int', def: '1000', min: 10, max: 60_000, help: 'How often expired leases are returned to their queue.' },
+  { key: 'hashWorkerThresholdBytes', flag: 'hash-worker-threshold-bytes', env: 'INBOXD_HASH_WORKER_THRESHOLD_BYTES', kind: 'int', def: '262144', min: 0, max: 1 << 30, help: 'Batches with at least this many payload bytes are hashed on worker threads.' },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'INBOXD_SHUTDOWN_TIMEOUT_MS', kind: 'int', def: '10000', min: 0, max: 600_000, help: 'On SIGTERM, how long in-flight calls may run before they are cut.' },
+  { key: 'logLevel', flag: 'log-level', env: 'INBOXD_LOG_LEVEL', kind: 'level', def: 'info', help: 'trace, debug, info, warn, error, fatal or silent.' },
+];
+
+export class ConfigError extends Error {}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+function parse(s: Setting, raw: string, source: string): unknown {
+  const where = `${source} (${s.env} / --${s.flag})`;
+  switch (s.kind) {
+    case 'string':
+      return raw;
+    case 'level':
+      if (!LEVELS.includes(raw)) throw new ConfigError(`${where}: ${JSON.stringify(raw)} is not a log level; use one of ${LEVELS.join(', ')}`);
+      return raw;
+    case 'bool':
+      if (['true', '1', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+      if (['false', '0', 'no', 'off', ''].includes(raw.toLowerCase())) return false;
+      throw new ConfigError(`${where}: ${JSON.stringify(raw)} is not a boolean; use true or false`);
+    case 'int': {
+      const n = Number(raw);
+      if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < s.min! || n > s.max!) {
+        throw new ConfigError(`${where}: ${JSON.stringify(raw)} must be an integer from ${s.min} to ${s.max}`);
+      }
+      return n;
+    }
+  }
+}
+
+/** Resolves every setting once: flag, else environment, else default. Throws ConfigError on a bad value. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: Object.fromEntries(SETTINGS.map(s => [s.flag, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}. Settings: ${SETTINGS.map(s => `--${s.flag}`).join(' ')}`);
+  }
+  const cfg: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const flag = values[s.flag];
+    if (typeof flag === 'string') cfg[s.key] = parse(s, flag, `flag --${s.flag}`);
+    else if (env[s.env] !== undefined && env[s.env] !== '') cfg[s.key] = parse(s, env[s.env]!, `environment ${s.env}`);
+    else cfg[s.key] = parse(s, s.def, 'default');
+  }
+  cfg.dataDir = path.resolve(cfg.dataDir as string);
+  return cfg as unknown as Config;
+}

@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import type { MessageStore } from './message-store.js';
+import type { Wakeups } from './wakeups.js';
+import type { Subscription } from './subscription.js';
+
+interface QueueState {
+  subs: Subscription[];
+  next: number; // round-robin start
+  pumping: boolean;
+  again: boolean;
+  timer?: NodeJS.Timeout;
+  off: () => void;
+}
+
+export interface DispatcherOptions {
+  /** Most messages leased in one fetch. */
+  maxBatch: number;
+  /** Poll a queue this often while a subscriber has credit, for messages no wake-up announces
+   *  (a delay or retry backoff running out). */
+  pollIntervalMs: number;
+}
+
+/**
+ * Pushes messages to Subscribe streams. One pump per queue with subscribers, not one poller per
+ * stream: a pump runs when a wake-up says the queue may have messages, when a subscriber gains
+ * credit, and on a slow poll while credit remains. It leases for subscribers in turn, each up to
+ * its credit, until the queue is drained or nobody has credit.
+ *
+ *   idle --wake/credit/poll--> pumping --drained or no credit--> idle (poll armed if credit)
+ *                                 ^--- wake while pumping: go round again
+ */
+export class Dispatcher {
+  private readonly queues = new Map<string, QueueState>();
+  private stopped = false;
+
+  constructor(
+    private readonly store: MessageStore,
+    private readonly wakeups: Wakeups,
+    private readonly opts: DispatcherOptions,
+    private readonly log: Logger,
+  ) {}
+
+  add(sub: Subscription): void {
+    let q = this.queues.get(sub.queue);
+    if (!q) {
+      const state: QueueState = { subs: [], next: 0, pumping: false, again: false, off: () => {} };
+      state.off = this.wakeups.on(sub.queue, () => this.pump(sub.queue));
+      this.queues.set(sub.queue, (q = state));
+    }
+    q.subs.push(sub);
+    this.pump(sub.queue);
+  }
+
+  remove(sub: Subscription): void {
+    const q = this.queues.get(sub.queue);
+    if (!q) return;
+    q.subs = q.subs.filter(s => s !== sub);
+    if (q.subs.length === 0) {
+      clearTimeout(q.timer);
+      q.off();
+      this.queues.delete(sub.queue);
+    }
+  }
+
+  /** Something changed for this queue: messages may be there, or credit was freed. */
+  pump(queue: string): void {
+    const q = this.queues.get(queue);
+    if (!q || this.stopped) return;
+    if (q.pumping) {
+      q.again = true;
+      return;
+    }
+    q.pumping = true;
+    clearTimeout(q.timer);
+    q.timer = undefined;
+    this.run(queue, q)
+      .catch(err => this.log.warn({ err, queue }, 'dispatch failed; retrying on the next poll'))
+      .finally(() => {
+        q.pumping = false;
+        if (this.queues.get(queue) !== q || this.stopped) return;
+        if (q.again) this.pump(queue);
+        else this.arm(queue, q);
+      });
+  }
+
+  private async run(queue: string, q: QueueState): Promise<void> {
+    do {
+      q.again = false;
+      let drained = false;
+      for (let turn = 0; turn < q.subs.length && !drained && !this.stopped; turn++) {
+        const sub = q.subs[(q.next + turn) % q.subs.length];
+        const credit = sub.credit();
+        if (credit === 0) continue;
+        const deliveries = await this.store.lease(queue, Math.min(credit, this.opts.maxBatch), sub.leaseSec);
+        if (sub.closed) {
+          // The stream went away while we leased for it: give the messages straight back.
+          await this.store.nack(deliveries.map(d => d.leaseToken), 0, 'subscriber gone');
+        } else if (deliveries.length > 0) {
+          sub.deliver(deliveries);
+        }
+        if (deliveries.length < Math.min(credit, this.opts.maxBatch)) drained = true;
+        else q.again = true;
+      }
+      q.next = (q.next + 1) % Math.max(1, q.subs.length);
+    } while (q.again && !this.stopped);
+  }
+
+  /** While a subscriber has credit, look again after the poll interval, or when a lease ends. */
+  private arm(queue: string, q: QueueState): void {
+    const now = Date.now();
+    let wait = Infinity;
+    for (const s of q.subs) {
+      if (s.credit(now) > 0) wait = Math.min(wait, this.opts.pollIntervalMs);
+      const exp = s.nextExpiry();
+      if (exp !== undefined) wait = Math.min(wait, Math.max(0, exp - now) + 50);
+    }
+    if (wait === Infinity) return;
+    q.timer = setTimeout(() => this.pump(queue), wait);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const q of this.queues.values()) {
+      clearTimeout(q.timer);
+      q.off();
+    }
+    this.queues.clear();
+  }
+}

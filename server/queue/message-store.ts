@@ -1,0 +1,152 @@
+import type { PgBoss, JobWithMetadata } from 'pg-boss';
+import { status } from '@grpc/grpc-js';
+import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import * as sql from './sql.js';
+import { type LeaseRef, tryDecodeLeaseToken } from './lease-token.js';
+import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
+
+/** What became of one lease token in a settle call. */
+export type TokenOutcome =
+  | { token: string; ok: true; expiresAt?: Date; deadLettered?: boolean }
+  | { token: string; ok: false; code: status; message: string };
+
+export interface InsertResult {
+  id: string;
+  duplicate: boolean;
+}
+
+const STALE = 'lease is stale: it expired and the message was released or redelivered, or it was already settled';
+
+/**
+ * Messages over pg-boss: insert, lease, ack, nack, extend. Every call here is a batch; the
+ * callers (send batcher, handlers, dispatcher, sweeper) decide how big.
+ */
+export class MessageStore {
+  constructor(
+    private readonly boss: PgBoss,
+    private readonly schema: string,
+    private readonly channel: string,
+  ) {}
+
+  private exec(q: sql.Sql) {
+    return this.boss.getDb().executeSql(q.text, q.values);
+  }
+
+  /** One insert for a batch of messages to one queue. Ids already present come back duplicate. */
+  async insert(queue: string, messages: OutgoingMessage[]): Promise<InsertResult[]> {
+    const seen = new Set<string>();
+    const unique = messages.filter(m => (seen.has(m.id) ? false : (seen.add(m.id), true)));
+    const inserted = new Set(
+      (await this.boss.insert(
+        queue,
+        unique.map(m => ({ id: m.id, data: m.data, priority: m.priority, startAfter: m.deliverAt })),
+        { returnId: true },
+      )) ?? [],
+    );
+    // The first occurrence of an id in the batch is the one stored; any repeat is a duplicate.
+    const claimed = new Set<string>();
+    return messages.map(m => {
+      const fresh = inserted.has(m.id) && !claimed.has(m.id);
+      claimed.add(m.id);
+      return { id: m.id, duplicate: !fresh };
+    });
+  }
+
+  /** Leases up to `max` messages for `leaseSec` seconds. */
+  async lease(queue: string, max: number, leaseSec: number): Promise<Delivery[]> {
+    const jobs = (await this.boss.fetch<StoredMessage>(queue, { batchSize: max, includeMetadata: true })) as JobWithMetadata<StoredMessage>[];
+    if (jobs.length === 0) return [];
+    await this.exec(sql.setLease(this.schema, queue, jobs.map(j => j.id), leaseSec));
+    return jobs.map(j => toDelivery(j, new Date(j.startedOn.getTime() + leaseSec * 1000)));
+  }
+
+  async ack(tokens: string[]): Promise<TokenOutcome[]> {
+    return this.settle(tokens, async (queue, refs) => {
+      const res = (await this.boss.complete(queue, refs.map(r => ({ id: r.id, retryCount: r.retryCount })))) as { settled?: string[] };
+      const done = new Set(res.settled ?? []);
+      const missing = refs.filter(r => !done.has(r.id));
+      // An ack repeated (a client retry after a lost response) finds the message already
+      // completed at the same attempt: that is success, not a stale lease.
+      const repeated = await this.completedAt(queue, missing);
+      return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
+    });
+  }
+
+  /**
+   * Returns leased messages to the queue after `delayMs`; those on their last attempt are
+   * dead-lettered through pg-boss's fail().
+   */
+  async nack(tokens: string[], delayMs: number, reason = 'nacked'): Promise<TokenOutcome[]> {
+    return this.settle(tokens, async (queue, refs) => {
+      const pairs = sql.fencePairs(refs);
+      const { rows } = await this.exec(sql.requeue(this.schema, queue, pairs, delayMs, reason));
+      const requeued = new Set(rows.map(r => r.id as string));
+      const last = refs.filter(r => !requeued.has(r.id));
+      let dead = new Set<string>();
+      if (last.length > 0) {
+        const res = (await this.boss.fail(queue, last, { message: reason })) as { settled?: string[] };
+        dead = new Set(res.settled ?? []);
+      }
+      if (requeued.size > 0 && delayMs === 0) await this.exec(sql.notify(this.channel, queue));
+      return new Map(
+        refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : undefined]),
+      );
+    });
+  }
+
+  /** Fails leases whose time ran out, through pg-boss so the queue's retry policy applies. */
+  async expire(queue: string, refs: { id: string; retryCount: number }[]): Promise<number> {
+    const res = (await this.boss.fail(queue, refs, { message: 'lease expired' })) as { settled?: string[] };
+    return res.settled?.length ?? 0;
+  }
+
+  async expiredLeases(limit: number): Promise<{ name: string; id: string; retryCount: number }[]> {
+    const { rows } = await this.exec(sql.expiredLeases(this.schema, limit));
+    return rows as { name: string; id: string; retryCount: number }[];
+  }
+
+  async extend(tokens: string[], leaseSec: number): Promise<TokenOutcome[]> {
+    return this.settle(tokens, async (queue, refs) => {
+      const { rows } = await this.exec(sql.extendLeases(this.schema, queue, sql.fencePairs(refs), leaseSec));
+      const moved = new Map(rows.map(r => [r.id as string, new Date(r.expiresAt as string | Date)]));
+      return new Map(refs.map(r => [r.id, moved.has(r.id) ? { expiresAt: moved.get(r.id) } : undefined]));
+    });
+  }
+
+  async wake(queue: string): Promise<void> {
+    await this.exec(sql.notify(this.channel, queue));
+  }
+
+  private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
+    if (refs.length === 0) return new Set();
+    const { rows } = await this.exec(sql.jobStates(this.schema, queue, refs.map(r => r.id)));
+    const want = new Map(refs.map(r => [r.id, r.retryCount]));
+    return new Set(rows.filter(r => r.state === 'completed' && want.get(r.id) === r.retryCount).map(r => r.id as string));
+  }
+
+  /**
+   * Decodes tokens, groups them by queue, runs `op` once per queue, and answers per token:
+   * malformed ones INVALID_ARGUMENT, those `op` reports undefined for FAILED_PRECONDITION.
+   */
+  private async settle(
+    tokens: string[],
+    op: (queue: string, refs: LeaseRef[]) => Promise<Map<string, { expiresAt?: Date; deadLettered?: boolean } | undefined>>,
+  ): Promise<TokenOutcome[]> {
+    const byQueue = new Map<string, LeaseRef[]>();
+    const decoded = tokens.map(t => tryDecodeLeaseToken(t));
+    decoded.forEach(ref => {
+      if (!ref) return;
+      const list = byQueue.get(ref.queue) ?? [];
+      if (!list.some(r => r.id === ref.id && r.retryCount === ref.retryCount)) list.push(ref);
+      byQueue.set(ref.queue, list);
+    });
+    const results = new Map<string, Map<string, { expiresAt?: Date; deadLettered?: boolean } | undefined>>();
+    await Promise.all([...byQueue].map(async ([queue, refs]) => results.set(queue, await op(queue, refs))));
+    return tokens.map((token, i): TokenOutcome => {
+      const ref = decoded[i];
+      if (!ref) return { token, ok: false, code: status.INVALID_ARGUMENT, message: 'malformed lease token' };
+      const r = results.get(ref.queue)?.get(ref.id);
+      return r ? { token, ok: true, ...r } : { token, ok: false, code: status.FAILED_PRECONDITION, message: STALE };
+    });
+  }
+}

@@ -1,0 +1,115 @@
+import type { PgBoss } from 'pg-boss';
+import { LRUCache } from 'lru-cache';
+import { notFound, alreadyExists, failedPrecondition, invalid } from '../errors.js';
+import * as sql from './sql.js';
+import { type ResolvedQueueConfig, fromBossOptions, toBossOptions, QUEUE_DEFAULTS } from './queue-config.js';
+
+export interface QueueInfo {
+  name: string;
+  config: ResolvedQueueConfig;
+  createdAt: Date;
+}
+
+export interface QueueCounts {
+  ready: number;
+  delayed: number;
+  leased: number;
+  deadLettered: number;
+  acked: number;
+  oldestAgeSec: number;
+}
+
+/**
+ * Queue administration over pg-boss, with the queue metadata every Send and Lease needs held in
+ * an LRU cache. A cached entry lives `cacheTtlMs`: a queue deleted through another replica is
+ * noticed within that time (and pg-boss refuses the insert anyway).
+ */
+export class QueueRegistry {
+  private readonly cache: LRUCache<string, QueueInfo>;
+
+  constructor(private readonly boss: PgBoss, private readonly schema: string, cacheTtlMs = 5000) {
+    this.cache = new LRUCache({ max: 10_000, ttl: cacheTtlMs });
+  }
+
+  async create(name: string, config: ResolvedQueueConfig): Promise<QueueInfo> {
+    if (config.deadLetterQueue) {
+      if (config.deadLetterQueue === name) throw invalid(`queue ${name} cannot be its own dead_letter_queue`);
+      await this.get(config.deadLetterQueue).catch(() => {
+        throw failedPrecondition(`dead_letter_queue ${config.deadLetterQueue} does not exist: create it first`);
+      });
+    }
+    if (await this.boss.getQueue(name)) throw alreadyExists(`queue ${name} already exists`);
+    await this.boss.createQueue(name, toBossOptions(config));
+    this.cache.delete(name);
+    return this.get(name);
+  }
+
+  /** Creates the queue with default settings unless it exists. */
+  async ensure(name: string): Promise<QueueInfo> {
+    const found = await this.find(name);
+    if (found) return found;
+    await this.boss.createQueue(name, toBossOptions(QUEUE_DEFAULTS));
+    return this.get(name);
+  }
+
+  async find(name: string): Promise<QueueInfo | undefined> {
+    const hit = this.cache.get(name);
+    if (hit) return hit;
+    const q = await this.boss.getQueue(name);
+    if (!q) return undefined;
+    const info = toInfo(q);
+    this.cache.set(name, info);
+    return info;
+  }
+
+  async get(name: string): Promise<QueueInfo> {
+    const info = await this.find(name);
+    if (!info) throw notFound(`queue ${name} not found`);
+    return info;
+  }
+
+  /** Queues in name order, after `after`. */
+  async list(limit: number, after?: string): Promise<QueueInfo[]> {
+    const qs = await this.boss.getQueues(undefined, { limit, after: after || undefined });
+    return qs.map(toInfo);
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.get(name);
+    try {
+      await this.boss.deleteQueue(name);
+    } catch (err) {
+      const msg = (err as Error).message ?? '';
+      if (/dead letter|dead_letter|foreign key/i.test(msg)) {
+        throw failedPrecondition(`queue ${name} is the dead_letter_queue of another queue or holds its messages: ${msg}`);
+      }
+      throw err;
+    } finally {
+      this.cache.delete(name);
+    }
+  }
+
+  async purge(name: string): Promise<number> {
+    await this.get(name);
+    return (await this.boss.deleteAllJobs(name)) ?? 0;
+  }
+
+  async counts(name: string): Promise<QueueCounts> {
+    await this.get(name);
+    const { text, values } = sql.queueCounts(this.schema, name);
+    const { rows } = await this.boss.getDb().executeSql(text, values);
+    const r = rows[0] as Record<string, string>;
+    return {
+      ready: Number(r.ready),
+      delayed: Number(r.delayed),
+      leased: Number(r.leased),
+      deadLettered: Number(r.dead_lettered),
+      acked: Number(r.acked),
+      oldestAgeSec: Number(r.oldest_age_s),
+    };
+  }
+}
+
+function toInfo(q: { name: string; createdOn?: Date } & Parameters<typeof fromBossOptions>[0]): QueueInfo {
+  return { name: q.name, config: fromBossOptions(q), createdAt: q.createdOn ?? new Date(0) };
+}

@@ -1,0 +1,107 @@
+/**
+ * Every SQL statement of inboxd's own, in one place. Everything else goes through pg-boss's public
+ * API. These read and write pg-boss 12's job table (pinned in package.json, covered by the
+ * integration tests) for what its API cannot express:
+ *
+ * - a lease whose length is chosen per fetch (pg-boss fixes expire_seconds at insert time), kept
+ *   as started_on + expire_seconds so pg-boss's own supervisor expires it at the same moment;
+ * - a nack with a delay of the caller's choosing (pg-boss's fail() applies the queue's retry delay);
+ * - reading which leases expired, so the sweeper can fail them promptly through pg-boss;
+ * - live counts for queue stats, and the state of unsettled lease tokens.
+ *
+ * Attempt fences match pg-boss's own: (id, retry_count) pairs as 'id:retry_count' text, with
+ * state = 'active'.
+ */
+export interface Sql {
+  text: string;
+  values: unknown[];
+}
+
+const FENCE = `state = 'active' AND (id::text || ':' || retry_count::text) = ANY($2::text[])`;
+
+export function fencePairs(refs: { id: string; retryCount: number }[]): string[] {
+  return refs.map(r => `${r.id}:${r.retryCount}`);
+}
+
+/** Sets the lease of freshly fetched jobs to end `seconds` after they were started. */
+export function setLease(schema: string, queue: string, ids: string[], seconds: number): Sql {
+  return {
+    text: `UPDATE ${schema}.job SET expire_seconds = $3
+      WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
+    values: [queue, ids, seconds],
+  };
+}
+
+/** Extends fenced leases to now + seconds. Returns the leases it moved, with their new end. */
+export function extendLeases(schema: string, queue: string, pairs: string[], seconds: number): Sql {
+  return {
+    text: `UPDATE ${schema}.job
+      SET expire_seconds = CEIL(EXTRACT(EPOCH FROM (${schema}.job_now() - started_on)))::int + $3
+      WHERE name = $1 AND ${FENCE}
+      RETURNING id::text AS id, retry_count AS "retryCount",
+        started_on + expire_seconds * interval '1 second' AS "expiresAt"`,
+    values: [queue, pairs, seconds],
+  };
+}
+
+/**
+ * Returns fenced leases to the queue for another attempt after `delayMs`, when attempts remain.
+ * Jobs on their last attempt are left for pg-boss's fail(), which dead-letters them.
+ */
+export function requeue(schema: string, queue: string, pairs: string[], delayMs: number, reason: string): Sql {
+  return {
+    text: `UPDATE ${schema}.job
+      SET state = 'retry', start_after = ${schema}.job_now() + $3 * interval '1 millisecond',
+        output = jsonb_build_object('message', $4::text)
+      WHERE name = $1 AND ${FENCE} AND retry_count < retry_limit
+      RETURNING id::text AS id`,
+    values: [queue, pairs, delayMs, reason],
+  };
+}
+
+/** Leases past their end, oldest first. */
+export function expiredLeases(schema: string, limit: number): Sql {
+  return {
+    text: `SELECT name, id::text AS id, retry_count AS "retryCount" FROM ${schema}.job
+      WHERE state = 'active' AND started_on + expire_seconds * interval '1 second' < ${schema}.job_now()
+      ORDER BY started_on LIMIT $1`,
+    values: [limit],
+  };
+}
+
+/** Where the given messages stand: to tell a stale lease token from an ack repeated. */
+export function jobStates(schema: string, queue: string, ids: string[]): Sql {
+  return {
+    text: `SELECT id::text AS id, state::text AS state, retry_count AS "retryCount"
+      FROM ${schema}.job WHERE name = $1 AND id = ANY($2::uuid[])`,
+    values: [queue, ids],
+  };
+}
+
+/** Live counts of one queue's messages by what a user calls their state. */
+export function queueCounts(schema: string, queue: string): Sql {
+  return {
+    text: `SELECT
+        count(*) FILTER (WHERE state < 'active' AND start_after <= ${schema}.job_now()) AS ready,
+        count(*) FILTER (WHERE state < 'active' AND start_after > ${schema}.job_now()) AS delayed,
+        count(*) FILTER (WHERE state = 'active') AS leased,
+        count(*) FILTER (WHERE state = 'failed') AS dead_lettered,
+        count(*) FILTER (WHERE state = 'completed') AS acked,
+        COALESCE(EXTRACT(EPOCH FROM (${schema}.job_now() - min(created_on) FILTER (WHERE state < 'active'))), 0) AS oldest_age_s
+      FROM ${schema}.job WHERE name = $1`,
+    values: [queue],
+  };
+}
+
+/** The channel pg-boss notifies on when a job becomes ready in a notify-enabled queue. */
+export function notifyChannel(schema: string): Sql {
+  return {
+    text: `SELECT ('pgboss_' || left(encode(sha224($1::text::bytea), 'hex'), 24)) AS channel`,
+    values: [schema],
+  };
+}
+
+/** Wakes consumers of a queue on every server sharing this database. */
+export function notify(channel: string, queue: string): Sql {
+  return { text: `SELECT pg_notify($1, $2)`, values: [channel, queue] };
+}

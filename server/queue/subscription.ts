@@ -1,0 +1,83 @@
+import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+
+export interface FlowLimits {
+  maxMessages: number;
+  /** 0: no byte limit. */
+  maxBytes: number;
+}
+
+interface Outstanding {
+  bytes: number;
+  expiresAt: number;
+}
+
+/**
+ * One open Subscribe stream as the dispatcher sees it: the queue, the lease length, the flow
+ * window, and the deliveries it holds that are not yet settled.
+ *
+ * A delivery is outstanding from the moment it is pushed until it is acked or nacked through this
+ * stream, or its lease ends. Credit is the window less what is outstanding; the dispatcher never
+ * leases more than the credit.
+ */
+export class Subscription {
+  private readonly outstanding = new Map<string, Outstanding>();
+  private outBytes = 0;
+  closed = false;
+
+  constructor(
+    readonly queue: string,
+    readonly leaseSec: number,
+    public limits: FlowLimits,
+    private readonly push: (deliveries: Delivery[]) => void,
+  ) {}
+
+  /** How many more messages may be delivered now. */
+  credit(now = Date.now()): number {
+    if (this.closed) return 0;
+    this.forgetExpired(now);
+    if (this.limits.maxBytes > 0 && this.outBytes >= this.limits.maxBytes && this.outstanding.size > 0) return 0;
+    return Math.max(0, this.limits.maxMessages - this.outstanding.size);
+  }
+
+  /** Earliest lease end among outstanding deliveries (ms epoch), or undefined. */
+  nextExpiry(): number | undefined {
+    let min: number | undefined;
+    for (const o of this.outstanding.values()) if (min === undefined || o.expiresAt < min) min = o.expiresAt;
+    return min;
+  }
+
+  deliver(deliveries: Delivery[]): void {
+    for (const d of deliveries) {
+      const bytes = d.message?.payload.length ?? 0;
+      this.outstanding.set(d.leaseToken, { bytes, expiresAt: d.leaseExpiresAt?.getTime() ?? Date.now() });
+      this.outBytes += bytes;
+    }
+    this.push(deliveries);
+  }
+
+  /** Acked or nacked: no longer outstanding. */
+  settled(tokens: string[]): void {
+    for (const t of tokens) this.forget(t);
+  }
+
+  extended(token: string, expiresAt: Date): void {
+    const o = this.outstanding.get(token);
+    if (o) o.expiresAt = expiresAt.getTime();
+  }
+
+  /** Lease tokens still outstanding, to release when the stream ends. */
+  tokens(): string[] {
+    return [...this.outstanding.keys()];
+  }
+
+  private forget(token: string): void {
+    const o = this.outstanding.get(token);
+    if (!o) return;
+    this.outstanding.delete(token);
+    this.outBytes -= o.bytes;
+  }
+
+  private forgetExpired(now: number): void {
+    for (const [t, o] of this.outstanding) if (o.expiresAt <= now) this.forget(t);
+  }
+}

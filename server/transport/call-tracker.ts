@@ -1,0 +1,63 @@
+import type { sendUnaryData, ServerUnaryCall, ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { unavailable } from '../errors.js';
+import { toServiceError } from './error-status.js';
+
+/** A stream the server can end on shutdown, releasing what it holds. */
+export interface Closable {
+  close(reason: string): Promise<void>;
+}
+
+/**
+ * Knows which calls are in flight, so shutdown can refuse new ones, let unary calls finish, and
+ * close streams (which never finish by themselves).
+ */
+export class CallTracker {
+  accepting = true;
+  private inFlight = 0;
+  private readonly streams = new Set<Closable>();
+  private idle?: () => void;
+
+  constructor(readonly log: Logger) {}
+
+  /** Wraps an async unary handler: refusal while shutting down, error mapping, drain accounting. */
+  unary<Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      if (!this.accepting) return callback(this.toError(unavailable('server is shutting down')));
+      this.inFlight++;
+      fn(call.request, call)
+        .then(res => callback(null, res))
+        .catch(err => callback(this.toError(err)))
+        .finally(() => this.done());
+    };
+  }
+
+  toError(err: unknown): ServiceError {
+    return toServiceError(err, this.log) as ServiceError;
+  }
+
+  /** Registers a stream; returns its unregister function. */
+  openStream(s: Closable): () => void {
+    this.streams.add(s);
+    return () => this.streams.delete(s);
+  }
+
+  private done(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) this.idle?.();
+  }
+
+  /** Stops accepting, closes every stream, waits for unary calls in flight. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.accepting = false;
+    await Promise.all([...this.streams].map(s => s.close('server is shutting down').catch(err => this.log.warn({ err }, 'closing a stream failed'))));
+    if (this.inFlight === 0) return;
+    await new Promise<void>(resolve => {
+      const t = setTimeout(resolve, timeoutMs);
+      this.idle = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}

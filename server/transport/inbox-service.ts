@@ -1,0 +1,102 @@
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { InboxServer, SendStreamRequest, SendStreamResponse } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { QueueCore } from '../queue/core.js';
+import type { TokenOutcome } from '../queue/message-store.js';
+import { InboxdError, failedPrecondition } from '../errors.js';
+import type { CallTracker } from './call-tracker.js';
+import * as v from './validate.js';
+import { handleSubscribe } from './subscribe-stream.js';
+
+export interface InboxServiceOptions {
+  maxMessageBytes: number;
+}
+
+/** Unary settle calls are all or nothing in their answer: any stale token fails the call. */
+function throwIfStale(outcomes: TokenOutcome[], verb: string): void {
+  const bad = outcomes.filter(o => !o.ok);
+  if (bad.length === 0) return;
+  const others = outcomes.length - bad.length;
+  throw failedPrecondition(
+    `${bad.length} of ${outcomes.length} lease tokens are stale (lease expired and the message was released or redelivered); ` +
+      `nothing was done for them${others > 0 ? `, the other ${others} were ${verb}` : ''}. First stale token: ${bad[0].token}`,
+  );
+}
+
+export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxServiceOptions): InboxServer {
+  const limits = { maxMessageBytes: opts.maxMessageBytes };
+  return {
+    send: calls.unary(async req => ({ results: await core.send(v.sendBatch(req.messages, limits)) })),
+
+    sendStream(call: ServerDuplexStream<SendStreamRequest, SendStreamResponse>) {
+      if (!calls.accepting) return call.destroy(calls.toError(new InboxdError(status.UNAVAILABLE, 'server is shutting down')));
+      let pending = 0;
+      let ended = false;
+      const finish = () => ended && pending === 0 && call.end();
+      const unregister = calls.openStream({
+        close: async () => {
+          ended = true;
+          await core.drainSends();
+          finish();
+        },
+      });
+      call.on('data', (req: SendStreamRequest) => {
+        pending++;
+        Promise.resolve()
+          .then(() => core.send(v.sendBatch(req.messages, limits)))
+          .then(
+            results => call.write({ sequence: req.sequence, results, errorCode: 0, errorMessage: '' }),
+            err => {
+              const e = calls.toError(err);
+              call.write({ sequence: req.sequence, results: [], errorCode: e.code, errorMessage: e.details });
+            },
+          )
+          .finally(() => {
+            pending--;
+            finish();
+          });
+      });
+      call.on('end', () => {
+        ended = true;
+        unregister();
+        finish();
+      });
+      call.on('error', () => unregister());
+    },
+
+    lease: calls.unary(async (req, call) => {
+      const queue = v.queueName(req.queue);
+      const max = v.count(req.maxMessages, 'max_messages', 1, v.LIMITS.batch, 1);
+      const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : undefined;
+      const waitMs = v.durationMs(req.wait, 'wait', 0, v.LIMITS.maxWaitMs, 0);
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      return { deliveries: await core.lease(queue, max, leaseSec, waitMs, abort.signal) };
+    }),
+
+    subscribe: call => handleSubscribe(call, core, calls),
+
+    ack: calls.unary(async req => {
+      const outcomes = await core.store.ack(v.leaseTokens(req.leaseTokens));
+      throwIfStale(outcomes, 'acked');
+      return { acked: outcomes.length };
+    }),
+
+    nack: calls.unary(async req => {
+      const tokens = v.leaseTokens(req.leaseTokens);
+      const delayMs = v.durationMs(req.delay, 'delay', 0, v.LIMITS.maxNackDelayMs, 0);
+      const outcomes = await core.store.nack(tokens, delayMs);
+      throwIfStale(outcomes, 'nacked');
+      const dead = outcomes.filter(o => o.ok && o.deadLettered).length;
+      return { requeued: outcomes.length - dead, deadLettered: dead };
+    }),
+
+    extendLease: calls.unary(async req => {
+      const tokens = v.leaseTokens(req.leaseTokens);
+      if (!req.visibilityTimeout) throw new InboxdError(status.INVALID_ARGUMENT, 'visibility_timeout is required: the new lease length from now');
+      const sec = v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0);
+      const outcomes = await core.store.extend(tokens, sec);
+      throwIfStale(outcomes, 'extended');
+      return { leases: outcomes.map(o => ({ leaseToken: o.token, leaseExpiresAt: o.ok ? o.expiresAt : undefined })) };
+    }),
+  };
+}

@@ -1,0 +1,77 @@
+import type { QueuesServer, QueueConfig, Queue } from '../../sdk/gen/inboxd/v1/queues.js';
+import type { QueueCore } from '../queue/core.js';
+import type { QueueInfo } from '../queue/queue-registry.js';
+import { QUEUE_DEFAULTS, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';
+import { invalid } from '../errors.js';
+import type { CallTracker } from './call-tracker.js';
+import * as v from './validate.js';
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** QueueConfig from a request, checked, with defaults for what it leaves unset. */
+export function resolveQueueConfig(c: QueueConfig | undefined): ResolvedQueueConfig {
+  const d = QUEUE_DEFAULTS;
+  const sec = (ms: number) => Math.ceil(ms / 1000);
+  const dlq = c?.deadLetterQueue ? v.queueName(c.deadLetterQueue, 'config.dead_letter_queue') : '';
+  return {
+    visibilityTimeoutSec: v.leaseSeconds(c?.visibilityTimeout, 'config.visibility_timeout', d.visibilityTimeoutSec),
+    maxAttempts: v.count(c?.maxAttempts ?? 0, 'config.max_attempts', 1, 1000, d.maxAttempts),
+    deadLetterQueue: dlq,
+    retryDelaySec: sec(v.durationMs(c?.retryDelay, 'config.retry_delay', 0, DAY_MS, d.retryDelaySec * 1000)),
+    retryBackoff: c?.retryBackoff ?? false,
+    retryDelayMaxSec: sec(v.durationMs(c?.retryDelayMax, 'config.retry_delay_max', 1000, 7 * DAY_MS, 0)),
+    ackedRetentionSec: sec(v.durationMs(c?.ackedRetention, 'config.acked_retention', 1000, 365 * DAY_MS, d.ackedRetentionSec * 1000)),
+  };
+}
+
+function toQueue(q: QueueInfo): Queue {
+  return { name: q.name, config: toProtoConfig(q.config), createdAt: q.createdAt };
+}
+
+export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer {
+  const reg = () => core.registry;
+  return {
+    createQueue: calls.unary(async req => {
+      const name = v.queueName(req.name, 'name');
+      return { queue: toQueue(await reg().create(name, resolveQueueConfig(req.config))) };
+    }),
+    getQueue: calls.unary(async req => ({ queue: toQueue(await reg().get(v.queueName(req.name, 'name'))) })),
+    listQueues: calls.unary(async req => {
+      const size = v.count(req.pageSize, 'page_size', 1, 1000, 100);
+      let after: string | undefined;
+      if (req.pageToken) {
+        after = Buffer.from(req.pageToken, 'base64url').toString('utf8');
+        if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(after)) throw invalid('page_token is not one this server issued: pass next_page_token from the previous response');
+      }
+      const page = await reg().list(size + 1, after);
+      const more = page.length > size;
+      const queues = page.slice(0, size);
+      return {
+        queues: queues.map(toQueue),
+        nextPageToken: more ? Buffer.from(queues[queues.length - 1].name, 'utf8').toString('base64url') : '',
+      };
+    }),
+    deleteQueue: calls.unary(async req => {
+      await reg().delete(v.queueName(req.name, 'name'));
+      return {};
+    }),
+    purgeQueue: calls.unary(async req => ({ purged: String(await reg().purge(v.queueName(req.name, 'name'))) })),
+    getQueueStats: calls.unary(async req => {
+      const name = v.queueName(req.name, 'name');
+      const c = await reg().counts(name);
+      const age = Math.max(0, c.oldestAgeSec);
+      return {
+        stats: {
+          queue: name,
+          depth: String(c.ready + c.delayed),
+          ready: String(c.ready),
+          delayed: String(c.delayed),
+          leased: String(c.leased),
+          deadLettered: String(c.deadLettered),
+          acked: String(c.acked),
+          oldestAge: { seconds: String(Math.floor(age)), nanos: Math.round((age % 1) * 1e9) },
+        },
+      };
+    }),
+  };
+}

@@ -1,0 +1,121 @@
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { SubscribeRequest, SubscribeResponse, SettleResults } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { QueueCore } from '../queue/core.js';
+import type { TokenOutcome } from '../queue/message-store.js';
+import { Subscription, type FlowLimits } from '../queue/subscription.js';
+import { InboxdError, invalid } from '../errors.js';
+import type { CallTracker } from './call-tracker.js';
+import * as v from './validate.js';
+
+function flowLimits(fc: SubscribeRequest['flowControl']): FlowLimits {
+  return {
+    maxMessages: v.count(fc?.maxOutstandingMessages ?? 0, 'flow_control.max_outstanding_messages', 1, v.LIMITS.maxOutstandingMessages, 100),
+    maxBytes: (() => {
+      const b = Number(fc?.maxOutstandingBytes ?? 0);
+      if (!Number.isSafeInteger(b) || b < 0) throw invalid('flow_control.max_outstanding_bytes must not be negative');
+      return b;
+    })(),
+  };
+}
+
+function results(outcomes: TokenOutcome[]): SettleResults {
+  return {
+    succeeded: outcomes.filter(o => o.ok).map(o => o.token),
+    failed: outcomes.flatMap(o => (o.ok ? [] : [{ leaseToken: o.token, code: o.code, message: o.message }])),
+  };
+}
+
+/**
+ * The streaming inbox. States of one stream:
+ *
+ *   opening --first request valid--> open --client ends / cancels / errors--> closed
+ *      \--first request invalid--> failed with its status        server drain --^
+ *
+ * On closed, every delivery still outstanding is released to the queue at once (a nack with no
+ * delay), not left to run out its lease.
+ */
+export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>, core: QueueCore, calls: CallTracker): void {
+  let sub: Subscription | undefined;
+  let closing: Promise<void> | undefined;
+  let unregister = () => {};
+  // Requests are handled one at a time, in order, so an ack never overtakes the request before it.
+  let chain: Promise<void> = Promise.resolve();
+
+  const fail = (err: unknown) => {
+    const e = calls.toError(err);
+    void close().then(() => call.destroy(e));
+  };
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      unregister();
+      if (!sub) return;
+      sub.closed = true;
+      core.dispatcher.remove(sub);
+      const held = sub.tokens();
+      sub.settled(held);
+      if (held.length > 0) {
+        await core.store.nack(held, 0, 'subscriber stream closed').catch(err => calls.log.warn({ err }, 'releasing leases failed'));
+      }
+    })();
+    return closing;
+  };
+
+  const open = async (req: SubscribeRequest) => {
+    const queue = v.queueName(req.queue);
+    const limits = flowLimits(req.flowControl);
+    const info = await core.registry.get(queue);
+    const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : info.config.visibilityTimeoutSec;
+    if (closing) return;
+    sub = new Subscription(queue, leaseSec, limits, deliveries => call.write({ deliveries }));
+    unregister = calls.openStream({
+      close: async reason => {
+        await close();
+        call.destroy(calls.toError(new InboxdError(status.UNAVAILABLE, reason)));
+      },
+    });
+    core.dispatcher.add(sub);
+  };
+
+  const update = async (req: SubscribeRequest) => {
+    const s = sub!;
+    if (req.queue && req.queue !== s.queue) throw invalid(`queue is set only on the first request of a stream (this stream reads ${s.queue})`);
+    if (req.flowControl) s.limits = flowLimits(req.flowControl);
+    const out: SubscribeResponse = { deliveries: [] };
+    if (req.ackLeaseTokens.length > 0) {
+      const outcomes = await core.store.ack(req.ackLeaseTokens);
+      s.settled(req.ackLeaseTokens);
+      out.ackResults = results(outcomes);
+    }
+    if (req.nackLeaseTokens.length > 0) {
+      const delayMs = v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0);
+      const outcomes = await core.store.nack(req.nackLeaseTokens, delayMs);
+      s.settled(req.nackLeaseTokens);
+      out.nackResults = results(outcomes);
+    }
+    if (req.extendLeaseTokens.length > 0) {
+      const sec = req.extendVisibilityTimeout ? v.leaseSeconds(req.extendVisibilityTimeout, 'extend_visibility_timeout', 0) : s.leaseSec;
+      const outcomes = await core.store.extend(req.extendLeaseTokens, sec);
+      for (const o of outcomes) if (o.ok && o.expiresAt) s.extended(o.token, o.expiresAt);
+      out.extendResults = results(outcomes);
+    }
+    if (out.ackResults || out.nackResults || out.extendResults) call.write(out);
+    core.dispatcher.pump(s.queue);
+  };
+
+  if (!calls.accepting) {
+    call.destroy(calls.toError(new InboxdError(status.UNAVAILABLE, "server is shutting down")));
+    return;
+  }
+  let first = true;
+  call.on('data', (req: SubscribeRequest) => {
+    const isFirst = first;
+    first = false;
+    chain = chain.then(() => (closing ? undefined : isFirst ? open(req) : update(req))).catch(fail);
+  });
+  call.on('end', () => {
+    void chain.then(close).then(() => call.end());
+  });
+  call.on('cancelled', () => void close());
+  call.on('error', () => void close());
+}

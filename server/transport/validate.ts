@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import type { Duration } from '../../sdk/gen/google/protobuf/duration.js';
+import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
+import { invalid } from '../errors.js';
+import { decodeLeaseToken } from '../queue/lease-token.js';
+
+/**
+ * Validation at the gRPC edge: every request field that reaches the queue core has been checked
+ * here, and every failure is an INVALID_ARGUMENT whose message names the field and the rule.
+ */
+
+export const LIMITS = {
+  batch: 1000,
+  tokens: 1000,
+  headers: 64,
+  headerBytes: 8192,
+  textField: 1024,
+  priority: 1_000_000,
+  maxLeaseSec: 12 * 3600,
+  maxWaitMs: 60_000,
+  maxNackDelayMs: 7 * 24 * 3600 * 1000,
+  maxOutstandingMessages: 10_000,
+};
+
+const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+export function queueName(name: string, field = 'queue'): string {
+  if (!name) throw invalid(`${field} is required`);
+  if (!QUEUE_NAME.test(name)) {
+    throw invalid(`${field} ${JSON.stringify(name.slice(0, 120))} is not a valid queue name: use 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit`);
+  }
+  return name;
+}
+
+/** A Duration as milliseconds; `fallback` when unset. */
+export function durationMs(d: Duration | undefined, field: string, min: number, max: number, fallback: number): number {
+  if (!d) return fallback;
+  const seconds = Number(d.seconds);
+  if (!Number.isFinite(seconds) || seconds < 0 || d.nanos < 0) throw invalid(`${field} must not be negative`);
+  const ms = seconds * 1000 + Math.ceil(d.nanos / 1e6);
+  if (ms < min || ms > max) throw invalid(`${field} must be between ${fmt(min)} and ${fmt(max)}, got ${fmt(ms)}`);
+  return ms;
+}
+
+/** A lease length in whole seconds (rounded up), 1s..12h; `fallbackSec` when unset. */
+export function leaseSeconds(d: Duration | undefined, field: string, fallbackSec: number): number {
+  return Math.ceil(durationMs(d, field, 1, LIMITS.maxLeaseSec * 1000, fallbackSec * 1000) / 1000);
+}
+
+function fmt(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+export function count(n: number, field: string, min: number, max: number, fallback: number): number {
+  if (n === 0) return fallback;
+  if (!Number.isInteger(n) || n < min || n > max) throw invalid(`${field} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+export interface SendLimits {
+  maxMessageBytes: number;
+}
+
+/** Checks a Send batch; assigns ids to messages that carry none. */
+export function sendBatch(messages: Message[], limits: SendLimits): Message[] {
+  if (messages.length === 0) throw invalid('messages is empty: send at least one message');
+  if (messages.length > LIMITS.batch) throw invalid(`too many messages in one Send: ${messages.length}, at most ${LIMITS.batch}`);
+  return messages.map((m, i) => message(m, i, limits));
+}
+
+function message(m: Message, i: number, limits: SendLimits): Message {
+  const at = `messages[${i}]`;
+  queueName(m.queue, `${at}.queue`);
+  if (m.id && !UUID.test(m.id)) throw invalid(`${at}.id ${JSON.stringify(m.id.slice(0, 60))} must be a UUID (or empty for the server to assign one)`);
+  if (m.payload.length > limits.maxMessageBytes) {
+    throw invalid(`${at}.payload is ${m.payload.length} bytes, over the server's max message size of ${limits.maxMessageBytes} bytes`);
+  }
+  const headers = Object.entries(m.headers ?? {});
+  if (headers.length > LIMITS.headers) throw invalid(`${at}.headers has ${headers.length} entries, at most ${LIMITS.headers}`);
+  let headerBytes = 0;
+  for (const [k, v] of headers) {
+    if (!k) throw invalid(`${at}.headers has an empty key`);
+    headerBytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+  }
+  if (headerBytes > LIMITS.headerBytes) throw invalid(`${at}.headers total ${headerBytes} bytes, at most ${LIMITS.headerBytes}`);
+  for (const f of ['contentType', 'subject', 'correlationId'] as const) {
+    if (m[f].length > LIMITS.textField) throw invalid(`${at}.${snake(f)} is longer than ${LIMITS.textField} characters`);
+  }
+  if (m.replyTo) queueName(m.replyTo, `${at}.reply_to`);
+  if (!Number.isInteger(m.priority) || Math.abs(m.priority) > LIMITS.priority) {
+    throw invalid(`${at}.priority must be between -${LIMITS.priority} and ${LIMITS.priority}`);
+  }
+  if (m.deliverAt && Number.isNaN(m.deliverAt.getTime())) throw invalid(`${at}.deliver_at is not a valid time`);
+  return { ...m, id: (m.id || randomUUID()).toLowerCase() };
+}
+
+function snake(s: string): string {
+  return s.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`);
+}
+
+/** Checks a unary settle call's tokens: every one must be well formed, else nothing is done. */
+export function leaseTokens(tokens: string[], field = 'lease_tokens'): string[] {
+  if (tokens.length === 0) throw invalid(`${field} is empty: pass at least one lease token`);
+  if (tokens.length > LIMITS.tokens) throw invalid(`too many ${field}: ${tokens.length}, at most ${LIMITS.tokens}`);
+  tokens.forEach(decodeLeaseToken);
+  return tokens;
+}
