@@ -27,7 +27,7 @@ export const QUEUE_DEFAULTS: ResolvedQueueConfig = {
 export const QUEUED_RETENTION_SEC = 2_000_000_000;
 
 export function toBossOptions(c: ResolvedQueueConfig): Omit<BossQueue, 'name'> {
-  return {
+  const options: Omit<BossQueue, 'name'> = {
     expireInSeconds: c.visibilityTimeoutSec,
     retryLimit: c.maxAttempts - 1,
     deadLetter: c.deadLetterQueue || undefined,
@@ -38,6 +38,9 @@ export function toBossOptions(c: ResolvedQueueConfig): Omit<BossQueue, 'name'> {
     retentionSeconds: QUEUED_RETENTION_SEC,
     notify: true,
   };
+  // pg-boss rejects keys present with an undefined value.
+  for (const k of Object.keys(options) as (keyof typeof options)[]) if (options[k] === undefined) delete options[k];
+  return options;
 }
 
 export function fromBossOptions(q: BossQueue): ResolvedQueueConfig {
