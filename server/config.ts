@@ -38,7 +38,7 @@ export const SETTINGS: Setting[] = [
   { key: 'dispatchMaxBatch', flag: 'dispatch-max-batch', env: 'INBOXD_DISPATCH_MAX_BATCH', kind: 'int', def: '500', min: 1, max: 10_000, help: 'Most messages leased in one fetch for a subscriber.' },
   { key: 'pollIntervalMs', flag: 'poll-interval-ms', env: 'INBOXD_POLL_INTERVAL_MS', kind: 'int', def: '1000', min: 10, max: 60_000, help: 'How often a waiting consumer looks for messages no wake-up announced (delays, retries).' },
   { key: 'sweepIntervalMs', flag: 'sweep-interval-ms', env: 'INBOXD_SWEEP_INTERVAL_MS', kind: 'int', def: '1000', min: 10, max: 60_000, help: 'How often expired leases are returned to their queue.' },
-  { key: 'hashWorkerThresholdBytes', flag: 'hash-worker-threshold-bytes', env: 'INBOXD_HASH_WORKER_THRESHOLD_BYTES', kind: 'int', def: '262144', min: 0, max: 1 << 30, help: 'Batches with at least this many payload bytes are hashed on worker threads.' },
+  { key: 'hashWorkerThresholdBytes', flag: 'hash-worker-threshold-bytes', env: 'INBOXD_HASH_WORKER_THRESHOLD_BYTES', kind: 'int', def: '8388608', min: 0, max: 1 << 30, help: 'Batches with at least this many payload bytes are hashed on worker threads (bench:workers: the main thread is faster at every size; workers only keep the event loop free for huge batches).' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'INBOXD_SHUTDOWN_TIMEOUT_MS', kind: 'int', def: '10000', min: 0, max: 600_000, help: 'On SIGTERM, how long in-flight calls may run before they are cut.' },
   { key: 'logLevel', flag: 'log-level', env: 'INBOXD_LOG_LEVEL', kind: 'level', def: 'info', help: 'trace, debug, info, warn, error, fatal or silent.' },
 ];

@@ -2,10 +2,11 @@ import { Piscina } from 'piscina';
 import hashBatch from '../../workers/hash.js';
 
 /**
- * Content hashes for a batch of payloads. Small batches hash on the calling thread: handing them to
- * a worker costs more in copying and scheduling than the hashing itself. Batches of at least
- * `workerThresholdBytes` go to a Piscina pool, created on first use, so the event loop stays free
- * for other calls.
+ * Content hashes for a batch of payloads. `npm run bench:workers` shows sha256 on the main thread
+ * (OpenSSL, ~1.5 GB/s here) beating a Piscina round trip at every size from 64 B to 16 MiB
+ * batches: copying the payloads to the worker costs more than hashing them. So batches hash on the
+ * calling thread, and only batches of at least `workerThresholdBytes` (default 8 MiB, ~6 ms of
+ * event-loop time) go to a worker pool, created on first use, to keep other calls moving.
  */
 export class Hasher {
   private pool?: Piscina;

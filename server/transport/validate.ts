@@ -45,10 +45,13 @@ export function durationMs(d: Duration | undefined, field: string, min: number, 
 
 /** A lease length in whole seconds (rounded up), 1s..12h; `fallbackSec` when unset. */
 export function leaseSeconds(d: Duration | undefined, field: string, fallbackSec: number): number {
-  return Math.ceil(durationMs(d, field, 1, LIMITS.maxLeaseSec * 1000, fallbackSec * 1000) / 1000);
+  const ms = durationMs(d, field, 0, Infinity, fallbackSec * 1000);
+  if (ms < 1 || ms > LIMITS.maxLeaseSec * 1000) throw invalid(`${field} must be between 1s and ${fmt(LIMITS.maxLeaseSec * 1000)} (rounded up to whole seconds), got ${fmt(ms)}`);
+  return Math.ceil(ms / 1000);
 }
 
 function fmt(ms: number): string {
+  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
