@@ -18,3 +18,8 @@ export const notFound = (message: string) => new InboxdError(status.NOT_FOUND, m
 export const failedPrecondition = (message: string) => new InboxdError(status.FAILED_PRECONDITION, message);
 export const unavailable = (message: string) => new InboxdError(status.UNAVAILABLE, message);
 export const alreadyExists = (message: string) => new InboxdError(status.ALREADY_EXISTS, message);
+
+/** pg-boss's error for a queue that does not exist (deleted meanwhile, or never created). */
+export function isQueueNotFound(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === 'PGBOSS_QUEUE_NOT_FOUND';
+}

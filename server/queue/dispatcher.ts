@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { MessageStore } from './message-store.js';
 import type { Wakeups } from './wakeups.js';
 import type { Subscription } from './subscription.js';
+import { isQueueNotFound, notFound } from '../errors.js';
 
 interface QueueState {
   subs: Subscription[];
@@ -74,7 +75,13 @@ export class Dispatcher {
     clearTimeout(q.timer);
     q.timer = undefined;
     this.run(queue, q)
-      .catch(err => this.log.warn({ err, queue }, 'dispatch failed; retrying on the next poll'))
+      .catch(err => {
+        if (isQueueNotFound(err)) {
+          for (const s of q.subs) s.fail(notFound(`queue ${queue} was deleted`));
+          return;
+        }
+        this.log.warn({ err, queue }, 'dispatch failed; retrying on the next poll');
+      })
       .finally(() => {
         q.pumping = false;
         if (this.queues.get(queue) !== q || this.stopped) return;

@@ -29,6 +29,8 @@ export class Subscription {
     readonly leaseSec: number,
     public limits: FlowLimits,
     private readonly push: (deliveries: Delivery[]) => void,
+    /** The dispatcher cannot serve this subscription any more (its queue was deleted). */
+    readonly fail: (err: unknown) => void,
   ) {}
 
   /** How many more messages may be delivered now. */

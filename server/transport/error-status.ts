@@ -1,5 +1,5 @@
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
-import { InboxdError } from '../errors.js';
+import { InboxdError, isQueueNotFound } from '../errors.js';
 import type { Logger } from 'pino';
 
 // Errors from node-postgres that mean "the database is not there right now": the client should
@@ -11,8 +11,8 @@ const CONNECTION_TEXT = /Connection terminated|connection.*(closed|ended)|Client
 export function toServiceError(err: unknown, log: Logger): Partial<ServiceError> {
   if (err instanceof InboxdError) return { code: err.code, details: err.message, metadata: new Metadata() };
   const e = err as { code?: string; message?: string } | undefined;
-  if (e?.code === 'PGBOSS_QUEUE_NOT_FOUND') {
-    return { code: status.NOT_FOUND, details: e.message ?? 'queue not found', metadata: new Metadata() };
+  if (isQueueNotFound(err)) {
+    return { code: status.NOT_FOUND, details: e?.message ?? 'queue not found', metadata: new Metadata() };
   }
   if ((e?.code && CONNECTION_CODES.has(e.code)) || (e?.message && CONNECTION_TEXT.test(e.message))) {
     log.warn({ err }, 'database unavailable');

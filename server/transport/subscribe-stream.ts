@@ -67,7 +67,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const info = await core.registry.get(queue);
     const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : info.config.visibilityTimeoutSec;
     if (closing) return;
-    sub = new Subscription(queue, leaseSec, limits, deliveries => call.write({ deliveries }));
+    sub = new Subscription(queue, leaseSec, limits, deliveries => call.write({ deliveries }), fail);
     unregister = calls.openStream({
       close: async reason => {
         await close();

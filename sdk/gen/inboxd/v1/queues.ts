@@ -116,7 +116,7 @@ export interface QueueStats {
   delayed: string;
   /** Leased to a consumer and not yet settled. */
   leased: string;
-  /** Out of attempts and kept here (a queue without a dead-letter queue). */
+  /** Ran out of attempts: kept here as failed (and copied to the dead-letter queue, when one is set). */
   deadLettered: string;
   /** Acked and still retained. */
   acked: string;
