@@ -10,6 +10,7 @@ import { QueueCore, type CoreOptions } from './queue/core.js';
 import { CallTracker } from './transport/call-tracker.js';
 import { inboxService } from './transport/inbox-service.js';
 import { queuesService } from './transport/queues-service.js';
+import { linkableDescriptors, reflectionProtoPaths } from './reflection.js';
 
 export interface AppOptions extends CoreOptions {
   host: string;
@@ -57,11 +58,11 @@ export async function startApp(opts: AppOptions, log: Logger): Promise<App> {
   health.addToServer(server);
 
   const dir = protoDir();
-  const pkg = protoLoader.loadSync(['inboxd/v1/inbox.proto', 'inboxd/v1/queues.proto', healthProtoPath], {
+  const pkg = protoLoader.loadSync(['inboxd/v1/inbox.proto', 'inboxd/v1/queues.proto', healthProtoPath, ...reflectionProtoPaths()], {
     includeDirs: [dir],
     keepCase: true,
   });
-  new ReflectionService(pkg).addToServer(server);
+  new ReflectionService(linkableDescriptors(pkg)).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) =>
