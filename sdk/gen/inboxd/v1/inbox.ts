@@ -105,7 +105,7 @@ export interface SubscribeRequest {
     | undefined;
   /** Deliveries done. */
   ackLeaseTokens: string[];
-  /** Deliveries to return to the queue, after nack_delay. */
+  /** Deliveries to return to the queue, after nack_delay (unset: the queue's retry_delay/backoff). */
   nackLeaseTokens: string[];
   nackDelay?:
     | Duration
@@ -154,7 +154,10 @@ export interface AckResponse {
 
 export interface NackRequest {
   leaseTokens: string[];
-  /** Redeliver no sooner than this. Unset: at once. 0..7d. */
+  /**
+   * Redeliver no sooner than this, 0..7d. Unset: the queue's retry_delay (and backoff), which
+   * defaults to 0, at once.
+   */
   delay?: Duration | undefined;
 }
 
