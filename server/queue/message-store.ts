@@ -4,6 +4,7 @@ import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import * as sql from './sql.js';
 import { type LeaseRef, tryDecodeLeaseToken } from './lease-token.js';
 import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
+import { isQueueNotFound } from '../errors.js';
 
 /** What became of one lease token in a settle call. */
 export type TokenOutcome =
@@ -35,7 +36,9 @@ export class MessageStore {
   /** One insert for a batch of messages to one queue. Ids already present come back duplicate. */
   async insert(queue: string, messages: OutgoingMessage[]): Promise<InsertResult[]> {
     const seen = new Set<string>();
-    const unique = messages.filter(m => (seen.has(m.id) ? false : (seen.add(m.id), true)));
+    // In id order: concurrent inserts that share ids then take their index locks in one order, and
+    // cannot deadlock (two Sends resending one batch in different orders did: 40P01, INTERNAL).
+    const unique = messages.filter(m => (seen.has(m.id) ? false : (seen.add(m.id), true))).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
     const inserted = new Set(
       (await this.boss.insert(
         queue,
@@ -73,13 +76,14 @@ export class MessageStore {
   }
 
   /**
-   * Returns leased messages to the queue after `delayMs`; those on their last attempt are
-   * dead-lettered through pg-boss's fail().
+   * Returns leased messages to the queue after `delayMs` (undefined: the queue's retry delay and
+   * backoff, as for an expired lease); those on their last attempt are dead-lettered through
+   * pg-boss's fail().
    */
-  async nack(tokens: string[], delayMs: number, reason = 'nacked'): Promise<TokenOutcome[]> {
+  async nack(tokens: string[], delayMs: number | undefined, reason = 'nacked'): Promise<TokenOutcome[]> {
     return this.settle(tokens, async (queue, refs) => {
       const pairs = sql.fencePairs(refs);
-      const { rows } = await this.exec(sql.requeue(this.schema, queue, pairs, delayMs, reason));
+      const { rows } = await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, reason));
       const requeued = new Set(rows.map(r => r.id as string));
       const last = refs.filter(r => !requeued.has(r.id));
       let dead = new Set<string>();
@@ -87,7 +91,7 @@ export class MessageStore {
         const res = (await this.boss.fail(queue, last, { message: reason })) as { settled?: string[] };
         dead = new Set(res.settled ?? []);
       }
-      if (requeued.size > 0 && delayMs === 0) await this.exec(sql.notify(this.channel, queue));
+      if (requeued.size > 0 && !delayMs) await this.exec(sql.notify(this.channel, queue));
       return new Map(
         refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : undefined]),
       );
@@ -132,20 +136,41 @@ export class MessageStore {
     tokens: string[],
     op: (queue: string, refs: LeaseRef[]) => Promise<Map<string, { expiresAt?: Date; deadLettered?: boolean } | undefined>>,
   ): Promise<TokenOutcome[]> {
-    const byQueue = new Map<string, LeaseRef[]>();
+    // `op` answers per message id, so each call must name a message once: tokens of several attempts
+    // of one message (a stale one next to the current one) go to successive rounds, else the stale
+    // token would share the current one's success.
+    const attempt = (r: LeaseRef) => `${r.queue}\n${r.id}\n${r.retryCount}`;
+    const rounds: { ids: Set<string>; byQueue: Map<string, LeaseRef[]> }[] = [];
     const decoded = tokens.map(t => tryDecodeLeaseToken(t));
+    const seen = new Set<string>();
     decoded.forEach(ref => {
-      if (!ref) return;
-      const list = byQueue.get(ref.queue) ?? [];
-      if (!list.some(r => r.id === ref.id && r.retryCount === ref.retryCount)) list.push(ref);
-      byQueue.set(ref.queue, list);
+      if (!ref || seen.has(attempt(ref))) return;
+      seen.add(attempt(ref));
+      const msg = `${ref.queue}\n${ref.id}`;
+      let round = rounds.find(r => !r.ids.has(msg));
+      if (!round) rounds.push((round = { ids: new Set(), byQueue: new Map() }));
+      round.ids.add(msg);
+      const list = round.byQueue.get(ref.queue) ?? [];
+      list.push(ref);
+      round.byQueue.set(ref.queue, list);
     });
-    const results = new Map<string, Map<string, { expiresAt?: Date; deadLettered?: boolean } | undefined>>();
-    await Promise.all([...byQueue].map(async ([queue, refs]) => results.set(queue, await op(queue, refs))));
+    const results = new Map<string, { expiresAt?: Date; deadLettered?: boolean } | undefined>();
+    for (const round of rounds) {
+      await Promise.all(
+        [...round.byQueue].map(async ([queue, refs]) => {
+          // A deleted queue took its messages with it: its tokens are stale, like any other gone lease.
+          const res = await op(queue, refs).catch(err => {
+            if (isQueueNotFound(err)) return new Map<string, undefined>();
+            throw err;
+          });
+          for (const r of refs) results.set(attempt(r), res.get(r.id));
+        }),
+      );
+    }
     return tokens.map((token, i): TokenOutcome => {
       const ref = decoded[i];
       if (!ref) return { token, ok: false, code: status.INVALID_ARGUMENT, message: 'malformed lease token' };
-      const r = results.get(ref.queue)?.get(ref.id);
+      const r = results.get(attempt(ref));
       return r ? { token, ok: true, ...r } : { token, ok: false, code: status.FAILED_PRECONDITION, message: STALE };
     });
   }

@@ -4,6 +4,9 @@ import { notFound, alreadyExists, failedPrecondition, invalid } from '../errors.
 import * as sql from './sql.js';
 import { type ResolvedQueueConfig, fromBossOptions, toBossOptions, QUEUE_DEFAULTS } from './queue-config.js';
 
+/** A queue name a client can use (the rule of validate.queueName). */
+const ADDRESSABLE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
 export interface QueueInfo {
   name: string;
   config: ResolvedQueueConfig;
@@ -39,7 +42,17 @@ export class QueueRegistry {
       });
     }
     if (await this.boss.getQueue(name)) throw alreadyExists(`queue ${name} already exists`);
-    await this.boss.createQueue(name, toBossOptions(config));
+    // Not boss.createQueue(): it answers success when the queue already exists, so of two creates
+    // racing for one name both would "win". This one fails unless it inserted the queue itself.
+    const q = sql.createQueue(this.schema, name, { ...toBossOptions(config), policy: 'standard' });
+    try {
+      await this.boss.getDb().executeSql(q.text, q.values);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '23505') throw alreadyExists(`queue ${name} already exists`);
+      if (code === '23503') throw failedPrecondition(`dead_letter_queue ${config.deadLetterQueue} does not exist: create it first`);
+      throw err;
+    }
     this.cache.delete(name);
     return this.get(name);
   }
@@ -68,10 +81,19 @@ export class QueueRegistry {
     return info;
   }
 
-  /** Queues in name order, after `after`. */
+  /**
+   * Queues in name order, after `after`. pg-boss's own queues (`__pgboss__…`) and any other name
+   * inboxd cannot address are left out: a client could do nothing with them.
+   */
   async list(limit: number, after?: string): Promise<QueueInfo[]> {
-    const qs = await this.boss.getQueues(undefined, { limit, after: after || undefined });
-    return qs.map(toInfo);
+    const out: QueueInfo[] = [];
+    let cursor = after || undefined;
+    for (;;) {
+      const qs = await this.boss.getQueues(undefined, { limit, after: cursor });
+      for (const q of qs) if (ADDRESSABLE.test(q.name)) out.push(toInfo(q));
+      if (out.length >= limit || qs.length < limit) return out.slice(0, limit);
+      cursor = qs[qs.length - 1].name;
+    }
   }
 
   async delete(name: string): Promise<void> {

@@ -7,7 +7,8 @@
  *   as started_on + expire_seconds so pg-boss's own supervisor expires it at the same moment;
  * - a nack with a delay of the caller's choosing (pg-boss's fail() applies the queue's retry delay);
  * - reading which leases expired, so the sweeper can fail them promptly through pg-boss;
- * - live counts for queue stats, and the state of unsettled lease tokens.
+ * - live counts for queue stats, and the state of unsettled lease tokens;
+ * - a queue create that fails when the queue exists (pg-boss's succeeds, so racing creates both won).
  *
  * Attempt fences match pg-boss's own: (id, retry_count) pairs as 'id:retry_count' text, with
  * state = 'active'.
@@ -46,16 +47,44 @@ export function extendLeases(schema: string, queue: string, pairs: string[], sec
 
 /**
  * Returns fenced leases to the queue for another attempt after `delayMs`, when attempts remain.
+ * `delayMs` null: after the job's own retry delay and backoff, computed as pg-boss's fail() does.
  * Jobs on their last attempt are left for pg-boss's fail(), which dead-letters them.
  */
-export function requeue(schema: string, queue: string, pairs: string[], delayMs: number, reason: string): Sql {
+export function requeue(schema: string, queue: string, pairs: string[], delayMs: number | null, reason: string): Sql {
   return {
     text: `UPDATE ${schema}.job
-      SET state = 'retry', start_after = ${schema}.job_now() + $3 * interval '1 millisecond',
+      SET state = 'retry',
+        start_after = CASE
+          WHEN $3::bigint IS NOT NULL THEN ${schema}.job_now() + $3::bigint * interval '1 millisecond'
+          WHEN NOT retry_backoff THEN ${schema}.job_now() + retry_delay * interval '1s'
+          ELSE ${schema}.job_now() + LEAST(retry_delay_max, GREATEST(retry_delay, 1) * (
+            2 ^ LEAST(16, retry_count + 1) / 2 + 2 ^ LEAST(16, retry_count + 1) / 2 * random())) * interval '1s'
+        END,
         output = jsonb_build_object('message', $4::text)
       WHERE name = $1 AND ${FENCE} AND retry_count < retry_limit
       RETURNING id::text AS id`,
     values: [queue, pairs, delayMs, reason],
+  };
+}
+
+/**
+ * Creates a queue through pg-boss's create_queue(), as boss.createQueue() does, but fails with
+ * unique_violation (23505) unless this statement inserted it: create_queue() does nothing for a
+ * name that exists, so two creates racing would both succeed. The row's xmin is the inserting
+ * transaction. A DO block takes no parameters: the name is a validated queue name and `options`
+ * our own JSON, and both are quoted.
+ */
+export function createQueue(schema: string, name: string, options: object): Sql {
+  const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
+  return {
+    text: `DO $inboxd$
+      BEGIN
+        PERFORM ${schema}.create_queue(${lit(name)}, ${lit(JSON.stringify(options))}::jsonb);
+        IF NOT EXISTS (SELECT 1 FROM ${schema}.queue WHERE name = ${lit(name)} AND xmin = pg_current_xact_id()::xid) THEN
+          RAISE EXCEPTION 'queue % already exists', ${lit(name)} USING ERRCODE = 'unique_violation';
+        END IF;
+      END $inboxd$`,
+    values: [],
   };
 }
 

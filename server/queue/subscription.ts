@@ -22,6 +22,8 @@ interface Outstanding {
 export class Subscription {
   private readonly outstanding = new Map<string, Outstanding>();
   private outBytes = 0;
+  /** Largest payload delivered on this stream so far (-1: none yet): sizes fetches under a byte limit. */
+  private largest = -1;
   closed = false;
 
   constructor(
@@ -37,8 +39,20 @@ export class Subscription {
   credit(now = Date.now()): number {
     if (this.closed) return 0;
     this.forgetExpired(now);
-    if (this.limits.maxBytes > 0 && this.outBytes >= this.limits.maxBytes && this.outstanding.size > 0) return 0;
-    return Math.max(0, this.limits.maxMessages - this.outstanding.size);
+    const n = Math.max(0, this.limits.maxMessages - this.outstanding.size);
+    if (this.limits.maxBytes <= 0 || n === 0) return n;
+    if (this.outBytes >= this.limits.maxBytes && this.outstanding.size > 0) return 0;
+    return Math.min(n, this.fitting(this.limits.maxBytes - this.outBytes));
+  }
+
+  /**
+   * How many messages to lease into `room` bytes. Sizes are known only once leased, so: as many
+   * as fit if each were as big as the largest seen on this stream, and one at a time until one was
+   * seen. At least one, so a message bigger than the limit still goes out (alone, or last).
+   */
+  private fitting(room: number): number {
+    if (this.largest < 0) return 1;
+    return this.largest === 0 ? room : Math.max(1, Math.floor(room / this.largest));
   }
 
   /** Earliest lease end among outstanding deliveries (ms epoch), or undefined. */
@@ -51,6 +65,7 @@ export class Subscription {
   deliver(deliveries: Delivery[]): void {
     for (const d of deliveries) {
       const bytes = d.message?.payload.length ?? 0;
+      this.largest = Math.max(this.largest, bytes);
       this.outstanding.set(d.leaseToken, { bytes, expiresAt: d.leaseExpiresAt?.getTime() ?? Date.now() });
       this.outBytes += bytes;
     }

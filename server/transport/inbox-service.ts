@@ -28,7 +28,10 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
     send: calls.unary(async req => ({ results: await core.send(v.sendBatch(req.messages, limits)) })),
 
     sendStream(call: ServerDuplexStream<SendStreamRequest, SendStreamResponse>) {
-      if (!calls.accepting) return call.destroy(calls.toError(new InboxdError(status.UNAVAILABLE, 'server is shutting down')));
+      if (!calls.accepting) {
+        call.emit('error', calls.toError(new InboxdError(status.UNAVAILABLE, 'server is shutting down')));
+        return;
+      }
       let pending = 0;
       let ended = false;
       const finish = () => ended && pending === 0 && call.end();
@@ -83,7 +86,8 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
 
     nack: calls.unary(async req => {
       const tokens = v.leaseTokens(req.leaseTokens);
-      const delayMs = v.durationMs(req.delay, 'delay', 0, v.LIMITS.maxNackDelayMs, 0);
+      // Unset: the queue's retry_delay (QueueConfig: it applies to a message "nacked without delay").
+      const delayMs = req.delay ? v.durationMs(req.delay, 'delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const outcomes = await core.store.nack(tokens, delayMs);
       throwIfStale(outcomes, 'nacked');
       const dead = outcomes.filter(o => o.ok && o.deadLettered).length;

@@ -13,6 +13,9 @@ export function resolveQueueConfig(c: QueueConfig | undefined): ResolvedQueueCon
   const d = QUEUE_DEFAULTS;
   const sec = (ms: number) => Math.ceil(ms / 1000);
   const dlq = c?.deadLetterQueue ? v.queueName(c.deadLetterQueue, 'config.dead_letter_queue') : '';
+  if (c?.retryDelayMax && !c.retryBackoff) {
+    throw invalid('config.retry_delay_max caps the backed-off retry delay: set config.retry_backoff too, or leave retry_delay_max unset');
+  }
   return {
     visibilityTimeoutSec: v.leaseSeconds(c?.visibilityTimeout, 'config.visibility_timeout', d.visibilityTimeoutSec),
     maxAttempts: v.count(c?.maxAttempts ?? 0, 'config.max_attempts', 1, 1000, d.maxAttempts),

@@ -43,7 +43,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
 
   const fail = (err: unknown) => {
     const e = calls.toError(err);
-    void close().then(() => call.destroy(e));
+    void close().then(() => call.emit('error', e));
   };
 
   const close = (): Promise<void> => {
@@ -71,7 +71,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     unregister = calls.openStream({
       close: async reason => {
         await close();
-        call.destroy(calls.toError(new InboxdError(status.UNAVAILABLE, reason)));
+        call.emit('error', calls.toError(new InboxdError(status.UNAVAILABLE, reason)));
       },
     });
     core.dispatcher.add(sub);
@@ -88,7 +88,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
       out.ackResults = results(outcomes);
     }
     if (req.nackLeaseTokens.length > 0) {
-      const delayMs = v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0);
+      const delayMs = req.nackDelay ? v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const outcomes = await core.store.nack(req.nackLeaseTokens, delayMs);
       s.settled(req.nackLeaseTokens);
       out.nackResults = results(outcomes);
@@ -104,7 +104,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
   };
 
   if (!calls.accepting) {
-    call.destroy(calls.toError(new InboxdError(status.UNAVAILABLE, "server is shutting down")));
+    call.emit('error', calls.toError(new InboxdError(status.UNAVAILABLE, "server is shutting down")));
     return;
   }
   let first = true;

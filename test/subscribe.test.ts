@@ -1,0 +1,597 @@
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { status, type ClientDuplexStream, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import {
+  SendRequest,
+  LeaseRequest,
+  SubscribeRequest,
+  type InboxClient,
+  type SubscribeResponse,
+  type SettleResults,
+} from '../sdk/gen/inboxd/v1/inbox.js';
+import type { Delivery } from '../sdk/gen/inboxd/v1/message.js';
+import { createDatabase, startServer, call, dur, sleep } from './support/harness.js';
+
+/**
+ * One Subscribe stream as a client sees it: every response recorded in order, the stream's end
+ * (status or OK) recorded, and a way to wait for a condition on what arrived.
+ */
+class Subscriber {
+  readonly stream: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+  readonly responses: SubscribeResponse[] = [];
+  readonly deliveries: Delivery[] = [];
+  error?: ServiceError;
+  /** The status the stream ended with (OK or not): always the last event of a call. */
+  final?: StatusObject;
+  private readonly listeners = new Set<() => void>();
+  /** Called on each response as it arrives, before waiters are woken. */
+  onResponse?: (r: SubscribeResponse) => void;
+
+  constructor(inbox: InboxClient, first: SubscribeRequest) {
+    this.stream = inbox.subscribe();
+    this.stream.on('data', (r: SubscribeResponse) => {
+      this.responses.push(r);
+      this.deliveries.push(...r.deliveries);
+      this.onResponse?.(r);
+      this.notify();
+    });
+    this.stream.on('error', (err: ServiceError) => {
+      this.error = err;
+      this.notify();
+    });
+    this.stream.on('status', (st: StatusObject) => {
+      this.final = st;
+      this.notify();
+    });
+    this.stream.write(first);
+  }
+
+  write(req: SubscribeRequest): void {
+    this.stream.write(req);
+  }
+
+  get closed(): boolean {
+    return this.final !== undefined || this.error !== undefined;
+  }
+
+  private notify(): void {
+    for (const fn of [...this.listeners]) fn();
+  }
+
+  /** Resolves with fn's first truthy result, checked now and after every event on the stream. */
+  until<T>(fn: () => T | undefined | false | null, what: string, timeoutMs = 10_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        let v: T | undefined | false | null;
+        try {
+          v = fn();
+        } catch (err) {
+          done();
+          reject(err);
+          return;
+        }
+        if (v) {
+          done();
+          resolve(v);
+        }
+      };
+      const t = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; got ${this.deliveries.length} deliveries, error ${this.error?.code}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        this.listeners.delete(check);
+      };
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** Waits for at least n deliveries in total and returns all of them. */
+  async deliveredAtLeast(n: number, timeoutMs = 10_000): Promise<Delivery[]> {
+    await this.until(() => this.deliveries.length >= n, `${n} deliveries`, timeoutMs);
+    return this.deliveries;
+  }
+
+  /** The settle results of the next response after `from` responses carrying `kind`. */
+  async results(kind: 'ackResults' | 'nackResults' | 'extendResults', from: number): Promise<SettleResults> {
+    return this.until(() => this.responses.slice(from).find(r => r[kind])?.[kind], kind);
+  }
+
+  /** Waits for the stream to end with an error status; returns it. */
+  async failure(timeoutMs = 10_000): Promise<ServiceError> {
+    const st = await this.until(() => this.final, 'the stream to end', timeoutMs);
+    if (st.code === status.OK || !this.error) throw new Error(`stream ended with ${st.code}, expected an error status`);
+    return this.error;
+  }
+
+  cancel(): void {
+    this.stream.cancel();
+  }
+}
+
+interface FirstRequest {
+  queue?: string;
+  flowControl?: { maxOutstandingMessages?: number; maxOutstandingBytes?: string };
+  visibilityTimeout?: { seconds: string; nanos: number };
+}
+
+describe('Subscribe', () => {
+  let srv: Awaited<ReturnType<typeof startServer>>;
+  let databaseUrl: string;
+  const open: Subscriber[] = [];
+
+  beforeAll(async () => {
+    databaseUrl = await createDatabase();
+    srv = await startServer(databaseUrl);
+  });
+  afterEach(() => {
+    for (const s of open.splice(0)) if (!s.closed) s.cancel();
+  });
+  afterAll(() => srv?.stop());
+
+  const subscribe = (req: FirstRequest, inbox: InboxClient = srv.clients.inbox) => {
+    const first: SubscribeRequest = {
+      ...SubscribeRequest.fromPartial({}),
+      ...req,
+      flowControl: req.flowControl && { maxOutstandingMessages: 0, maxOutstandingBytes: '0', ...req.flowControl },
+    };
+    const s = new Subscriber(inbox, first);
+    open.push(s);
+    return s;
+  };
+
+  const createQueue = async () => {
+    const name = `sub-${randomUUID().slice(0, 8)}`;
+    await call(srv.clients.queues, srv.clients.queues.createQueue, { name });
+    return name;
+  };
+
+  /** Sends n messages to queue (payloads "<tag>-<i>"); returns their ids in order. */
+  const send = async (queue: string, n: number, tag = 'm'): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let start = 0; start < n; start += 500) {
+      const messages = Array.from({ length: Math.min(500, n - start) }, (_, i) => ({ queue, payload: Buffer.from(`${tag}-${start + i}`) }));
+      const res = await call(srv.clients.inbox, srv.clients.inbox.send, SendRequest.fromPartial({ messages }));
+      ids.push(...res.results.map(r => r.id));
+    }
+    return ids;
+  };
+
+  const stats = async (name: string) => (await call(srv.clients.queues, srv.clients.queues.getQueueStats, { name })).stats!;
+
+  const leaseAll = (queue: string, maxMessages: number, waitSec: number, visibility = 30) =>
+    call(srv.clients.inbox, srv.clients.inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages, wait: dur(waitSec), visibilityTimeout: dur(visibility) }));
+
+  it('pushes messages sent after the stream opened, without the client asking again', async () => {
+    const queue = await createQueue();
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100 }, visibilityTimeout: dur(30) });
+    // The stream is open and idle on an empty queue.
+    await sleep(500);
+    expect(sub.deliveries).toHaveLength(0);
+    expect(sub.closed).toBe(false);
+
+    const first = await send(queue, 3, 'a');
+    await sub.deliveredAtLeast(3);
+    expect(sub.deliveries.map(d => d.message!.id).sort()).toEqual([...first].sort());
+    for (const d of sub.deliveries) {
+      expect(d.attempt).toBe(1);
+      expect(d.leaseToken).not.toBe('');
+      expect(d.message!.queue).toBe(queue);
+      // The lease is about the 30s asked for.
+      const left = d.leaseExpiresAt!.getTime() - Date.now();
+      expect(left).toBeGreaterThan(20_000);
+      expect(left).toBeLessThanOrEqual(31_000);
+    }
+    expect(sub.deliveries.map(d => Buffer.from(d.message!.payload).toString()).sort()).toEqual(['a-0', 'a-1', 'a-2']);
+
+    // Later sends keep arriving on the same stream, with nothing written by the client.
+    await sleep(300);
+    const second = await send(queue, 2, 'b');
+    await sub.deliveredAtLeast(5);
+    expect(new Set(sub.deliveries.map(d => d.message!.id))).toEqual(new Set([...first, ...second]));
+    expect(sub.closed).toBe(false);
+  });
+
+  it('pushes on a send, not on a poll: a server polling once a minute delivers at once, also for sends through another server', async () => {
+    const slow = await startServer(databaseUrl, { pollIntervalMs: 60_000 });
+    try {
+      const queue = await createQueue();
+      const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100 }, visibilityTimeout: dur(30) }, slow.clients.inbox);
+      await sleep(500);
+      expect(sub.deliveries).toHaveLength(0);
+
+      // Sent through the same server: its own wake-up.
+      const [local] = await call(slow.clients.inbox, slow.clients.inbox.send, SendRequest.fromPartial({ messages: [{ queue, payload: Buffer.from('x') }] })).then(r => r.results.map(x => x.id));
+      await sub.deliveredAtLeast(1, 10_000);
+      expect(sub.deliveries[0].message!.id).toBe(local);
+
+      // Sent through another server on the same database: woken through Postgres.
+      const [remote] = await send(queue, 1);
+      await sub.deliveredAtLeast(2, 10_000);
+      expect(sub.deliveries[1].message!.id).toBe(remote);
+      sub.cancel();
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('never has more deliveries outstanding than max_outstanding_messages, and delivers everything exactly once', async () => {
+    const queue = await createQueue();
+    const ids = await send(queue, 50);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 5 }, visibilityTimeout: dur(30) });
+
+    // Outstanding on the client: delivered and not yet confirmed acked by the server.
+    const outstanding = new Set<string>();
+    const acked = new Set<string>();
+    const deliveredIds: string[] = [];
+    let maxOutstanding = 0;
+    const violations: string[] = [];
+    sub.onResponse = r => {
+      for (const t of r.ackResults?.succeeded ?? []) {
+        outstanding.delete(t);
+        acked.add(t);
+      }
+      for (const d of r.deliveries) {
+        outstanding.add(d.leaseToken);
+        deliveredIds.push(d.message!.id);
+      }
+      maxOutstanding = Math.max(maxOutstanding, outstanding.size);
+      if (outstanding.size > 5) violations.push(`${outstanding.size} outstanding after ${deliveredIds.length} deliveries`);
+    };
+
+    // Ack slowly, one or two at a time, oldest first.
+    const ackLoop = (async () => {
+      const sentAcks = new Set<string>();
+      while (acked.size < 50 && !sub.closed) {
+        await sleep(25);
+        const toAck = [...outstanding].filter(t => !sentAcks.has(t)).slice(0, 1 + (sentAcks.size % 2));
+        for (const t of toAck) sentAcks.add(t);
+        if (toAck.length > 0) sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: toAck }));
+      }
+    })();
+    await sub.until(() => acked.size === 50, '50 acks', 30_000);
+    await ackLoop;
+
+    expect(violations).toEqual([]);
+    // The window was actually used, not trickled one at a time.
+    expect(maxOutstanding).toBe(5);
+    expect(deliveredIds).toHaveLength(50);
+    expect(new Set(deliveredIds)).toEqual(new Set(ids));
+    // No ack failed.
+    expect(sub.responses.flatMap(r => r.ackResults?.failed ?? [])).toEqual([]);
+
+    // Nothing more arrives, and the queue is empty.
+    await sleep(500);
+    expect(sub.deliveries).toHaveLength(50);
+    const st = await stats(queue);
+    expect(Number(st.depth)).toBe(0);
+    expect(Number(st.leased)).toBe(0);
+    expect(Number(st.acked)).toBe(50);
+  });
+
+  it('raises the window on a later flow_control, and pauses when lowered to what is outstanding', async () => {
+    const queue = await createQueue();
+    await send(queue, 30);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 3 }, visibilityTimeout: dur(30) });
+    await sub.deliveredAtLeast(3);
+    await sleep(500);
+    expect(sub.deliveries).toHaveLength(3);
+
+    // Raise the window: more deliveries, up to the new window.
+    sub.write(SubscribeRequest.fromPartial({ flowControl: { maxOutstandingMessages: 8 } }));
+    await sub.deliveredAtLeast(8);
+    await sleep(500);
+    expect(sub.deliveries).toHaveLength(8);
+
+    // Lower it to 2 with 8 outstanding, then ack 5: 3 still outstanding, over the window: paused.
+    sub.write(SubscribeRequest.fromPartial({ flowControl: { maxOutstandingMessages: 2 } }));
+    const r1 = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.slice(0, 5).map(d => d.leaseToken) }));
+    expect((await sub.results('ackResults', r1)).succeeded).toHaveLength(5);
+    await sleep(800);
+    expect(sub.deliveries).toHaveLength(8);
+
+    // Ack 2 more: 1 outstanding, under the window of 2: exactly one more arrives.
+    const r2 = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.slice(5, 7).map(d => d.leaseToken) }));
+    expect((await sub.results('ackResults', r2)).succeeded).toHaveLength(2);
+    await sub.deliveredAtLeast(9);
+    await sleep(800);
+    expect(sub.deliveries).toHaveLength(9);
+    expect(new Set(sub.deliveries.map(d => d.message!.id)).size).toBe(9);
+    expect(sub.closed).toBe(false);
+  });
+
+  it('limits outstanding payload bytes with max_outstanding_bytes', async () => {
+    const queue = await createQueue();
+    const messages = Array.from({ length: 8 }, () => ({ queue, payload: Buffer.alloc(1000, 7) }));
+    await call(srv.clients.inbox, srv.clients.inbox.send, SendRequest.fromPartial({ messages }));
+    // 2500 bytes of 1000-byte messages: two fit; a third may start while under the limit; never more.
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100, maxOutstandingBytes: '2500' }, visibilityTimeout: dur(30) });
+    await sub.deliveredAtLeast(2);
+    await sleep(600);
+    const held = sub.deliveries.length;
+    expect(held).toBeGreaterThanOrEqual(2);
+    expect(held).toBeLessThanOrEqual(3);
+
+    // Ack two: room for two more, and no more than that.
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.slice(0, 2).map(d => d.leaseToken) }));
+    expect((await sub.results('ackResults', r)).succeeded).toHaveLength(2);
+    await sub.deliveredAtLeast(held + 2);
+    await sleep(600);
+    expect(sub.deliveries).toHaveLength(held + 2);
+  });
+
+  it('delivers a message bigger than max_outstanding_bytes alone', async () => {
+    const queue = await createQueue();
+    const messages = Array.from({ length: 3 }, () => ({ queue, payload: Buffer.alloc(1000, 7) }));
+    await call(srv.clients.inbox, srv.clients.inbox.send, SendRequest.fromPartial({ messages }));
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100, maxOutstandingBytes: '10' }, visibilityTimeout: dur(30) });
+    await sub.deliveredAtLeast(1);
+    await sleep(600);
+    expect(sub.deliveries).toHaveLength(1);
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [sub.deliveries[0].leaseToken] }));
+    expect((await sub.results('ackResults', r)).succeeded).toHaveLength(1);
+    await sub.deliveredAtLeast(2);
+    await sleep(600);
+    expect(sub.deliveries).toHaveLength(2);
+  });
+
+  it('acks in-band and reports each token: succeeded, stale (FAILED_PRECONDITION), malformed (INVALID_ARGUMENT)', async () => {
+    const queue = await createQueue();
+    const [id] = await send(queue, 1);
+
+    // A token made stale: leased, then nacked, so its attempt is over.
+    const staleQueue = await createQueue();
+    const [staleId] = await send(staleQueue, 1);
+    const leased = await leaseAll(staleQueue, 1, 5);
+    expect(leased.deliveries.map(d => d.message!.id)).toEqual([staleId]);
+    const staleToken = leased.deliveries[0].leaseToken;
+    await call(srv.clients.inbox, srv.clients.inbox.nack, { leaseTokens: [staleToken] });
+
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    const [d] = await sub.deliveredAtLeast(1);
+    expect(d.message!.id).toBe(id);
+
+    const malformed = 'not-a-lease-token';
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [d.leaseToken, staleToken, malformed] }));
+    const res = await sub.results('ackResults', r);
+    expect(res.succeeded).toEqual([d.leaseToken]);
+    const byToken = new Map(res.failed.map(f => [f.leaseToken, f]));
+    expect(byToken.size).toBe(2);
+    expect(byToken.get(staleToken)?.code).toBe(status.FAILED_PRECONDITION);
+    expect(byToken.get(malformed)?.code).toBe(status.INVALID_ARGUMENT);
+    expect(byToken.get(staleToken)?.message).not.toBe('');
+
+    // The stream goes on after failed tokens, and the acked message is gone.
+    expect(sub.closed).toBe(false);
+    const st = await stats(queue);
+    expect(Number(st.acked)).toBe(1);
+    expect(Number(st.depth) + Number(st.leased)).toBe(0);
+    // The stale one is still in its queue for another attempt, untouched by the failed ack.
+    const again = await leaseAll(staleQueue, 1, 5);
+    expect(again.deliveries.map(x => [x.message!.id, x.attempt])).toEqual([[staleId, 2]]);
+  });
+
+  it('nacks in-band: the message comes back on the stream as attempt 2', async () => {
+    const queue = await createQueue();
+    const [id] = await send(queue, 1);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    const [d] = await sub.deliveredAtLeast(1);
+    expect(d.attempt).toBe(1);
+
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ nackLeaseTokens: [d.leaseToken] }));
+    const res = await sub.results('nackResults', r);
+    expect(res.succeeded).toEqual([d.leaseToken]);
+    expect(res.failed).toEqual([]);
+
+    const all = await sub.deliveredAtLeast(2);
+    expect(all[1].message!.id).toBe(id);
+    expect(all[1].attempt).toBe(2);
+    expect(all[1].leaseToken).not.toBe(d.leaseToken);
+
+    // The first attempt's token no longer settles anything; the second's does.
+    const r2 = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [d.leaseToken, all[1].leaseToken] }));
+    const acks = await sub.results('ackResults', r2);
+    expect(acks.succeeded).toEqual([all[1].leaseToken]);
+    expect(acks.failed.map(f => [f.leaseToken, f.code])).toEqual([[d.leaseToken, status.FAILED_PRECONDITION]]);
+  });
+
+  it('nack_delay holds the message back before redelivery', async () => {
+    const queue = await createQueue();
+    await send(queue, 1);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    const [d] = await sub.deliveredAtLeast(1);
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ nackLeaseTokens: [d.leaseToken], nackDelay: dur(2) }));
+    expect((await sub.results('nackResults', r)).succeeded).toEqual([d.leaseToken]);
+    await sleep(1000);
+    expect(sub.deliveries).toHaveLength(1);
+    expect(Number((await stats(queue)).delayed)).toBe(1);
+    const all = await sub.deliveredAtLeast(2, 10_000);
+    expect(all[1].message!.id).toBe(d.message!.id);
+    expect(all[1].attempt).toBe(2);
+  });
+
+  it('extends a lease in-band: a 1s lease extended stays held past 1s', async () => {
+    const queue = await createQueue();
+    const [id] = await send(queue, 1);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(1) });
+    const [d] = await sub.deliveredAtLeast(1);
+    expect(d.leaseExpiresAt!.getTime() - Date.now()).toBeLessThanOrEqual(1100);
+
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ extendLeaseTokens: [d.leaseToken], extendVisibilityTimeout: dur(20) }));
+    const res = await sub.results('extendResults', r);
+    expect(res.succeeded).toEqual([d.leaseToken]);
+    expect(res.failed).toEqual([]);
+
+    // Well past the original 1s (and several sweeps): not redelivered, not leasable, still leased.
+    await sleep(2500);
+    expect(sub.deliveries).toHaveLength(1);
+    const other = await leaseAll(queue, 10, 0);
+    expect(other.deliveries).toEqual([]);
+    expect(Number((await stats(queue)).leased)).toBe(1);
+
+    // And the original token still acks it.
+    const r2 = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [d.leaseToken] }));
+    expect((await sub.results('ackResults', r2)).succeeded).toEqual([d.leaseToken]);
+    expect(sub.deliveries.map(x => x.message!.id)).toEqual([id]);
+  });
+
+  it('extend without extend_visibility_timeout uses the subscription lease; stale tokens fail', async () => {
+    const queue = await createQueue();
+    await send(queue, 1);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(2) });
+    const [d] = await sub.deliveredAtLeast(1);
+    // Keep extending every 500ms for 3s: the 2s lease never runs out.
+    for (let i = 0; i < 6; i++) {
+      await sleep(500);
+      const r = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ extendLeaseTokens: [d.leaseToken, 'bad token'] }));
+      const res = await sub.results('extendResults', r);
+      expect(res.succeeded).toEqual([d.leaseToken]);
+      expect(res.failed.map(f => f.code)).toEqual([status.INVALID_ARGUMENT]);
+    }
+    expect(sub.deliveries).toHaveLength(1);
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [d.leaseToken] }));
+    expect((await sub.results('ackResults', r)).succeeded).toEqual([d.leaseToken]);
+  });
+
+  it('releases unacked deliveries at once when the subscriber cancels its stream', async () => {
+    const queue = await createQueue();
+    const ids = await send(queue, 3);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    await sub.deliveredAtLeast(3);
+    expect(Number((await stats(queue)).leased)).toBe(3);
+    sub.cancel();
+
+    // Leasable again long before their 30s leases would have run out.
+    const got = new Map<string, number>();
+    const deadline = Date.now() + 10_000;
+    while (got.size < 3 && Date.now() < deadline) {
+      const res = await leaseAll(queue, 10, 2);
+      for (const d of res.deliveries) got.set(d.message!.id, d.attempt);
+    }
+    expect([...got.keys()].sort()).toEqual([...ids].sort());
+    expect([...got.values()]).toEqual([2, 2, 2]);
+  });
+
+  it('releases unacked deliveries to another subscriber when the stream is ended by the client', async () => {
+    const queue = await createQueue();
+    const ids = await send(queue, 4);
+    const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    await a.deliveredAtLeast(4);
+    const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    await sleep(300);
+    expect(b.deliveries).toHaveLength(0);
+
+    a.stream.end();
+    const st = await a.until(() => a.final, 'a to end');
+    expect(st.code).toBe(status.OK);
+
+    await b.deliveredAtLeast(4, 10_000);
+    expect(b.deliveries.map(d => d.message!.id).sort()).toEqual([...ids].sort());
+    expect(b.deliveries.every(d => d.attempt === 2)).toBe(true);
+  });
+
+  it('shares one queue between two subscribers with no message delivered to both', async () => {
+    const queue = await createQueue();
+    const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 15 }, visibilityTimeout: dur(30) });
+    const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 15 }, visibilityTimeout: dur(30) });
+    await sleep(300);
+    const ids = await send(queue, 20);
+    await a.until(() => a.deliveries.length + b.deliveries.length >= 20, '20 deliveries across both', 10_000);
+    await sleep(500);
+
+    const aIds = a.deliveries.map(d => d.message!.id);
+    const bIds = b.deliveries.map(d => d.message!.id);
+    // Each holds at most its window, so each got some.
+    expect(aIds.length).toBeLessThanOrEqual(15);
+    expect(bIds.length).toBeLessThanOrEqual(15);
+    expect(aIds.length + bIds.length).toBe(20);
+    expect(aIds.filter(x => bIds.includes(x))).toEqual([]);
+    expect(new Set([...aIds, ...bIds])).toEqual(new Set(ids));
+
+    // After both ack everything, nothing else arrives.
+    const ra = a.responses.length;
+    const rb = b.responses.length;
+    a.write(SubscribeRequest.fromPartial({ ackLeaseTokens: a.deliveries.map(d => d.leaseToken) }));
+    b.write(SubscribeRequest.fromPartial({ ackLeaseTokens: b.deliveries.map(d => d.leaseToken) }));
+    expect((await a.results('ackResults', ra)).succeeded).toHaveLength(aIds.length);
+    expect((await b.results('ackResults', rb)).succeeded).toHaveLength(bIds.length);
+    await sleep(500);
+    expect(a.deliveries.length + b.deliveries.length).toBe(20);
+    expect(Number((await stats(queue)).acked)).toBe(20);
+  });
+
+  it('fails the stream with NOT_FOUND when the queue does not exist', async () => {
+    const sub = subscribe({ queue: `missing-${randomUUID().slice(0, 8)}` });
+    const err = await sub.failure();
+    expect(err.code).toBe(status.NOT_FOUND);
+  });
+
+  it.each([
+    ['an empty queue name', { queue: '' }],
+    ['a bad queue name', { queue: '-not a queue!' }],
+    ['a negative window', { flowControl: { maxOutstandingMessages: -1 } }],
+    ['a window over 10000', { flowControl: { maxOutstandingMessages: 10_001 } }],
+    ['negative max bytes', { flowControl: { maxOutstandingMessages: 5, maxOutstandingBytes: '-1' } }],
+    ['a visibility timeout over 12h', { visibilityTimeout: dur(13 * 3600) }],
+  ])('fails the stream with INVALID_ARGUMENT for %s in the first request', async (_what, req) => {
+    const queue = await createQueue();
+    const sub = subscribe({ queue, ...req });
+    const err = await sub.failure();
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).not.toBe('');
+  });
+
+  it('fails the stream with INVALID_ARGUMENT on a bad later flow_control, releasing what it held', async () => {
+    const queue = await createQueue();
+    const ids = await send(queue, 2);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 5 }, visibilityTimeout: dur(30) });
+    await sub.deliveredAtLeast(2);
+    sub.write(SubscribeRequest.fromPartial({ flowControl: { maxOutstandingMessages: 20_000 } }));
+    const err = await sub.failure();
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    const res = await leaseAll(queue, 10, 5);
+    expect(res.deliveries.map(d => d.message!.id).sort()).toEqual([...ids].sort());
+  });
+
+  it('redelivers on the stream when a lease expires unacked, freeing the credit it held', async () => {
+    const queue = await createQueue();
+    const [id] = await send(queue, 1);
+    // A window of one: the redelivery can only come if the expired delivery stopped counting.
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 1 }, visibilityTimeout: dur(1) });
+    const [d1] = await sub.deliveredAtLeast(1);
+    expect(d1.attempt).toBe(1);
+
+    const all = await sub.deliveredAtLeast(2, 15_000);
+    const d2 = all[1];
+    expect(d2.message!.id).toBe(id);
+    expect(d2.attempt).toBe(2);
+    expect(d2.leaseToken).not.toBe(d1.leaseToken);
+
+    // The expired token is stale; the new one acks.
+    const r = sub.responses.length;
+    sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [d1.leaseToken, d2.leaseToken] }));
+    const res = await sub.results('ackResults', r);
+    expect(res.succeeded).toEqual([d2.leaseToken]);
+    expect(res.failed.map(f => [f.leaseToken, f.code])).toEqual([[d1.leaseToken, status.FAILED_PRECONDITION]]);
+
+    // With the window free again, a new message is pushed.
+    const [next] = await send(queue, 1);
+    const after = await sub.deliveredAtLeast(3);
+    expect(after[2].message!.id).toBe(next);
+    expect(after[2].attempt).toBe(1);
+  });
+});
