@@ -13,6 +13,7 @@ import {
 import type { Message } from '../sdk/gen/inboxd/v1/message.js';
 import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueStats } from '../sdk/gen/inboxd/v1/queues.js';
 import type { Duration } from '../sdk/gen/google/protobuf/duration.js';
+import { failure, expectStatus, counts, ZERO } from './support/expect.js';
 import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -45,38 +46,6 @@ function api(c: Clients) {
     stats: async (name: string): Promise<QueueStats> => (await call(queues, queues.getQueueStats, GetQueueStatsRequest.fromPartial({ name }))).stats!,
   };
 }
-
-/** Awaits a call that must fail; returns its error. */
-async function failure(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as ServiceError;
-  }
-  throw new Error('expected the call to fail, it succeeded');
-}
-
-async function expectStatus(p: Promise<unknown>, code: status, details: string | RegExp): Promise<ServiceError> {
-  const err = await failure(p);
-  expect({ code: status[err.code], details: err.details }).toMatchObject({ code: status[code] });
-  if (typeof details === 'string') expect(err.details).toContain(details);
-  else expect(err.details).toMatch(details);
-  return err;
-}
-
-/** The counts of a queue's stats as plain numbers, for toMatchObject. */
-function counts(s: QueueStats) {
-  return {
-    depth: Number(s.depth),
-    ready: Number(s.ready),
-    delayed: Number(s.delayed),
-    leased: Number(s.leased),
-    deadLettered: Number(s.deadLettered),
-    acked: Number(s.acked),
-  };
-}
-
-const ZERO = { depth: 0, ready: 0, delayed: 0, leased: 0, deadLettered: 0, acked: 0 };
 
 let srv: Server;
 let a: ReturnType<typeof api>;

@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { SendRequest, LeaseRequest } from '../sdk/gen/inboxd/v1/inbox.js';
-import { createDatabase, startServer, call, callError, dur } from './support/harness.js';
+import { createDatabase, startServer, call, dur } from './support/harness.js';
+import { failure } from './support/expect.js';
 
 describe('smoke', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
@@ -20,7 +21,7 @@ describe('smoke', () => {
     expect(Buffer.from(leased.deliveries[0].message!.payload).toString()).toBe('hi');
     const acked = await call(inbox, inbox.ack, { leaseTokens: [leased.deliveries[0].leaseToken] });
     expect(acked.acked).toBe(1);
-    const err = await callError(inbox, inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'missing', payload: Buffer.from('x') }] }));
+    const err = await failure(call(inbox, inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'missing', payload: Buffer.from('x') }] })));
     expect(err.code).toBe(status.NOT_FOUND);
   });
 });

@@ -75,16 +75,6 @@ export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, re
   );
 }
 
-/** Calls and expects a failure; returns the error. */
-export async function callError<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, req: Req): Promise<ServiceError> {
-  try {
-    await call(client, method, req);
-  } catch (err) {
-    return err as ServiceError;
-  }
-  throw new Error('expected the call to fail');
-}
-
 export interface ServerProcess {
   proc: ChildProcess;
   address: string;
