@@ -25,6 +25,8 @@ export class Subscription {
   /** Largest payload delivered on this stream so far (-1: none yet): sizes fetches under a byte limit. */
   private largest = -1;
   closed = false;
+  /** The client asked for no more deliveries (it is closing); settles still work. */
+  draining = false;
 
   constructor(
     readonly queue: string,
@@ -37,7 +39,7 @@ export class Subscription {
 
   /** How many more messages may be delivered now. */
   credit(now = Date.now()): number {
-    if (this.closed) return 0;
+    if (this.closed || this.draining) return 0;
     this.forgetExpired(now);
     const n = Math.max(0, this.limits.maxMessages - this.outstanding.size);
     if (this.limits.maxBytes <= 0 || n === 0) return n;

@@ -81,6 +81,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const s = sub!;
     if (req.queue && req.queue !== s.queue) throw invalid(`queue is set only on the first request of a stream (this stream reads ${s.queue})`);
     if (req.flowControl) s.limits = flowLimits(req.flowControl);
+    if (req.drain) s.draining = true;
     const out: SubscribeResponse = { deliveries: [] };
     if (req.ackLeaseTokens.length > 0) {
       const outcomes = await core.store.ack(req.ackLeaseTokens);

@@ -112,7 +112,14 @@ export interface SubscribeRequest {
     | undefined;
   /** Leases to extend to now + extend_visibility_timeout (unset: the subscription's timeout). */
   extendLeaseTokens: string[];
-  extendVisibilityTimeout?: Duration | undefined;
+  extendVisibilityTimeout?:
+    | Duration
+    | undefined;
+  /**
+   * Stop delivering on this stream (a subscriber closing gracefully): deliveries already made
+   * stay leased and can still be acked, nacked and extended here. Cannot be undone.
+   */
+  drain: boolean;
 }
 
 /** The outcome of settling a batch of lease tokens on a stream. */
@@ -937,6 +944,7 @@ function createBaseSubscribeRequest(): SubscribeRequest {
     nackDelay: undefined,
     extendLeaseTokens: [],
     extendVisibilityTimeout: undefined,
+    drain: false,
   };
 }
 
@@ -965,6 +973,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     }
     if (message.extendVisibilityTimeout !== undefined) {
       Duration.encode(message.extendVisibilityTimeout, writer.uint32(66).fork()).join();
+    }
+    if (message.drain !== false) {
+      writer.uint32(72).bool(message.drain);
     }
     return writer;
   },
@@ -1046,6 +1057,14 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.extendVisibilityTimeout = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.drain = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1096,6 +1115,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         : isSet(object.extend_visibility_timeout)
         ? Duration.fromJSON(object.extend_visibility_timeout)
         : undefined,
+      drain: isSet(object.drain) ? globalThis.Boolean(object.drain) : false,
     };
   },
 
@@ -1125,6 +1145,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     if (message.extendVisibilityTimeout !== undefined) {
       obj.extendVisibilityTimeout = Duration.toJSON(message.extendVisibilityTimeout);
     }
+    if (message.drain !== false) {
+      obj.drain = message.drain;
+    }
     return obj;
   },
 
@@ -1150,6 +1173,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
       (object.extendVisibilityTimeout !== undefined && object.extendVisibilityTimeout !== null)
         ? Duration.fromPartial(object.extendVisibilityTimeout)
         : undefined;
+    message.drain = object.drain ?? false;
     return message;
   },
 };

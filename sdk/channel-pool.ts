@@ -1,0 +1,100 @@
+import { Channel, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { InboxClient } from './gen/inboxd/v1/inbox.js';
+import { QueuesClient } from './gen/inboxd/v1/queues.js';
+import { InboxdError } from './errors.js';
+
+/** One HTTP/2 connection (a grpc-js channel with its own subchannel) and the clients on it. */
+export interface PooledChannel {
+  address: string;
+  channel: Channel;
+  inbox: InboxClient;
+  queues: QueuesClient;
+  /** Streams open on this channel. */
+  streams: number;
+}
+
+export interface PoolOptions {
+  keepaliveMs: number;
+  maxStreamsPerChannel: number;
+}
+
+/**
+ * `size` channels spread round-robin over the endpoints. Each channel has its own subchannel
+ * pool, so each really is its own connection (grpc-js otherwise shares one connection among all
+ * channels to one address). Unary calls rotate over the channels; streams go to the channel with
+ * the fewest, so no connection carries far more than `maxStreamsPerChannel` while another has room.
+ */
+export class ChannelPool {
+  readonly channels: PooledChannel[];
+  private rr = 0;
+
+  constructor(endpoints: string[], size: number, creds: ChannelCredentials, private readonly opts: PoolOptions) {
+    if (endpoints.length === 0) throw new RangeError('at least one endpoint is required');
+    const n = Math.max(size, endpoints.length);
+    this.channels = Array.from({ length: n }, (_, i) => {
+      const address = endpoints[i % endpoints.length];
+      const channel = new Channel(address, creds, {
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.keepalive_time_ms': opts.keepaliveMs,
+        'grpc.keepalive_timeout_ms': Math.max(1000, Math.min(10_000, opts.keepaliveMs)),
+        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.max_receive_message_length': 256 * 1024 * 1024,
+        'grpc.max_send_message_length': 256 * 1024 * 1024,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 2000,
+      });
+      return {
+        address,
+        channel,
+        inbox: new InboxClient(address, creds, { channelOverride: channel }),
+        queues: new QueuesClient(address, creds, { channelOverride: channel }),
+        streams: 0,
+      };
+    });
+  }
+
+  /** The next channel in turn, for a unary call. */
+  pick(): PooledChannel {
+    const c = this.channels[this.rr % this.channels.length];
+    this.rr = (this.rr + 1) % this.channels.length;
+    return c;
+  }
+
+  /** The least loaded channel, for a stream; call the returned release when the stream ends. */
+  pickForStream(): { channel: PooledChannel; release: () => void } {
+    let best = this.channels[0];
+    for (const c of this.channels) if (c.streams < best.streams) best = c;
+    best.streams++;
+    let released = false;
+    return {
+      channel: best,
+      release: () => {
+        if (!released) best.streams--;
+        released = true;
+      },
+    };
+  }
+
+  close(): void {
+    for (const c of this.channels) {
+      c.inbox.close();
+      c.queues.close();
+      c.channel.close();
+    }
+  }
+}
+
+type UnaryFn<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };
+
+/** One unary call with a deadline, cancelled when `signal` aborts; rejects with InboxdError. */
+export function invoke<Req, Res>(client: Client, fn: UnaryFn<Req, Res>, req: Req, deadline: Date, signal?: AbortSignal): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => call.cancel();
+    const call = fn.call(client, req, new Metadata(), { deadline }, (err, res) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(InboxdError.from(err));
+      else resolve(res);
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

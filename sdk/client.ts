@@ -1,0 +1,153 @@
+import { credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from './gen/inboxd/v1/inbox.js';
+import { ChannelPool } from './channel-pool.js';
+import { Rpc, type CallOptions } from './rpc.js';
+import { RetryBudget } from './retry.js';
+import { Publisher, type Payload, type SendOptions } from './publisher.js';
+import { Subscriber, type Handler } from './subscriber.js';
+import { QueueAdmin } from './queues.js';
+import { ReceivedMessage, type Settler } from './received-message.js';
+import { toMs, toProto, type Duration } from './durations.js';
+import { DEFAULT_CLIENT, type ClientOptions, type PublisherOptions, type SubscriberOptions, type RetryOptions } from './default-options.js';
+
+export interface CreateClientOptions extends Partial<Omit<ClientOptions, 'endpoints' | 'retry' | 'publisher' | 'subscriber'>> {
+  /** One server, 'host:port'… */
+  address?: string;
+  /** …or several replicas sharing one Postgres. */
+  endpoints?: string[];
+  /** Default: insecure (plaintext), as for a server on localhost. */
+  credentials?: ChannelCredentials;
+  retry?: Partial<RetryOptions>;
+  publisher?: Partial<PublisherOptions>;
+  subscriber?: Partial<SubscriberOptions>;
+}
+
+export interface LeaseOptions extends CallOptions {
+  /** 1..1000, default 1. */
+  max?: number;
+  visibilityTimeout?: Duration;
+  /** Long-poll: wait up to this long for a first message. */
+  wait?: Duration;
+}
+
+type Tokens = string | ReceivedMessage | (string | ReceivedMessage)[];
+const tokensOf = (t: Tokens) => (Array.isArray(t) ? t : [t]).map(x => (typeof x === 'string' ? x : x.leaseToken));
+
+/**
+ * The inboxd client: a pool of channels, retries with backoff, a batching publisher, streaming
+ * subscribers, pull calls and queue administration.
+ *
+ *   const inboxd = createClient({ address: '127.0.0.1:50051' });
+ *   await inboxd.send('jobs', JSON.stringify({ hello: 'world' }));
+ *   const sub = inboxd.subscribe('jobs', async m => console.log(m.json()));
+ */
+export class InboxdClient {
+  readonly queues: QueueAdmin;
+  readonly pool: ChannelPool;
+  private readonly rpc: Rpc;
+  private readonly options: ClientOptions;
+  private defaultPublisher?: Publisher;
+  private readonly subscribers = new Set<Subscriber>();
+  private readonly pullSettler: Settler;
+
+  constructor(o: CreateClientOptions) {
+    const endpoints = o.endpoints ?? (o.address ? [o.address] : []);
+    if (endpoints.length === 0) throw new RangeError('createClient: give an address or endpoints');
+    this.options = {
+      ...DEFAULT_CLIENT,
+      ...o,
+      endpoints,
+      retry: { ...DEFAULT_CLIENT.retry, ...o.retry },
+      publisher: { ...DEFAULT_CLIENT.publisher, ...o.publisher },
+      subscriber: { ...DEFAULT_CLIENT.subscriber, ...o.subscriber },
+    };
+    this.pool = new ChannelPool(endpoints, this.options.poolSize, o.credentials ?? grpcCredentials.createInsecure(), {
+      keepaliveMs: toMs(this.options.keepalive),
+      maxStreamsPerChannel: this.options.maxStreamsPerChannel,
+    });
+    this.rpc = new Rpc(this.pool, this.options.retry, new RetryBudget(this.options.retryBudget));
+    this.queues = new QueueAdmin(this.rpc);
+    this.pullSettler = {
+      ack: async m => void (await this.ack(m)),
+      nack: async (m, delay) => void (await this.nack(m, delay)),
+      extend: async (m, by) => (await this.extend(m, by ?? m.leaseExpiresAt.getTime() - m.receivedAt))[0],
+    };
+  }
+
+  /** A publisher with its own batching options (the client's send() uses a shared one). */
+  publisher(options: Partial<PublisherOptions> = {}, callOptions?: CallOptions): Publisher {
+    return new Publisher(this.rpc, { ...this.options.publisher, ...options }, callOptions);
+  }
+
+  /** Sends one message through the client's batching publisher; resolves with its id once stored. */
+  send(queue: string, payload: Payload, options?: SendOptions): Promise<string> {
+    return (this.defaultPublisher ??= this.publisher()).send(queue, payload, options);
+  }
+
+  sendJson(queue: string, value: unknown, options?: SendOptions): Promise<string> {
+    return (this.defaultPublisher ??= this.publisher()).sendJson(queue, value, options);
+  }
+
+  /** Sends what the shared publisher holds. */
+  async flush(): Promise<void> {
+    await this.defaultPublisher?.flush();
+  }
+
+  /**
+   * A streaming subscription. With a handler: each message is handled (up to
+   * maxOutstandingMessages at once), acked when the handler resolves, nacked when it throws.
+   * Without one: iterate with `for await (const m of sub)` and ack/nack each message.
+   */
+  subscribe(queue: string, handler: Handler, options?: Partial<SubscriberOptions>): Subscriber;
+  subscribe(queue: string, options?: Partial<SubscriberOptions>): Subscriber;
+  subscribe(queue: string, a?: Handler | Partial<SubscriberOptions>, b?: Partial<SubscriberOptions>): Subscriber {
+    const handler = typeof a === 'function' ? a : undefined;
+    const o = typeof a === 'function' ? b : a;
+    const sub = new Subscriber(this.pool, queue, { ...this.options.subscriber, ...o }, this.options.retry, handler);
+    this.subscribers.add(sub);
+    return sub;
+  }
+
+  /** Pulls up to `max` messages (Lease). Settle them with their ack()/nack()/extend(). */
+  async lease(queue: string, options: LeaseOptions = {}): Promise<ReceivedMessage[]> {
+    const req = LeaseRequest.fromPartial({
+      queue,
+      maxMessages: options.max ?? 1,
+      visibilityTimeout: options.visibilityTimeout === undefined ? undefined : toProto(options.visibilityTimeout),
+      wait: options.wait === undefined ? undefined : toProto(options.wait),
+    });
+    const waitMs = options.wait === undefined ? 0 : toMs(options.wait);
+    const retry = { attemptTimeout: Math.max(toMs(this.options.retry.attemptTimeout), waitMs + 10_000), ...options.retry };
+    const res = await this.rpc.call(c => [c.inbox, c.inbox.lease], req, { ...options, retry });
+    return res.deliveries.map(d => new ReceivedMessage(d, this.pullSettler));
+  }
+
+  /** Acks lease tokens (or messages). Rejects FAILED_PRECONDITION if any was stale; the rest are acked. */
+  async ack(tokens: Tokens, options?: CallOptions): Promise<number> {
+    return (await this.rpc.call(c => [c.inbox, c.inbox.ack], AckRequest.fromPartial({ leaseTokens: tokensOf(tokens) }), options)).acked;
+  }
+
+  /** Returns messages to their queue after `delay` (unset: the queue's retry delay). */
+  async nack(tokens: Tokens, delay?: Duration, options?: CallOptions): Promise<{ requeued: number; deadLettered: number }> {
+    const req = NackRequest.fromPartial({ leaseTokens: tokensOf(tokens), delay: delay === undefined ? undefined : toProto(delay) });
+    return this.rpc.call(c => [c.inbox, c.inbox.nack], req, options);
+  }
+
+  /** Extends leases to now + `by`; returns the new lease ends, in order. */
+  async extend(tokens: Tokens, by: Duration, options?: CallOptions): Promise<Date[]> {
+    const req = ExtendLeaseRequest.fromPartial({ leaseTokens: tokensOf(tokens), visibilityTimeout: toProto(by) });
+    const res = await this.rpc.call(c => [c.inbox, c.inbox.extendLease], req, options);
+    return res.leases.map(l => l.leaseExpiresAt ?? new Date());
+  }
+
+  /** Flushes the shared publisher, closes subscribers (draining) and the channels. */
+  async close(options: { timeout?: Duration } = {}): Promise<void> {
+    await this.defaultPublisher?.close().catch(() => {});
+    await Promise.all([...this.subscribers].map(s => s.close({ timeout: options.timeout }).catch(() => {})));
+    this.pool.close();
+  }
+}
+
+export function createClient(options: CreateClientOptions): InboxdClient {
+  return new InboxdClient(options);
+}

@@ -1,0 +1,98 @@
+import type { Duration } from './durations.js';
+
+/** Retries of one call (see retry.ts). */
+export interface RetryOptions {
+  /** Attempts in all, the first included. */
+  maxAttempts: number;
+  initialBackoff: Duration;
+  maxBackoff: Duration;
+  multiplier: number;
+  /** Each attempt's deadline. */
+  attemptTimeout: Duration;
+  /** The whole call's deadline, retries included. */
+  totalTimeout: Duration;
+}
+
+export const DEFAULT_RETRY: RetryOptions = {
+  maxAttempts: 10,
+  initialBackoff: 100,
+  maxBackoff: 5000,
+  multiplier: 2,
+  attemptTimeout: '30s',
+  totalTimeout: '2m',
+};
+
+/** A client-wide cap on retries, as gRPC's retry throttling: retries stop while more calls fail than succeed. */
+export interface RetryBudgetOptions {
+  maxTokens: number;
+  /** Tokens a successful call gives back. */
+  tokenRatio: number;
+}
+
+export const DEFAULT_RETRY_BUDGET: RetryBudgetOptions = { maxTokens: 100, tokenRatio: 0.1 };
+
+export interface PublisherOptions {
+  /** Send a batch once it holds this many messages… */
+  maxMessages: number;
+  /** …or this many payload bytes… */
+  maxBytes: number;
+  /** …or once its first message has waited this long. 0: send on the next tick. */
+  maxDelay: Duration;
+  /** Bound on payload bytes accepted and not yet stored: send() waits beyond it. */
+  maxPendingBytes: number;
+  /** Batches in flight at once. */
+  maxInFlight: number;
+}
+
+export const DEFAULT_PUBLISHER: PublisherOptions = {
+  maxMessages: 500,
+  maxBytes: 1024 * 1024,
+  maxDelay: 5,
+  maxPendingBytes: 64 * 1024 * 1024,
+  maxInFlight: 8,
+};
+
+export interface SubscriberOptions {
+  /** Deliveries held and not yet acked or nacked; the server never sends more. */
+  maxOutstandingMessages: number;
+  /** Payload bytes held likewise (0: no limit). At least one message is always delivered. */
+  maxOutstandingBytes: number;
+  /** Lease of each delivery; the subscriber extends it while the handler runs. Unset: the queue's. */
+  visibilityTimeout?: Duration;
+  /** Stop extending a lease this long after the message arrived (it then expires and comes back). */
+  maxExtension: Duration;
+  /** Acks and nacks are sent in batches of up to maxMessages, at most maxDelay after the first. */
+  ackBatching: { maxMessages: number; maxDelay: Duration };
+}
+
+export const DEFAULT_SUBSCRIBER: SubscriberOptions = {
+  maxOutstandingMessages: 100,
+  maxOutstandingBytes: 0,
+  maxExtension: '60m',
+  ackBatching: { maxMessages: 1000, maxDelay: 10 },
+};
+
+export interface ClientOptions {
+  /** Server addresses ('host:port'); several replicas on one Postgres spread the load. */
+  endpoints: string[];
+  /** Channels (HTTP/2 connections) in the pool, spread over the endpoints. */
+  poolSize: number;
+  /** Streams per channel before another channel is preferred (servers cap concurrent streams at ~100). */
+  maxStreamsPerChannel: number;
+  /** HTTP/2 keepalive ping interval: how fast a dead connection is noticed. */
+  keepalive: Duration;
+  retry: RetryOptions;
+  retryBudget: RetryBudgetOptions;
+  publisher: PublisherOptions;
+  subscriber: SubscriberOptions;
+}
+
+export const DEFAULT_CLIENT: Omit<ClientOptions, 'endpoints'> = {
+  poolSize: 4,
+  maxStreamsPerChannel: 100,
+  keepalive: '10s',
+  retry: DEFAULT_RETRY,
+  retryBudget: DEFAULT_RETRY_BUDGET,
+  publisher: DEFAULT_PUBLISHER,
+  subscriber: DEFAULT_SUBSCRIBER,
+};

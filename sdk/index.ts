@@ -1,0 +1,19 @@
+/** The inboxd TypeScript SDK: `import { createClient } from 'inboxd/sdk'`. */
+export { createClient, InboxdClient, type CreateClientOptions, type LeaseOptions } from './client.js';
+export { InboxdError, Code } from './errors.js';
+export { Publisher, type Payload, type SendOptions } from './publisher.js';
+export { Subscriber, type Handler, type CloseOptions } from './subscriber.js';
+export { ReceivedMessage } from './received-message.js';
+export { QueueAdmin, type QueueConfig, type QueueInfo, type QueueStats } from './queues.js';
+export type { Duration } from './durations.js';
+export type { CallOptions } from './rpc.js';
+export {
+  DEFAULT_CLIENT,
+  DEFAULT_PUBLISHER,
+  DEFAULT_SUBSCRIBER,
+  DEFAULT_RETRY,
+  type ClientOptions,
+  type PublisherOptions,
+  type SubscriberOptions,
+  type RetryOptions,
+} from './default-options.js';

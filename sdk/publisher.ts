@@ -1,0 +1,160 @@
+import { randomUUID } from 'node:crypto';
+import { Message } from './gen/inboxd/v1/message.js';
+import { SendRequest } from './gen/inboxd/v1/inbox.js';
+import { InboxdError, Code } from './errors.js';
+import { toMs, type Duration } from './durations.js';
+import type { PublisherOptions } from './default-options.js';
+import type { CallOptions, Rpc } from './rpc.js';
+
+export type Payload = Uint8Array | string;
+
+export interface SendOptions {
+  /** A UUID of your own, to make a resend of the same message a no-op. Default: a new one. */
+  id?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+  subject?: string;
+  correlationId?: string;
+  replyTo?: string;
+  /** Higher first. */
+  priority?: number;
+  /** Not delivered before this time… */
+  deliverAt?: Date;
+  /** …or before this long from now. */
+  delay?: Duration;
+}
+
+interface Item {
+  message: Message;
+  bytes: number;
+  resolve: (id: string) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Batches messages into Send calls by count, bytes and delay. Every message gets its id here,
+ * before the first attempt, so a Send retried after a lost response stores nothing twice.
+ * Backpressure: once `maxPendingBytes` of payload is accepted and not yet stored, send() waits.
+ *
+ *   send() -> pending --(full, delay over, or flush)--> in flight (<= maxInFlight) --> stored | failed
+ */
+export class Publisher {
+  private pending: Item[] = [];
+  private pendingBatchBytes = 0;
+  private unsettledBytes = 0;
+  private inFlight = 0;
+  private timer?: NodeJS.Timeout;
+  private due = false;
+  private readonly roomWaiters: { bytes: number; go: () => void }[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(private readonly rpc: Rpc, private readonly opts: PublisherOptions, private readonly callOptions: CallOptions = {}) {}
+
+  /** Queues a message; resolves with its id once the server has stored it. */
+  async send(queue: string, payload: Payload, options: SendOptions = {}): Promise<string> {
+    if (this.closed) throw new InboxdError(Code.FAILED_PRECONDITION, 'publisher is closed');
+    const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const message = Message.fromPartial({
+      id: options.id ?? randomUUID(),
+      queue,
+      payload: bytes,
+      contentType: options.contentType ?? (typeof payload === 'string' ? 'text/plain; charset=utf-8' : ''),
+      headers: options.headers ?? {},
+      subject: options.subject ?? '',
+      correlationId: options.correlationId ?? '',
+      replyTo: options.replyTo ?? '',
+      priority: options.priority ?? 0,
+      deliverAt: options.deliverAt ?? (options.delay !== undefined ? new Date(Date.now() + toMs(options.delay)) : undefined),
+    });
+    await this.room(bytes.length);
+    return new Promise<string>((resolve, reject) => {
+      this.pending.push({ message, bytes: bytes.length, resolve, reject });
+      this.pendingBatchBytes += bytes.length;
+      if (this.pending.length === 1 && !this.timer) {
+        const delay = toMs(this.opts.maxDelay);
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.due = true;
+          this.pump();
+        }, delay);
+      }
+      this.pump();
+    });
+  }
+
+  /** JSON.stringify(value) as application/json. */
+  sendJson(queue: string, value: unknown, options: SendOptions = {}): Promise<string> {
+    return this.send(queue, Buffer.from(JSON.stringify(value), 'utf8'), { contentType: 'application/json', ...options });
+  }
+
+  /** Sends whatever is pending now and resolves once everything accepted so far is settled. */
+  async flush(): Promise<void> {
+    this.due = true;
+    this.pump();
+    if (this.pending.length === 0 && this.inFlight === 0) return;
+    await new Promise<void>(resolve => this.idleWaiters.push(resolve));
+  }
+
+  /** Flushes, then refuses further sends. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+  }
+
+  private room(bytes: number): Promise<void> {
+    if (this.unsettledBytes === 0 || this.unsettledBytes + bytes <= this.opts.maxPendingBytes) {
+      this.unsettledBytes += bytes;
+      return Promise.resolve();
+    }
+    return new Promise(go => this.roomWaiters.push({ bytes, go: () => ((this.unsettledBytes += bytes), go()) }));
+  }
+
+  private released(bytes: number): void {
+    this.unsettledBytes -= bytes;
+    while (this.roomWaiters.length > 0) {
+      const w = this.roomWaiters[0];
+      if (this.unsettledBytes > 0 && this.unsettledBytes + w.bytes > this.opts.maxPendingBytes) break;
+      this.roomWaiters.shift()!.go();
+    }
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.opts.maxInFlight && this.pending.length > 0) {
+      const full = this.pending.length >= this.opts.maxMessages || this.pendingBatchBytes >= this.opts.maxBytes;
+      // Nobody waits for room while a batch waits for company: under backpressure, send what we have.
+      if (!full && !this.due && this.roomWaiters.length === 0) return;
+      const batch: Item[] = [];
+      let bytes = 0;
+      while (this.pending.length > 0 && batch.length < this.opts.maxMessages && (batch.length === 0 || bytes + this.pending[0].bytes <= this.opts.maxBytes)) {
+        const it = this.pending.shift()!;
+        batch.push(it);
+        bytes += it.bytes;
+      }
+      this.pendingBatchBytes -= bytes;
+      if (this.pending.length === 0) {
+        this.due = false;
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      void this.dispatch(batch, bytes);
+    }
+  }
+
+  private async dispatch(batch: Item[], bytes: number): Promise<void> {
+    this.inFlight++;
+    try {
+      const req = SendRequest.fromPartial({ messages: batch.map(i => i.message) });
+      const res = await this.rpc.call(c => [c.inbox, c.inbox.send], req, this.callOptions);
+      batch.forEach((it, i) => it.resolve(res.results[i]?.id ?? it.message.id));
+    } catch (err) {
+      const e = InboxdError.from(err);
+      for (const it of batch) it.reject(e);
+    } finally {
+      this.inFlight--;
+      this.released(bytes);
+      this.pump();
+      if (this.pending.length === 0 && this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import type { Delivery } from './gen/inboxd/v1/message.js';
+import type { Duration } from './durations.js';
+
+/** How a received message settles: through the stream it came on, or through unary calls. */
+export interface Settler {
+  ack(m: ReceivedMessage): Promise<void>;
+  nack(m: ReceivedMessage, delay?: Duration): Promise<void>;
+  extend(m: ReceivedMessage, by?: Duration): Promise<Date>;
+}
+
+/** A delivered message, with the operations that settle it. */
+export class ReceivedMessage {
+  readonly id: string;
+  readonly queue: string;
+  readonly payload: Buffer;
+  readonly contentType: string;
+  readonly headers: Record<string, string>;
+  readonly sender: string;
+  readonly subject: string;
+  readonly correlationId: string;
+  readonly replyTo: string;
+  readonly priority: number;
+  readonly contentHash: string;
+  readonly enqueuedAt?: Date;
+  readonly deliverAt?: Date;
+  /** 1 on the first delivery. */
+  readonly attempt: number;
+  readonly leaseToken: string;
+  leaseExpiresAt: Date;
+  /** When this process received it. */
+  readonly receivedAt = Date.now();
+  private settlement?: Promise<void>;
+
+  constructor(d: Delivery, private readonly settler: Settler) {
+    const m = d.message!;
+    this.id = m.id;
+    this.queue = m.queue;
+    this.payload = Buffer.from(m.payload);
+    this.contentType = m.contentType;
+    this.headers = m.headers;
+    this.sender = m.sender;
+    this.subject = m.subject;
+    this.correlationId = m.correlationId;
+    this.replyTo = m.replyTo;
+    this.priority = m.priority;
+    this.contentHash = m.contentHash;
+    this.enqueuedAt = m.enqueuedAt;
+    this.deliverAt = m.deliverAt;
+    this.attempt = d.attempt;
+    this.leaseToken = d.leaseToken;
+    this.leaseExpiresAt = d.leaseExpiresAt ?? new Date();
+  }
+
+  text(): string {
+    return this.payload.toString('utf8');
+  }
+
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+
+  /** Acked or nacked (or being): later ack()/nack() calls return the first settlement. */
+  get settled(): boolean {
+    return this.settlement !== undefined;
+  }
+
+  /** Done: the message is not delivered again. Resolves once the server confirms. */
+  ack(): Promise<void> {
+    return (this.settlement ??= this.settler.ack(this));
+  }
+
+  /** Not done: deliver again after `delay` (unset: the queue's retry delay). */
+  nack(delay?: Duration): Promise<void> {
+    return (this.settlement ??= this.settler.nack(this, delay));
+  }
+
+  /** Keep the lease `by` longer from now (unset: the subscription's visibility timeout). */
+  async extend(by?: Duration): Promise<Date> {
+    this.leaseExpiresAt = await this.settler.extend(this, by);
+    return this.leaseExpiresAt;
+  }
+}

@@ -1,0 +1,351 @@
+import { EventEmitter } from 'node:events';
+import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { SubscribeRequest, type SubscribeResponse, type SettleResults } from './gen/inboxd/v1/inbox.js';
+import { InboxdError, Code } from './errors.js';
+import { toMs, toProto, type Duration } from './durations.js';
+import { backoffMs, RETRYABLE } from './retry.js';
+import { ReceivedMessage, type Settler } from './received-message.js';
+import type { SubscriberOptions, RetryOptions } from './default-options.js';
+import type { ChannelPool } from './channel-pool.js';
+
+export type Handler = (message: ReceivedMessage) => unknown;
+
+export interface CloseOptions {
+  /** 'drain' (default): let running handlers finish and settle. 'nack': return them to the queue now. */
+  behavior?: 'drain' | 'nack';
+  /** Give up waiting after this long; unsettled leases are then released by ending the stream. */
+  timeout?: Duration;
+}
+
+type Kind = 'ack' | 'nack' | 'extend';
+
+interface Waiter {
+  kind: Kind;
+  token: string;
+  delayMs?: number;
+  extendMs?: number;
+  resolve: (expiresAt?: Date) => void;
+  reject: (e: unknown) => void;
+  /** Written on a stream that then died: its outcome is unknown, so it is sent again. */
+  resent?: boolean;
+}
+
+/** Statuses that end a subscription instead of reconnecting: retrying cannot help. */
+const FATAL = (code: Code) => !RETRYABLE.has(code) && code !== Code.CANCELLED && code !== Code.INTERNAL && code !== Code.UNKNOWN;
+
+/**
+ * A streaming subscription to one queue, over the Subscribe RPC.
+ *
+ *   connecting --stream opens--> open --stream fails (retryable)--> backoff --> connecting
+ *        ^                          |--fatal status (NOT_FOUND, ...)--> failed ('error' event)
+ *        |                          `--close()--> draining --handlers done / timeout--> closed
+ *
+ * Flow control is the server's window: it never has more than maxOutstandingMessages (and
+ * roughly maxOutstandingBytes) delivered and unsettled on the stream. Acks, nacks and lease
+ * extensions go in batches on the stream, each with a promise answered from the server's
+ * per-token results; while the stream is down they wait for the next one. Leases of messages
+ * whose handler runs are extended at half their length, up to maxExtension after receipt.
+ *
+ * On a reconnect, messages whose handlers still run keep running: the server released their
+ * leases when the old stream died (or they expire, if the server died), so they come again —
+ * at-least-once, and their late acks answer FAILED_PRECONDITION.
+ */
+export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMessage> {
+  private stream?: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+  private releaseChannel = () => {};
+  private readonly held = new Map<string, { message: ReceivedMessage; timer?: NodeJS.Timeout }>();
+  private queued: Waiter[] = [];
+  private readonly sent = new Map<string, Waiter[]>();
+  private flushTimer?: NodeJS.Timeout;
+  private failures = 0;
+  private reconnectTimer?: NodeJS.Timeout;
+  private closing?: Promise<void>;
+  private stopped = false;
+  private readonly buffer: ReceivedMessage[] = [];
+  private readonly takers: ((r: IteratorResult<ReceivedMessage>) => void)[] = [];
+  private readonly idle = new Set<() => void>();
+  private readonly settler: Settler;
+  /** Most messages held at once, for tests and metrics. */
+  maxHeld = 0;
+
+  constructor(
+    private readonly pool: ChannelPool,
+    readonly queue: string,
+    private readonly opts: SubscriberOptions,
+    private readonly retry: RetryOptions,
+    private readonly handler?: Handler,
+  ) {
+    super();
+    this.settler = {
+      // Settled either way: a failed ack (a stale lease) means the message is no longer ours.
+      ack: m => this.settle('ack', m.leaseToken).then(() => undefined).finally(() => this.forget(m.leaseToken)),
+      nack: (m, delay) =>
+        this.settle('nack', m.leaseToken, { delayMs: delay === undefined ? undefined : toMs(delay) })
+          .then(() => undefined)
+          .finally(() => this.forget(m.leaseToken)),
+      extend: async (m, by) => (await this.settle('extend', m.leaseToken, { extendMs: by === undefined ? undefined : toMs(by) }))!,
+    };
+    this.connect();
+  }
+
+  /** Messages held now: delivered, not yet acked or nacked. */
+  get outstanding(): number {
+    return this.held.size;
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const { channel, release } = this.pool.pickForStream();
+    this.releaseChannel = release;
+    const stream = channel.inbox.subscribe(new Metadata());
+    this.stream = stream;
+    const first = SubscribeRequest.fromPartial({
+      queue: this.queue,
+      flowControl: { maxOutstandingMessages: this.opts.maxOutstandingMessages, maxOutstandingBytes: String(this.opts.maxOutstandingBytes) },
+      visibilityTimeout: this.opts.visibilityTimeout !== undefined ? toProto(this.opts.visibilityTimeout) : undefined,
+      // Reconnecting while closing: only to settle what is held.
+      drain: this.closing !== undefined,
+    });
+    stream.write(first);
+    stream.on('data', (r: SubscribeResponse) => this.onResponse(r));
+    stream.on('error', err => this.onStreamEnd(stream, InboxdError.from(err)));
+    stream.on('end', () => this.onStreamEnd(stream));
+    // Settles that waited for a stream go out on this one.
+    if (this.queued.length > 0) this.scheduleFlush();
+  }
+
+  private onStreamEnd(stream: ClientDuplexStream<SubscribeRequest, SubscribeResponse>, err?: InboxdError): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    this.releaseChannel();
+    // Whatever was written and not answered is sent again on the next stream.
+    for (const list of this.sent.values()) for (const w of list) this.queued.push({ ...w, resent: true });
+    this.sent.clear();
+    if (this.stopped) return;
+    if (this.closing) {
+      this.finishIfIdle();
+      // Handlers still running will want to settle: keep a stream for them.
+      if (this.held.size === 0 && this.queued.length === 0) return;
+    }
+    if (err && FATAL(err.code)) {
+      this.fail(err);
+      return;
+    }
+    this.failures++;
+    const wait = backoffMs(Math.min(this.failures, 10), this.retry);
+    this.emit('reconnecting', { error: err, inMs: wait });
+    this.reconnectTimer = setTimeout(() => this.connect(), wait);
+  }
+
+  private fail(err: InboxdError): void {
+    this.stopped = true;
+    for (const w of this.queued.splice(0)) w.reject(err);
+    for (const { timer } of this.held.values()) clearTimeout(timer);
+    this.end();
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private onResponse(r: SubscribeResponse): void {
+    this.failures = 0;
+    if (r.ackResults) this.answer('ack', r.ackResults);
+    if (r.nackResults) this.answer('nack', r.nackResults);
+    if (r.extendResults) this.answer('extend', r.extendResults);
+    for (const d of r.deliveries) {
+      const m = new ReceivedMessage(d, this.settler);
+      this.held.set(m.leaseToken, { message: m });
+      this.maxHeld = Math.max(this.maxHeld, this.held.size);
+      if (this.closing) {
+        // Raced with drain: not ours to handle any more.
+        void m.nack(0).catch(() => {});
+        continue;
+      }
+      this.scheduleExtension(m);
+      this.dispatch(m);
+    }
+  }
+
+  private dispatch(m: ReceivedMessage): void {
+    if (!this.handler) {
+      const take = this.takers.shift();
+      if (take) take({ value: m, done: false });
+      else this.buffer.push(m);
+      return;
+    }
+    Promise.resolve()
+      .then(() => this.handler!(m))
+      .then(
+        () => (m.settled ? undefined : m.ack()),
+        err => {
+          this.emit('handlerError', err, m);
+          return m.settled ? undefined : m.nack();
+        },
+      )
+      .catch(err => this.emit('settleError', err, m));
+  }
+
+  /** Extends a held message's lease at half its length, until maxExtension after receipt. */
+  private scheduleExtension(m: ReceivedMessage): void {
+    const h = this.held.get(m.leaseToken);
+    if (!h) return;
+    const leaseMs = Math.max(500, m.leaseExpiresAt.getTime() - Date.now());
+    const deadline = m.receivedAt + toMs(this.opts.maxExtension);
+    if (Date.now() + leaseMs / 2 >= deadline) return;
+    h.timer = setTimeout(() => {
+      if (!this.held.has(m.leaseToken) || m.settled) return;
+      m.extend().then(
+        () => this.scheduleExtension(m),
+        err => this.emit('extendError', err, m),
+      );
+    }, leaseMs / 2);
+  }
+
+  private forget(token: string): void {
+    const h = this.held.get(token);
+    if (!h) return;
+    clearTimeout(h.timer);
+    this.held.delete(token);
+    this.finishIfIdle();
+  }
+
+  private settle(kind: Kind, token: string, extra: { delayMs?: number; extendMs?: number } = {}): Promise<Date | undefined> {
+    if (this.stopped) return Promise.reject(new InboxdError(Code.FAILED_PRECONDITION, 'subscription is closed'));
+    return new Promise((resolve, reject) => {
+      this.queued.push({ kind, token, ...extra, resolve, reject });
+      const full = this.queued.length >= this.opts.ackBatching.maxMessages;
+      if (full) this.flush();
+      else this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush();
+    }, toMs(this.opts.ackBatching.maxDelay));
+  }
+
+  /** Writes what is queued on the open stream, one request per kind and delay. */
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const stream = this.stream;
+    if (!stream || this.queued.length === 0) return;
+    const batch = this.queued.splice(0);
+    const groups = new Map<string, Waiter[]>();
+    for (const w of batch) {
+      const key = `${w.kind}:${w.delayMs ?? ''}:${w.extendMs ?? ''}`;
+      (groups.get(key) ?? groups.set(key, []).get(key)!).push(w);
+    }
+    for (const ws of groups.values()) {
+      const { kind, delayMs, extendMs } = ws[0];
+      const tokens = ws.map(w => w.token);
+      for (const w of ws) (this.sent.get(w.token) ?? this.sent.set(w.token, []).get(w.token)!).push(w);
+      stream.write(
+        SubscribeRequest.fromPartial(
+          kind === 'ack'
+            ? { ackLeaseTokens: tokens }
+            : kind === 'nack'
+              ? { nackLeaseTokens: tokens, nackDelay: delayMs === undefined ? undefined : toProto(delayMs) }
+              : { extendLeaseTokens: tokens, extendVisibilityTimeout: extendMs === undefined ? undefined : toProto(extendMs) },
+        ),
+      );
+    }
+  }
+
+  private answer(kind: Kind, results: SettleResults): void {
+    const take = (token: string) => {
+      const list = this.sent.get(token);
+      const i = list?.findIndex(w => w.kind === kind) ?? -1;
+      if (!list || i < 0) return undefined;
+      const [w] = list.splice(i, 1);
+      if (list.length === 0) this.sent.delete(token);
+      return w;
+    };
+    for (const token of results.succeeded) {
+      const w = take(token);
+      w?.resolve(kind === 'extend' ? this.expiryOf(token) : undefined);
+    }
+    for (const f of results.failed) {
+      const w = take(f.leaseToken);
+      if (!w) continue;
+      // A nack resent after its stream died may have landed the first time (or the server
+      // released the lease with the stream): either way the message is back in the queue.
+      if (w.kind === 'nack' && w.resent && f.code === Code.FAILED_PRECONDITION) w.resolve();
+      else w.reject(new InboxdError(f.code, f.message));
+    }
+  }
+
+  private expiryOf(token: string): Date {
+    // The server answers an extension with the token only; the new lease ends one lease length on.
+    const m = this.held.get(token)?.message;
+    const ms = m ? Math.max(1000, m.leaseExpiresAt.getTime() - m.receivedAt) : 0;
+    return new Date(Date.now() + ms);
+  }
+
+  /** Messages as an async iterator (when subscribed without a handler). Ack or nack each one. */
+  [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage> {
+    return {
+      next: () => {
+        const m = this.buffer.shift();
+        if (m) return Promise.resolve({ value: m, done: false });
+        if (this.closing || this.stopped) return Promise.resolve({ value: undefined, done: true });
+        return new Promise(resolve => this.takers.push(resolve));
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /**
+   * Stops receiving. 'drain' waits for running handlers (and their acks); 'nack' returns held
+   * messages to the queue at once. Either way, at most `timeout` later the stream ends, and the
+   * server releases whatever is still leased to it.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.closing ??= (async () => {
+      const behavior = options.behavior ?? 'drain';
+      const timeoutMs = toMs(options.timeout ?? '30s');
+      this.stream?.write(SubscribeRequest.fromPartial({ drain: true }));
+      for (const take of this.takers.splice(0)) take({ value: undefined, done: true });
+      // Buffered messages no iterator took are returned at once, whatever the behavior.
+      for (const m of this.buffer.splice(0)) void m.nack(0).catch(() => {});
+      if (behavior === 'nack') for (const { message } of this.held.values()) void message.nack(0).catch(() => {});
+      this.flush();
+      await new Promise<void>(resolve => {
+        const t = setTimeout(done, timeoutMs);
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        this.idle.add(done);
+        this.finishIfIdle();
+      });
+      this.stopped = true;
+      this.end();
+      for (const w of this.queued.splice(0)) w.reject(new InboxdError(Code.CANCELLED, 'subscription closed before the server answered'));
+    })();
+    return this.closing;
+  }
+
+  private finishIfIdle(): void {
+    if (!this.closing || this.held.size > 0 || this.sent.size > 0 || this.queued.length > 0) return;
+    for (const fn of [...this.idle]) fn();
+    this.idle.clear();
+  }
+
+  private end(): void {
+    for (const { timer } of this.held.values()) clearTimeout(timer);
+    clearTimeout(this.flushTimer);
+    clearTimeout(this.reconnectTimer);
+    const s = this.stream;
+    this.stream = undefined;
+    if (s) {
+      s.end();
+      s.cancel();
+    }
+    this.releaseChannel();
+  }
+}
