@@ -28,29 +28,31 @@ export class ChannelPool {
   readonly channels: PooledChannel[];
   private rr = 0;
 
-  constructor(endpoints: string[], size: number, creds: ChannelCredentials, private readonly opts: PoolOptions) {
+  constructor(private readonly endpoints: string[], size: number, private readonly creds: ChannelCredentials, private readonly opts: PoolOptions) {
     if (endpoints.length === 0) throw new RangeError('at least one endpoint is required');
     const n = Math.max(size, endpoints.length);
-    this.channels = Array.from({ length: n }, (_, i) => {
-      const address = endpoints[i % endpoints.length];
-      const channel = new Channel(address, creds, {
-        'grpc.use_local_subchannel_pool': 1,
-        'grpc.keepalive_time_ms': opts.keepaliveMs,
-        'grpc.keepalive_timeout_ms': Math.max(1000, Math.min(10_000, opts.keepaliveMs)),
-        'grpc.keepalive_permit_without_calls': 1,
-        'grpc.max_receive_message_length': 256 * 1024 * 1024,
-        'grpc.max_send_message_length': 256 * 1024 * 1024,
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 2000,
-      });
-      return {
-        address,
-        channel,
-        inbox: new InboxClient(address, creds, { channelOverride: channel }),
-        queues: new QueuesClient(address, creds, { channelOverride: channel }),
-        streams: 0,
-      };
+    this.channels = Array.from({ length: n }, (_, i) => this.open(endpoints[i % endpoints.length]));
+  }
+
+  private open(address: string): PooledChannel {
+    const keepaliveMs = this.opts.keepaliveMs;
+    const channel = new Channel(address, this.creds, {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.keepalive_time_ms': keepaliveMs,
+      'grpc.keepalive_timeout_ms': Math.max(1000, Math.min(10_000, keepaliveMs)),
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
+      'grpc.max_send_message_length': 256 * 1024 * 1024,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 2000,
     });
+    return {
+      address,
+      channel,
+      inbox: new InboxClient(address, this.creds, { channelOverride: channel }),
+      queues: new QueuesClient(address, this.creds, { channelOverride: channel }),
+      streams: 0,
+    };
   }
 
   /** The next channel in turn, for a unary call. */
@@ -60,10 +62,18 @@ export class ChannelPool {
     return c;
   }
 
-  /** The least loaded channel, for a stream; call the returned release when the stream ends. */
+  /**
+   * The least loaded channel, for a stream; call the returned release when the stream ends. When
+   * every channel already carries maxStreamsPerChannel, the pool grows by one channel rather than
+   * queue streams behind a server's concurrent-stream limit.
+   */
   pickForStream(): { channel: PooledChannel; release: () => void } {
     let best = this.channels[0];
     for (const c of this.channels) if (c.streams < best.streams) best = c;
+    if (best.streams >= this.opts.maxStreamsPerChannel) {
+      best = this.open(this.endpoints[this.channels.length % this.endpoints.length]);
+      this.channels.push(best);
+    }
     best.streams++;
     let released = false;
     return {
