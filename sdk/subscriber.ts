@@ -60,6 +60,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
   private failures = 0;
   private reconnectTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
+  private shuttingDown = false;
   private stopped = false;
   private readonly buffer: ReceivedMessage[] = [];
   private readonly takers: ((r: IteratorResult<ReceivedMessage>) => void)[] = [];
@@ -104,7 +105,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       flowControl: { maxOutstandingMessages: this.opts.maxOutstandingMessages, maxOutstandingBytes: String(this.opts.maxOutstandingBytes) },
       visibilityTimeout: this.opts.visibilityTimeout !== undefined ? toProto(this.opts.visibilityTimeout) : undefined,
       // Reconnecting while closing: only to settle what is held.
-      drain: this.closing !== undefined,
+      drain: this.shuttingDown,
     });
     stream.write(first);
     stream.on('data', (r: SubscribeResponse) => this.onResponse(r));
@@ -122,7 +123,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     for (const list of this.sent.values()) for (const w of list) this.queued.push({ ...w, resent: true });
     this.sent.clear();
     if (this.stopped) return;
-    if (this.closing) {
+    if (this.shuttingDown) {
       this.finishIfIdle();
       // Handlers still running will want to settle: keep a stream for them.
       if (this.held.size === 0 && this.queued.length === 0) return;
@@ -154,7 +155,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       const m = new ReceivedMessage(d, this.settler);
       this.held.set(m.leaseToken, { message: m });
       this.maxHeld = Math.max(this.maxHeld, this.held.size);
-      if (this.closing) {
+      if (this.shuttingDown) {
         // Raced with drain: not ours to handle any more.
         void m.nack(0).catch(() => {});
         continue;
@@ -289,7 +290,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       next: () => {
         const m = this.buffer.shift();
         if (m) return Promise.resolve({ value: m, done: false });
-        if (this.closing || this.stopped) return Promise.resolve({ value: undefined, done: true });
+        if (this.shuttingDown || this.stopped) return Promise.resolve({ value: undefined, done: true });
         return new Promise(resolve => this.takers.push(resolve));
       },
       return: async () => {
@@ -305,6 +306,9 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
    * server releases whatever is still leased to it.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    // Set before the work below starts: it runs synchronously up to its first await, before
+    // `closing` is assigned, and checks (finishIfIdle) must already see it.
+    this.shuttingDown = true;
     this.closing ??= (async () => {
       const behavior = options.behavior ?? 'drain';
       const timeoutMs = toMs(options.timeout ?? '30s');
@@ -331,7 +335,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
   }
 
   private finishIfIdle(): void {
-    if (!this.closing || this.held.size > 0 || this.sent.size > 0 || this.queued.length > 0) return;
+    if (!this.shuttingDown || this.held.size > 0 || this.sent.size > 0 || this.queued.length > 0) return;
     for (const fn of [...this.idle]) fn();
     this.idle.clear();
   }
