@@ -84,12 +84,13 @@ export class QueueCore {
       else if (!(await this.registry.find(q))) throw notFound(`queue ${q} not found: create it with CreateQueue first`);
     }
     const hashes = await this.hasher.hash(messages.map(m => m.payload));
+    const now = Date.now();
     const outgoing: OutgoingMessage[] = messages.map((m, i) => ({
       id: m.id,
       queue: m.queue,
       priority: m.priority,
       deliverAt: m.deliverAt,
-      data: toStored(m, hashes[i], sender),
+      data: toStored(m, hashes[i], sender, now),
     }));
     const results = await this.batcher.send(outgoing);
     return results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i] }));

@@ -1,4 +1,4 @@
-import type { PgBoss, JobWithMetadata } from 'pg-boss';
+import type { PgBoss } from 'pg-boss';
 import { status } from '@grpc/grpc-js';
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import * as sql from './sql.js';
@@ -57,10 +57,15 @@ export class MessageStore {
 
   /** Leases up to `max` messages for `leaseSec` seconds. */
   async lease(queue: string, max: number, leaseSec: number): Promise<Delivery[]> {
-    const jobs = (await this.boss.fetch<StoredMessage>(queue, { batchSize: max, includeMetadata: true })) as JobWithMetadata<StoredMessage>[];
+    // Taken before the fetch starts them, so the lease end reported is never later than the real one.
+    const startedBy = Date.now();
+    const jobs = await this.boss.fetch<StoredMessage>(queue, { batchSize: max });
     if (jobs.length === 0) return [];
-    await this.exec(sql.setLease(this.schema, queue, jobs.map(j => j.id), leaseSec));
-    return jobs.map(j => toDelivery(j, new Date(j.startedOn.getTime() + leaseSec * 1000)));
+    // Jobs carry the queue's lease length from insert; only a different one costs an update.
+    const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
+    if (other.length > 0) await this.exec(sql.setLease(this.schema, queue, other, leaseSec));
+    const expiresAt = new Date(startedBy + leaseSec * 1000);
+    return jobs.map(j => toDelivery(j, expiresAt));
   }
 
   async ack(tokens: string[]): Promise<TokenOutcome[]> {

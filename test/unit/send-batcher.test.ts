@@ -22,7 +22,7 @@ function fakeStore(failQueue?: string) {
   return { store: store as unknown as MessageStore, inserts };
 }
 
-const msg = (queue: string, id: string): OutgoingMessage => ({ id, queue, priority: 0, data: { p: '', n: 0, hash: '' } });
+const msg = (queue: string, id: string): OutgoingMessage => ({ id, queue, priority: 0, data: { p: '', n: 0, hash: '', at: 0 } });
 
 describe('send batcher', () => {
   it('shares one insert among concurrent calls and answers each in its own order', async () => {
