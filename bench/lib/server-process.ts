@@ -1,0 +1,55 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../server/main.js', import.meta.url));
+
+export interface InboxdProcess {
+  address: string;
+  proc: ChildProcess;
+  /** Resident set size now, bytes. */
+  rssBytes(): number;
+  /** CPU time used so far (user + system), seconds. */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+const TICKS = 100; // USER_HZ on Linux
+
+/** The built server as its own process (as users run it), on a free port, against `databaseUrl`. */
+export async function spawnInboxd(databaseUrl: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<InboxdProcess> {
+  const proc = spawn(process.execPath, [...nodeArgs, MAIN], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, INBOXD_PORT: '0', INBOXD_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const address = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`inboxd did not start:\n${out}`)), 30_000);
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = /inboxd listening on (\S+?)"/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]);
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.on('exit', code => reject(new Error(`inboxd exited with ${code}:\n${out}`)));
+  });
+  proc.stdout!.resume();
+  proc.stderr!.resume();
+  const stat = () => fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return {
+    address,
+    proc,
+    rssBytes: () => Number(stat()[21]) * 4096,
+    cpuSeconds: () => (Number(stat()[11]) + Number(stat()[12])) / TICKS,
+    stop: () =>
+      new Promise(resolve => {
+        if (proc.exitCode !== null) return resolve();
+        proc.on('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}

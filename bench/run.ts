@@ -1,0 +1,76 @@
+/**
+ * The benchmark suite: `npm run bench` (full), `npm run bench -- --quick` (CI-sized),
+ * `--only e2e_throughput,pgboss_baseline`, `--scale 2`. Starts its own Postgres (or uses
+ * DATABASE_URL), runs each scenario on a fresh database, prints a table, and writes
+ * bench/results/latest.json plus a dated copy.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { startBenchPostgres } from './lib/postgres.js';
+import { printTable, writeResults, type Result } from './lib/report.js';
+import type { Ctx } from './lib/context.js';
+import { e2eThroughput } from './scenarios/e2e-throughput.js';
+import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
+
+type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
+
+/** In run order; ratios name their baseline, which runs first. */
+const SCENARIOS: Record<string, Scenario> = {
+  pgboss_baseline: pgbossBaseline,
+  e2e_throughput: e2eThroughput,
+};
+
+/** Which result each is compared with. */
+const BASELINE_OF: Record<string, string> = { e2e_throughput: 'pgboss_baseline' };
+
+async function main() {
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, scale: { type: 'string', default: '1' } },
+  });
+  const only = values.only ? values.only.split(',') : Object.keys(SCENARIOS);
+  for (const name of only) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  const scale = Number(values.scale);
+  const pg = await startBenchPostgres();
+  const ctx: Ctx = {
+    pg,
+    quick: values.quick ?? false,
+    scale,
+    progress: line => process.stderr.write(`  … ${line}\n`),
+  };
+  const results: Result[] = [];
+  try {
+    for (const name of Object.keys(SCENARIOS).filter(n => only.includes(n))) {
+      process.stderr.write(`▶ ${name}\n`);
+      const t = Date.now();
+      const out = await SCENARIOS[name](ctx);
+      for (const r of Array.isArray(out) ? out : [out]) {
+        const base = results.find(b => b.name === BASELINE_OF[r.name]);
+        if (base && !r.skipped && r.ratio === undefined) {
+          r.baseline = base.name;
+          r.ratio = +(r.msgs_per_sec / base.msgs_per_sec).toFixed(3);
+        }
+        results.push(r);
+      }
+      process.stderr.write(`✔ ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)\n`);
+    }
+  } finally {
+    await pg.stop();
+  }
+  printTable(results);
+  const when = new Date().toISOString();
+  const payload = {
+    when,
+    mode: ctx.quick ? 'quick' : 'full',
+    scale,
+    machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pg.describe },
+    results,
+  };
+  writeResults('latest.json', payload);
+  writeResults(`${when.slice(0, 16).replace(/:/g, '-')}.json`, payload);
+  process.stderr.write('wrote bench/results/latest.json\n');
+}
+
+main().catch(err => {
+  console.error(err);
+  process.exit(1);
+});

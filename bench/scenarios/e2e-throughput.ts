@@ -1,0 +1,61 @@
+import { createClient } from '../../sdk/index.js';
+import { spawnInboxd } from '../lib/server-process.js';
+import { percentiles, rate, type Result } from '../lib/report.js';
+import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';
+
+export const PRODUCERS = 2;
+export const CONSUMERS = 2;
+
+/**
+ * Producers (SDK publishers) -> one queue -> subscribers (SDK, Subscribe streams) acking; 256-byte
+ * payloads, durable. The server runs as its own process, as users run it. Seconds run from the
+ * first send to the last ack confirmed; latency is send() call to handler start.
+ */
+export async function e2eThroughput(ctx: Ctx): Promise<Result> {
+  const n = count(ctx, 100_000, 20_000);
+  const db = await ctx.pg.createDatabase('e2e');
+  const server = await spawnInboxd(db, {}, process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []);
+  const client = createClient({ address: server.address, poolSize: 4 });
+  try {
+    await client.queues.create('e2e', { visibilityTimeout: '60s' });
+    const latencies: number[] = [];
+    let handled = 0;
+    let allHandled!: () => void;
+    const done = new Promise<void>(r => (allHandled = r));
+    const subs = Array.from({ length: CONSUMERS }, () =>
+      client.subscribe(
+        'e2e',
+        m => {
+          latencies.push(performance.now() - stampOf(m.payload));
+          if (++handled === n) allHandled();
+        },
+        { maxOutstandingMessages: 2000 },
+      ),
+    );
+    const started = performance.now();
+    const publishers = Array.from({ length: PRODUCERS }, () => client.publisher());
+    const sends: Promise<string>[] = [];
+    const tick = setInterval(() => ctx.progress(`e2e_throughput: ${handled}/${n} handled`), 1000);
+    for (let i = 0; i < n; i++) sends.push(publishers[i % PRODUCERS].send('e2e', stampedPayload()));
+    await Promise.all(sends);
+    const publishSeconds = (performance.now() - started) / 1000;
+    setTimeout(() => { const G = globalThis as any; console.error('DEBUG at +8s handled', handled, 'sdk received', G.CR, 'responses', G.RESP, 'distinct', G.IDS?.size); }, 8000);
+    await done;
+    await Promise.all(subs.map(s => s.close({ behavior: 'drain' })));
+    const seconds = (performance.now() - started) / 1000;
+    clearInterval(tick);
+    const stats = await client.queues.stats('e2e');
+    if (stats.acked !== n) throw new Error(`e2e: expected ${n} acked, stats say ${stats.acked}`);
+    return {
+      name: 'e2e_throughput',
+      messages: n,
+      seconds,
+      msgs_per_sec: rate(n, seconds),
+      ...percentiles(latencies),
+      extra: { producers: PRODUCERS, subscribers: CONSUMERS, publish_msgs_per_sec: rate(n, publishSeconds), server_rss_mb: Math.round(server.rssBytes() / 2 ** 20) },
+    };
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}
