@@ -2,6 +2,7 @@ import { createClient } from '../../sdk/index.js';
 import { spawnInboxd } from '../lib/server-process.js';
 import { percentiles, rate, type Result } from '../lib/report.js';
 import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';
+import { measureCpu } from '../lib/cpu.js';
 
 export const PRODUCERS = 2;
 export const CONSUMERS = 2;
@@ -34,14 +35,16 @@ export async function e2eThroughput(ctx: Ctx): Promise<Result> {
     );
     const started = performance.now();
     const publishers = Array.from({ length: PRODUCERS }, () => client.publisher());
-    const sends: Promise<string>[] = [];
     const tick = setInterval(() => ctx.progress(`e2e_throughput: ${handled}/${n} handled`), 1000);
-    for (let i = 0; i < n; i++) sends.push(publishers[i % PRODUCERS].send('e2e', stampedPayload()));
-    await Promise.all(sends);
-    const publishSeconds = (performance.now() - started) / 1000;
-    setTimeout(() => { const G = globalThis as any; console.error('DEBUG at +8s handled', handled, 'sdk received', G.CR, 'responses', G.RESP, 'distinct', G.IDS?.size); }, 8000);
-    await done;
-    await Promise.all(subs.map(s => s.close({ behavior: 'drain' })));
+    let publishSeconds = 0;
+    const { cpu } = await measureCpu(async () => {
+      const sends: Promise<string>[] = [];
+      for (let i = 0; i < n; i++) sends.push(publishers[i % PRODUCERS].send('e2e', stampedPayload()));
+      await Promise.all(sends);
+      publishSeconds = (performance.now() - started) / 1000;
+      await done;
+      await Promise.all(subs.map(s => s.close({ behavior: 'drain' })));
+    }, server);
     const seconds = (performance.now() - started) / 1000;
     clearInterval(tick);
     const stats = await client.queues.stats('e2e');
@@ -52,7 +55,7 @@ export async function e2eThroughput(ctx: Ctx): Promise<Result> {
       seconds,
       msgs_per_sec: rate(n, seconds),
       ...percentiles(latencies),
-      extra: { producers: PRODUCERS, subscribers: CONSUMERS, publish_msgs_per_sec: rate(n, publishSeconds), server_rss_mb: Math.round(server.rssBytes() / 2 ** 20) },
+      extra: { producers: PRODUCERS, subscribers: CONSUMERS, publish_msgs_per_sec: rate(n, publishSeconds), server_rss_mb: Math.round(server.rssBytes() / 2 ** 20), ...cpu },
     };
   } finally {
     await client.close();

@@ -2,6 +2,7 @@ import { PgBoss } from 'pg-boss';
 import { percentiles, rate, type Result } from '../lib/report.js';
 import { count, PAYLOAD_BYTES, type Ctx } from '../lib/context.js';
 import { PRODUCERS, CONSUMERS } from './e2e-throughput.js';
+import { measureCpu } from '../lib/cpu.js';
 
 const INSERT_BATCH = 1000;
 const FETCH_BATCH = 500;
@@ -45,10 +46,9 @@ export async function pgbossBaseline(ctx: Ctx): Promise<Result> {
     };
     const tick = setInterval(() => ctx.progress(`pgboss_baseline: ${consumed}/${n} completed`), 1000);
     const share = Math.ceil(n / PRODUCERS);
-    await Promise.all([
-      ...Array.from({ length: PRODUCERS }, (_, i) => produce(Math.min(share, n - i * share))),
-      ...Array.from({ length: CONSUMERS }, consume),
-    ]);
+    const { cpu } = await measureCpu(() =>
+      Promise.all([...Array.from({ length: PRODUCERS }, (_, i) => produce(Math.min(share, n - i * share))), ...Array.from({ length: CONSUMERS }, consume)]),
+    );
     clearInterval(tick);
     const seconds = (performance.now() - started) / 1000;
     return {
@@ -57,7 +57,7 @@ export async function pgbossBaseline(ctx: Ctx): Promise<Result> {
       seconds,
       msgs_per_sec: rate(n, seconds),
       ...percentiles(latencies),
-      extra: { producers: PRODUCERS, consumers: CONSUMERS, insert_batch: INSERT_BATCH, fetch_batch: FETCH_BATCH, partitioned: true },
+      extra: { producers: PRODUCERS, consumers: CONSUMERS, insert_batch: INSERT_BATCH, fetch_batch: FETCH_BATCH, partitioned: true, ...cpu },
     };
   } finally {
     await boss.stop({ graceful: false, close: true });
