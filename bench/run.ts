@@ -11,6 +11,7 @@ import { printTable, writeResults, type Result } from './lib/report.js';
 import type { Ctx } from './lib/context.js';
 import { e2eThroughput } from './scenarios/e2e-throughput.js';
 import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
+import { latencyAtRate } from './scenarios/latency-at-rate.js';
 
 type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
 
@@ -18,6 +19,7 @@ type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
 const SCENARIOS: Record<string, Scenario> = {
   pgboss_baseline: pgbossBaseline,
   e2e_throughput: e2eThroughput,
+  latency_at_rate: latencyAtRate,
 };
 
 /** Which result each is compared with. */
