@@ -1,4 +1,5 @@
 import { PgBoss } from 'pg-boss';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Message, Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import type { SendResult } from '../../sdk/gen/inboxd/v1/inbox.js';
@@ -39,6 +40,7 @@ export class QueueCore {
   private batcher!: SendBatcher;
   private sweeper!: Sweeper;
   private readonly hasher: Hasher;
+  private readonly leasePool: pg.Pool;
 
   constructor(private readonly opts: CoreOptions, private readonly log: Logger) {
     this.boss = new PgBoss({
@@ -51,6 +53,13 @@ export class QueueCore {
     } as ConstructorParameters<typeof PgBoss>[0]);
     this.boss.on('error', err => this.log.warn({ err }, 'pg-boss error'));
     this.hasher = new Hasher(opts.hashWorkerThresholdBytes);
+    this.leasePool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: Math.max(2, Math.ceil(opts.dbPoolSize / 2)),
+      application_name: 'inboxd-lease',
+      options: '-c synchronous_commit=off',
+    });
+    this.leasePool.on('error', err => this.log.warn({ err }, 'lease pool connection error'));
   }
 
   async start(): Promise<void> {
@@ -59,7 +68,7 @@ export class QueueCore {
     const q = sql.notifyChannel(schema);
     const channel = (await this.boss.getDb().executeSql(q.text, q.values)).rows[0].channel as string;
     this.registry = new QueueRegistry(this.boss, schema);
-    this.store = new MessageStore(this.boss, schema, channel);
+    this.store = new MessageStore(this.boss, schema, channel, { executeSql: (text, values) => this.leasePool.query(text, values as unknown[]) });
     this.wakeups = new Wakeups(this.opts.databaseUrl, channel, this.log);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, queue =>
@@ -121,6 +130,7 @@ export class QueueCore {
     await this.sweeper?.stop();
     await this.wakeups?.close();
     await this.hasher.close();
+    await this.leasePool.end().catch(() => {});
     await this.boss.stop({ graceful: false, close: true }).catch(err => {
       throw unavailable(`stopping pg-boss failed: ${(err as Error).message}`);
     });

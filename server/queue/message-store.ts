@@ -1,4 +1,4 @@
-import type { PgBoss } from 'pg-boss';
+import type { PgBoss, Db } from 'pg-boss';
 import { status } from '@grpc/grpc-js';
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import * as sql from './sql.js';
@@ -27,6 +27,13 @@ export class MessageStore {
     private readonly boss: PgBoss,
     private readonly schema: string,
     private readonly channel: string,
+    /**
+     * Connections for leasing, committing without waiting for the WAL flush
+     * (synchronous_commit off). A lease lost to a crash only means the message is delivered
+     * again, which at-least-once allows; sends, acks and nacks stay on durable commits, and
+     * flushing their WAL flushes any lease before them. Saves an fsync wait per lease.
+     */
+    private readonly leaseDb: Db,
   ) {}
 
   private exec(q: sql.Sql) {
@@ -59,11 +66,14 @@ export class MessageStore {
   async lease(queue: string, max: number, leaseSec: number): Promise<Delivery[]> {
     // Taken before the fetch starts them, so the lease end reported is never later than the real one.
     const startedBy = Date.now();
-    const jobs = await this.boss.fetch<StoredMessage>(queue, { batchSize: max });
+    const jobs = await this.boss.fetch<StoredMessage>(queue, { batchSize: max, db: this.leaseDb });
     if (jobs.length === 0) return [];
     // Jobs carry the queue's lease length from insert; only a different one costs an update.
     const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
-    if (other.length > 0) await this.exec(sql.setLease(this.schema, queue, other, leaseSec));
+    if (other.length > 0) {
+      const q = sql.setLease(this.schema, queue, other, leaseSec);
+      await this.leaseDb.executeSql(q.text, q.values);
+    }
     const expiresAt = new Date(startedBy + leaseSec * 1000);
     return jobs.map(j => toDelivery(j, expiresAt));
   }
