@@ -510,7 +510,10 @@ describe('Subscribe', () => {
     const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 15 }, visibilityTimeout: dur(30) });
     await sleep(300);
     const ids = await send(queue, 20);
-    await a.until(() => a.deliveries.length + b.deliveries.length >= 20, '20 deliveries across both', 10_000);
+    // until() re-checks on its own stream's events only: wait on the two streams together.
+    for (const deadline = Date.now() + 10_000; a.deliveries.length + b.deliveries.length < 20; await sleep(20)) {
+      if (Date.now() > deadline) throw new Error(`20 deliveries across both: got ${a.deliveries.length} + ${b.deliveries.length}`);
+    }
     await sleep(500);
 
     const aIds = a.deliveries.map(d => d.message!.id);

@@ -68,13 +68,14 @@ export class QueueCore {
     const q = sql.notifyChannel(schema);
     const channel = (await this.boss.getDb().executeSql(q.text, q.values)).rows[0].channel as string;
     this.registry = new QueueRegistry(this.boss, schema);
-    this.store = new MessageStore(this.boss, schema, channel, { executeSql: (text, values) => this.leasePool.query(text, values as unknown[]) });
+    this.store = new MessageStore(this.boss, schema, channel, this.leasePool);
     this.wakeups = new Wakeups(this.opts.databaseUrl, channel, this.log);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, queue =>
       this.wakeups.emit(queue),
     );
     this.dispatcher = new Dispatcher(this.store, this.wakeups, { maxBatch: this.opts.dispatchMaxBatch, pollIntervalMs: this.opts.pollIntervalMs }, this.log);
+    this.dispatcher.start();
     this.sweeper = new Sweeper(this.store, this.opts.sweepIntervalMs, queue => this.released(queue), this.log);
     this.sweeper.start();
   }

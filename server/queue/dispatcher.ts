@@ -24,15 +24,17 @@ export interface DispatcherOptions {
 /**
  * Pushes messages to Subscribe streams. One pump per queue with subscribers, not one poller per
  * stream: a pump runs when a wake-up says the queue may have messages, when a subscriber gains
- * credit, and on a slow poll while credit remains. It leases for subscribers in turn, each up to
- * its credit, until the queue is drained or nobody has credit.
+ * credit (an ack, a nack, a lease running out), and when the one ready-queue poll for all queues
+ * finds messages no wake-up announced. It leases for subscribers in turn, each up to its credit,
+ * until the queue is drained or nobody has credit. An idle subscription costs no query and no timer.
  *
- *   idle --wake/credit/poll--> pumping --drained or no credit--> idle (poll armed if credit)
- *                                 ^--- wake while pumping: go round again
+ *   idle --wake/credit/ready poll--> pumping --drained or no credit--> idle
+ *                                       ^--- wake while pumping: go round again
  */
 export class Dispatcher {
   private readonly queues = new Map<string, QueueState>();
   private stopped = false;
+  private poller?: NodeJS.Timeout;
 
   constructor(
     private readonly store: MessageStore,
@@ -112,21 +114,44 @@ export class Dispatcher {
     } while (q.again && !this.stopped);
   }
 
-  /** While a subscriber has credit, look again after the poll interval, or when a lease ends. */
+  /** When a delivery's lease ends its credit comes back: look again then. */
   private arm(queue: string, q: QueueState): void {
     const now = Date.now();
-    let wait = Infinity;
+    let next: number | undefined;
     for (const s of q.subs) {
-      if (s.credit(now) > 0) wait = Math.min(wait, this.opts.pollIntervalMs);
       const exp = s.nextExpiry();
-      if (exp !== undefined) wait = Math.min(wait, Math.max(0, exp - now) + 50);
+      if (exp !== undefined && (next === undefined || exp < next)) next = exp;
     }
-    if (wait === Infinity) return;
-    q.timer = setTimeout(() => this.pump(queue), wait);
+    if (next !== undefined) q.timer = setTimeout(() => this.pump(queue), Math.max(0, next - now) + 50);
+  }
+
+  /**
+   * The safety net under wake-ups, one statement for all queues rather than a poll per
+   * subscription: every pollIntervalMs, ask which of the idle queues with credit hold ready
+   * messages (a delay or a retry backoff ran out, or a wake-up was missed), and pump those.
+   */
+  start(): void {
+    const loop = () => {
+      if (this.stopped) return;
+      this.poller = setTimeout(() => {
+        this.pollReady()
+          .catch(err => this.log.warn({ err }, 'ready-queue poll failed'))
+          .finally(loop);
+      }, this.opts.pollIntervalMs);
+    };
+    loop();
+  }
+
+  private async pollReady(): Promise<void> {
+    const now = Date.now();
+    const idle = [...this.queues].filter(([, q]) => !q.pumping && q.subs.some(s => s.credit(now) > 0)).map(([name]) => name);
+    if (idle.length === 0) return;
+    for (const name of await this.store.readyQueues(idle)) this.pump(name);
   }
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.poller);
     for (const q of this.queues.values()) {
       clearTimeout(q.timer);
       q.off();

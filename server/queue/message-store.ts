@@ -1,4 +1,5 @@
-import type { PgBoss, Db } from 'pg-boss';
+import type { PgBoss } from 'pg-boss';
+import type pg from 'pg';
 import { status } from '@grpc/grpc-js';
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import * as sql from './sql.js';
@@ -33,7 +34,7 @@ export class MessageStore {
      * again, which at-least-once allows; sends, acks and nacks stay on durable commits, and
      * flushing their WAL flushes any lease before them. Saves an fsync wait per lease.
      */
-    private readonly leaseDb: Db,
+    private readonly leasePool: pg.Pool,
   ) {}
 
   private exec(q: sql.Sql) {
@@ -66,16 +67,28 @@ export class MessageStore {
   async lease(queue: string, max: number, leaseSec: number): Promise<Delivery[]> {
     // Taken before the fetch starts them, so the lease end reported is never later than the real one.
     const startedBy = Date.now();
-    const jobs = await this.boss.fetch<StoredMessage>(queue, { batchSize: max, db: this.leaseDb });
-    if (jobs.length === 0) return [];
-    // Jobs carry the queue's lease length from insert; only a different one costs an update.
-    const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
-    if (other.length > 0) {
-      const q = sql.setLease(this.schema, queue, other, leaseSec);
-      await this.leaseDb.executeSql(q.text, q.values);
+    // One transaction: a crash between the fetch and the lease update must not leave messages
+    // leased for the queue's default instead of the length asked for.
+    const client = await this.leasePool.connect();
+    try {
+      await client.query('BEGIN');
+      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+      const jobs = await this.boss.fetch<StoredMessage>(queue, { batchSize: max, db });
+      // Jobs carry the queue's lease length from insert; only a different one costs an update.
+      const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
+      if (other.length > 0) {
+        const q = sql.setLease(this.schema, queue, other, leaseSec);
+        await client.query(q.text, q.values);
+      }
+      await client.query('COMMIT');
+      const expiresAt = new Date(startedBy + leaseSec * 1000);
+      return jobs.map(j => toDelivery(j, expiresAt));
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
     }
-    const expiresAt = new Date(startedBy + leaseSec * 1000);
-    return jobs.map(j => toDelivery(j, expiresAt));
   }
 
   async ack(tokens: string[]): Promise<TokenOutcome[]> {
@@ -117,6 +130,11 @@ export class MessageStore {
   async expire(queue: string, refs: { id: string; retryCount: number }[]): Promise<number> {
     const res = (await this.boss.fail(queue, refs, { message: 'lease expired' })) as { settled?: string[] };
     return res.settled?.length ?? 0;
+  }
+
+  async readyQueues(queues: string[]): Promise<string[]> {
+    const { rows } = await this.exec(sql.readyQueues(this.schema, queues));
+    return rows.map(r => r.name as string);
   }
 
   async expiredLeases(limit: number): Promise<{ name: string; id: string; retryCount: number }[]> {

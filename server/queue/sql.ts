@@ -88,6 +88,16 @@ export function createQueue(schema: string, name: string, options: object): Sql 
   };
 }
 
+/** Which of `queues` hold messages deliverable now (one statement for all of them). */
+export function readyQueues(schema: string, queues: string[]): Sql {
+  return {
+    text: `SELECT q.name FROM unnest($1::text[]) AS q(name)
+      WHERE EXISTS (SELECT 1 FROM ${schema}.job j
+        WHERE j.name = q.name AND j.state < 'active' AND j.start_after <= ${schema}.job_now())`,
+    values: [queues],
+  };
+}
+
 /** Leases past their end, oldest first. */
 export function expiredLeases(schema: string, limit: number): Sql {
   return {
