@@ -1,4 +1,4 @@
-import { Channel, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Channel, Metadata, connectivityState, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { InboxClient } from './gen/inboxd/v1/inbox.js';
 import { QueuesClient } from './gen/inboxd/v1/queues.js';
 import { InboxdError } from './errors.js';
@@ -57,6 +57,13 @@ export class ChannelPool {
 
   /** The next channel in turn, for a unary call. */
   pick(): PooledChannel {
+    // Passes over channels whose server is unreachable (while any other is not): else every call
+    // would spend an attempt on a dead replica, and the retry budget would soon run out.
+    for (let i = 0; i < this.channels.length; i++) {
+      const c = this.channels[this.rr % this.channels.length];
+      this.rr = (this.rr + 1) % this.channels.length;
+      if (!isDown(c)) return c;
+    }
     const c = this.channels[this.rr % this.channels.length];
     this.rr = (this.rr + 1) % this.channels.length;
     return c;
@@ -68,8 +75,10 @@ export class ChannelPool {
    * queue streams behind a server's concurrent-stream limit.
    */
   pickForStream(): { channel: PooledChannel; release: () => void } {
-    let best = this.channels[0];
-    for (const c of this.channels) if (c.streams < best.streams) best = c;
+    // Reachable channels first: a stream reconnecting after its replica died goes to a live one.
+    const up = this.channels.filter(c => !isDown(c));
+    let best = (up.length > 0 ? up : this.channels)[0];
+    for (const c of up.length > 0 ? up : this.channels) if (c.streams < best.streams) best = c;
     if (best.streams >= this.opts.maxStreamsPerChannel) {
       best = this.open(this.endpoints[this.channels.length % this.endpoints.length]);
       this.channels.push(best);
@@ -92,6 +101,11 @@ export class ChannelPool {
       c.channel.close();
     }
   }
+}
+
+/** The channel failed to connect (and has not connected since). */
+function isDown(c: PooledChannel): boolean {
+  return c.channel.getConnectivityState(false) === connectivityState.TRANSIENT_FAILURE;
 }
 
 type UnaryFn<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };

@@ -70,7 +70,7 @@ export class InboxdClient {
     this.pullSettler = {
       ack: async m => void (await this.ack(m)),
       nack: async (m, delay) => void (await this.nack(m, delay)),
-      extend: async (m, by) => (await this.extend(m, by ?? m.leaseExpiresAt.getTime() - m.receivedAt))[0],
+      extend: async (m, by) => (await this.extend(m, by ?? m.leaseMs))[0],
     };
   }
 

@@ -48,6 +48,8 @@ export class Publisher {
   private readonly roomWaiters: { bytes: number; go: () => void }[] = [];
   private readonly idleWaiters: (() => void)[] = [];
   private closed = false;
+  /** Messages send() accepted that are not yet stored or failed, those waiting for room included. */
+  private accepted = 0;
 
   constructor(private readonly rpc: Rpc, private readonly opts: PublisherOptions, private readonly callOptions: CallOptions = {}) {}
 
@@ -67,7 +69,12 @@ export class Publisher {
       priority: options.priority ?? 0,
       deliverAt: options.deliverAt ?? (options.delay !== undefined ? new Date(Date.now() + toMs(options.delay)) : undefined),
     });
-    await this.room(bytes.length);
+    // Counted before waiting for room: a flush() called right after send() waits for this message.
+    this.accepted++;
+    // Into the batch synchronously when there is room, so sends made in one tick share a batch
+    // even when flush() follows at once; only under backpressure does a send wait.
+    const room = this.room(bytes.length);
+    if (room) await room;
     return new Promise<string>((resolve, reject) => {
       this.pending.push({ message, bytes: bytes.length, resolve, reject });
       this.pendingBatchBytes += bytes.length;
@@ -92,7 +99,7 @@ export class Publisher {
   async flush(): Promise<void> {
     this.due = true;
     this.pump();
-    if (this.pending.length === 0 && this.inFlight === 0) return;
+    if (this.accepted === 0) return;
     await new Promise<void>(resolve => this.idleWaiters.push(resolve));
   }
 
@@ -102,10 +109,11 @@ export class Publisher {
     await this.flush();
   }
 
-  private room(bytes: number): Promise<void> {
-    if (this.unsettledBytes === 0 || this.unsettledBytes + bytes <= this.opts.maxPendingBytes) {
+  /** Takes room for `bytes` now (undefined), or a promise of it once earlier sends settle. */
+  private room(bytes: number): Promise<void> | undefined {
+    if (this.roomWaiters.length === 0 && (this.unsettledBytes === 0 || this.unsettledBytes + bytes <= this.opts.maxPendingBytes)) {
       this.unsettledBytes += bytes;
-      return Promise.resolve();
+      return undefined;
     }
     return new Promise(go => this.roomWaiters.push({ bytes, go: () => ((this.unsettledBytes += bytes), go()) }));
   }
@@ -123,7 +131,8 @@ export class Publisher {
     while (this.inFlight < this.opts.maxInFlight && this.pending.length > 0) {
       const full = this.pending.length >= this.opts.maxMessages || this.pendingBatchBytes >= this.opts.maxBytes;
       // Nobody waits for room while a batch waits for company: under backpressure, send what we have.
-      if (!full && !this.due && this.roomWaiters.length === 0) return;
+      // Nor while a flush() waits: it waits for every message accepted, those admitted later included.
+      if (!full && !this.due && this.roomWaiters.length === 0 && this.idleWaiters.length === 0) return;
       const batch: Item[] = [];
       let bytes = 0;
       while (this.pending.length > 0 && batch.length < this.opts.maxMessages && (batch.length === 0 || bytes + this.pending[0].bytes <= this.opts.maxBytes)) {
@@ -144,17 +153,35 @@ export class Publisher {
   private async dispatch(batch: Item[], bytes: number): Promise<void> {
     this.inFlight++;
     try {
+      await this.sendBatch(batch);
+    } finally {
+      this.accepted -= batch.length;
+      this.inFlight--;
+      this.released(bytes);
+      this.pump();
+      if (this.accepted === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * One Send of `batch`. A Send is all or nothing, so one bad message (a missing queue, an invalid
+   * field) fails every message batched with it: then the batch is sent again in halves, until
+   * only the culprits fail. Nothing was stored, and ids are fixed, so resending is safe.
+   */
+  private async sendBatch(batch: Item[]): Promise<void> {
+    try {
       const req = SendRequest.fromPartial({ messages: batch.map(i => i.message) });
       const res = await this.rpc.call(c => [c.inbox, c.inbox.send], req, this.callOptions);
       batch.forEach((it, i) => it.resolve(res.results[i]?.id ?? it.message.id));
     } catch (err) {
       const e = InboxdError.from(err);
+      if (batch.length > 1 && (e.code === Code.INVALID_ARGUMENT || e.code === Code.NOT_FOUND)) {
+        const mid = batch.length >> 1;
+        await this.sendBatch(batch.slice(0, mid));
+        await this.sendBatch(batch.slice(mid));
+        return;
+      }
       for (const it of batch) it.reject(e);
-    } finally {
-      this.inFlight--;
-      this.released(bytes);
-      this.pump();
-      if (this.pending.length === 0 && this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
   }
 }

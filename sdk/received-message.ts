@@ -29,6 +29,8 @@ export class ReceivedMessage {
   leaseExpiresAt: Date;
   /** When this process received it. */
   readonly receivedAt = Date.now();
+  /** The lease length it was delivered with (the server's leases are whole seconds): what extend() adds by default. */
+  readonly leaseMs: number;
   private settlement?: Promise<void>;
 
   constructor(d: Delivery, private readonly settler: Settler) {
@@ -49,6 +51,7 @@ export class ReceivedMessage {
     this.attempt = d.attempt;
     this.leaseToken = d.leaseToken;
     this.leaseExpiresAt = d.leaseExpiresAt ?? new Date();
+    this.leaseMs = Math.max(1000, Math.round((this.leaseExpiresAt.getTime() - this.receivedAt) / 1000) * 1000);
   }
 
   text(): string {

@@ -265,7 +265,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     };
     for (const token of results.succeeded) {
       const w = take(token);
-      w?.resolve(kind === 'extend' ? this.expiryOf(token) : undefined);
+      w?.resolve(kind === 'extend' ? this.expiryOf(token, w.extendMs) : undefined);
     }
     for (const f of results.failed) {
       const w = take(f.leaseToken);
@@ -275,12 +275,15 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       if (w.kind === 'nack' && w.resent && f.code === Code.FAILED_PRECONDITION) w.resolve();
       else w.reject(new InboxdError(f.code, f.message));
     }
+    // A closing subscriber may have waited only for these answers (an extension has no forget()).
+    this.finishIfIdle();
   }
 
-  private expiryOf(token: string): Date {
-    // The server answers an extension with the token only; the new lease ends one lease length on.
+  private expiryOf(token: string, extendMs?: number): Date {
+    // The server answers an extension with the token only; the new lease ends `extendMs` on, or
+    // one lease length (as delivered: not leaseExpiresAt - receivedAt, which grows with each extension).
     const m = this.held.get(token)?.message;
-    const ms = m ? Math.max(1000, m.leaseExpiresAt.getTime() - m.receivedAt) : 0;
+    const ms = extendMs ?? m?.leaseMs ?? 0;
     return new Date(Date.now() + ms);
   }
 
