@@ -1,11 +1,12 @@
 import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createClient, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
+import { freePort, connectionsTo } from './support/net.js';
 import { createDatabase, spawnServer, sleep, ROOT, type ServerProcess } from './support/harness.js';
 
 let n = 0;
@@ -19,47 +20,7 @@ async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 const portOf = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));
-
-/** ESTABLISHED TCP connections of this process to `port` (sockets in /proc/self/fd matched in /proc/net/tcp{,6}). */
-function connectionsTo(port: number): number {
-  const mine = new Set<string>();
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
-      if (m) mine.add(m[1]);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  let count = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 10) continue;
-      const remotePort = parseInt(cols[2].split(':')[1], 16);
-      if (remotePort === port && cols[3] === '01' && mine.has(cols[9])) count++;
-    }
-  }
-  return count;
-}
 
 function run(file: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise(resolve =>

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage, type Subscriber, type Handler, type SubscriberOptions } from '../sdk/index.js';
 import type { PooledChannel } from '../sdk/channel-pool.js';
+import { connectionsTo } from './support/net.js';
 import { createDatabase, startServer, sleep } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -16,35 +16,6 @@ async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
     await sleep(20);
   }
-}
-
-/** ESTABLISHED TCP connections of this process whose remote port is `port` (the client side only). */
-function connectionsTo(port: number): number {
-  const mine = new Set<string>();
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
-      if (m) mine.add(m[1]);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  let count = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 10) continue;
-      const remotePort = parseInt(cols[2].split(':')[1], 16);
-      if (remotePort === port && cols[3] === '01' && mine.has(cols[9])) count++;
-    }
-  }
-  return count;
 }
 
 /** Counts the attempts (RPCs actually started) of one unary method over every channel of a client's pool. */
