@@ -2,7 +2,6 @@ import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createClient, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
