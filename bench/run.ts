@@ -12,6 +12,7 @@ import type { Ctx } from './lib/context.js';
 import { e2eThroughput } from './scenarios/e2e-throughput.js';
 import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
 import { latencyAtRate } from './scenarios/latency-at-rate.js';
+import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
 
 type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
 
@@ -20,6 +21,7 @@ const SCENARIOS: Record<string, Scenario> = {
   pgboss_baseline: pgbossBaseline,
   e2e_throughput: e2eThroughput,
   latency_at_rate: latencyAtRate,
+  idle_subscriptions: idleSubscriptions,
 };
 
 /** Which result each is compared with. */

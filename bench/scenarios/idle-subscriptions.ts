@@ -1,0 +1,63 @@
+import { createClient, type Subscriber } from '../../sdk/index.js';
+import { spawnInboxd } from '../lib/server-process.js';
+import { percentiles, rate, type Result } from '../lib/report.js';
+import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';
+
+/**
+ * 10,000 (quick: 1,000) Subscribe streams, one per queue, held idle: the server's RSS and idle CPU,
+ * then the latency of single messages sent to random queues (send() to handler start).
+ */
+export async function idleSubscriptions(ctx: Ctx): Promise<Result> {
+  const streams = count(ctx, 10_000, 1_000);
+  const probes = ctx.quick ? 100 : 300;
+  const db = await ctx.pg.createDatabase('idle');
+  const server = await spawnInboxd(db);
+  // A pool of 8; it grows a channel per 100 streams beyond that.
+  const client = createClient({ address: server.address, poolSize: 8, subscriber: { maxOutstandingMessages: 10 } });
+  const subs: Subscriber[] = [];
+  try {
+    const names = Array.from({ length: streams }, (_, i) => `idle-${i}`);
+    for (let i = 0; i < names.length; i += 50) {
+      await Promise.all(names.slice(i, i + 50).map(n => client.queues.create(n)));
+      if (i % 1000 === 0) ctx.progress(`idle_subscriptions: ${i}/${streams} queues created`);
+    }
+    const latencies: number[] = [];
+    let got = 0;
+    for (const name of names) subs.push(client.subscribe(name, m => void (latencies.push(performance.now() - stampOf(m.payload)), got++)));
+    // Each new subscription looks at its queue once: let those first looks finish before measuring idle.
+    ctx.progress(`idle_subscriptions: ${streams} subscriptions opened; settling`);
+    await new Promise(r => setTimeout(r, Math.max(5000, streams * 2)));
+    const rssBytes = server.rssBytes();
+    const idleWindow = ctx.quick ? 5 : 10;
+    const cpu0 = server.cpuSeconds();
+    await new Promise(r => setTimeout(r, idleWindow * 1000));
+    const idleCpuPct = ((server.cpuSeconds() - cpu0) / idleWindow) * 100;
+    ctx.progress(`idle_subscriptions: RSS ${Math.round(rssBytes / 2 ** 20)} MB, idle CPU ${idleCpuPct.toFixed(1)} %; probing`);
+    const started = performance.now();
+    for (let i = 0; i < probes; i++) {
+      const before = got;
+      await client.send(names[Math.floor(Math.random() * names.length)], stampedPayload());
+      for (const t = Date.now(); got === before && Date.now() - t < 5000; ) await new Promise(r => setTimeout(r, 1));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      name: 'idle_subscriptions',
+      messages: probes,
+      seconds,
+      msgs_per_sec: rate(probes, seconds),
+      ...percentiles(latencies),
+      extra: {
+        streams,
+        server_rss_mb: Math.round(rssBytes / 2 ** 20),
+        idle_cpu_pct: +idleCpuPct.toFixed(1),
+        delivered: got,
+        channels: client.pool.channels.length,
+        targets: 'rss<=512MB idle_cpu<=5% p99<=50ms (at 10,000 streams)',
+      },
+    };
+  } finally {
+    await Promise.all(subs.map(s => s.close({ behavior: 'nack', timeout: 2000 }).catch(() => {})));
+    await client.close();
+    await server.stop();
+  }
+}
