@@ -13,6 +13,7 @@ import { e2eThroughput } from './scenarios/e2e-throughput.js';
 import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
 import { latencyAtRate } from './scenarios/latency-at-rate.js';
 import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
+import { historyGrowth } from './scenarios/history-growth.js';
 
 type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
 
@@ -22,6 +23,7 @@ const SCENARIOS: Record<string, Scenario> = {
   e2e_throughput: e2eThroughput,
   latency_at_rate: latencyAtRate,
   idle_subscriptions: idleSubscriptions,
+  history_growth: historyGrowth,
 };
 
 /** Which result each is compared with. */
