@@ -18,7 +18,9 @@ const TICKS = 100; // USER_HZ on Linux
 
 /** The built server as its own process (as users run it), on a free port, against `databaseUrl`. */
 export async function spawnInboxd(databaseUrl: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<InboxdProcess> {
-  const proc = spawn(process.execPath, [...nodeArgs, MAIN], {
+  // BENCH_PROFILE_DIR=dir: the server writes a V8 CPU profile there when it exits.
+  const prof = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const proc = spawn(process.execPath, [...prof, ...nodeArgs, MAIN], {
     env: { ...process.env, DATABASE_URL: databaseUrl, INBOXD_PORT: '0', INBOXD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -22,7 +22,7 @@ export async function e2eThroughput(ctx: Ctx): Promise<Result> {
  */
 export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prepare?: (db: string) => Promise<void>): Promise<Result> {
   if (prepare) await prepare(db);
-  const server = await spawnInboxd(db, {}, process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []);
+  const server = await spawnInboxd(db);
   const client = createClient({ address: server.address, poolSize: 4 });
   try {
     await client.queues.ensure('e2e', { visibilityTimeout: '60s' });
