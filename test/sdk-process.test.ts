@@ -6,18 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClient, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
 import { freePort, connectionsTo } from './support/net.js';
-import { createDatabase, spawnServer, sleep, ROOT, type ServerProcess } from './support/harness.js';
+import { createDatabase, spawnServer, sleep, waitFor, ROOT, type ServerProcess } from './support/harness.js';
 
 let n = 0;
 const queueName = (prefix: string) => `${prefix}-${++n}-${randomUUID().slice(0, 6)}`;
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 const portOf = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));
 

@@ -3,20 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage, type Subscriber, type Handler, type SubscriberOptions } from '../sdk/index.js';
 import type { PooledChannel } from '../sdk/channel-pool.js';
 import { connectionsTo } from './support/net.js';
-import { createDatabase, startServer, sleep } from './support/harness.js';
+import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
 let n = 0;
 const queueName = (prefix: string) => `${prefix}-${++n}-${randomUUID().slice(0, 6)}`;
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Counts the attempts (RPCs actually started) of one unary method over every channel of a client's pool. */
 function countAttempts(client: InboxdClient, service: 'inbox' | 'queues', method: string): { count: number } {

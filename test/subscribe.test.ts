@@ -10,7 +10,7 @@ import {
   type SettleResults,
 } from '../sdk/gen/inboxd/v1/inbox.js';
 import type { Delivery } from '../sdk/gen/inboxd/v1/message.js';
-import { createDatabase, startServer, call, dur, sleep } from './support/harness.js';
+import { createDatabase, startServer, call, dur, sleep, waitFor } from './support/harness.js';
 
 /**
  * One Subscribe stream as a client sees it: every response recorded in order, the stream's end
@@ -511,9 +511,7 @@ describe('Subscribe', () => {
     await sleep(300);
     const ids = await send(queue, 20);
     // until() re-checks on its own stream's events only: wait on the two streams together.
-    for (const deadline = Date.now() + 10_000; a.deliveries.length + b.deliveries.length < 20; await sleep(20)) {
-      if (Date.now() > deadline) throw new Error(`20 deliveries across both: got ${a.deliveries.length} + ${b.deliveries.length}`);
-    }
+    await waitFor(() => a.deliveries.length + b.deliveries.length >= 20, 10_000, '20 deliveries across both');
     await sleep(500);
 
     const aIds = a.deliveries.map(d => d.message!.id);

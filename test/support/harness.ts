@@ -117,4 +117,13 @@ export async function spawnServer(databaseUrl: string, env: Record<string, strin
 
 export const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
+/** Resolves once `cond` holds, checking every 20 ms; rejects after `timeoutMs` naming `what`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 export const dur = (seconds: number) => ({ seconds: String(Math.floor(seconds)), nanos: Math.round((seconds % 1) * 1e9) });
