@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
 import {
   SendRequest,
@@ -13,7 +13,7 @@ import {
 import type { Message } from '../sdk/gen/inboxd/v1/message.js';
 import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueStats } from '../sdk/gen/inboxd/v1/queues.js';
 import type { Duration } from '../sdk/gen/google/protobuf/duration.js';
-import { failure, expectStatus, counts, ZERO } from './support/expect.js';
+import { expectStatus, counts, ZERO } from './support/expect.js';
 import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;

@@ -14,7 +14,7 @@ import {
   type Queue,
 } from '../sdk/gen/inboxd/v1/queues.js';
 import type { Duration } from '../sdk/gen/google/protobuf/duration.js';
-import { failure, expectStatus, counts, ZERO } from './support/expect.js';
+import { expectStatus, counts, ZERO } from './support/expect.js';
 import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Message, Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import type { SendResult } from '../../sdk/gen/inboxd/v1/inbox.js';
-import { notFound, unavailable } from '../errors.js';
+import { notFound } from '../errors.js';
 import * as sql from './sql.js';
 import { toStored, type OutgoingMessage } from './codec.js';
 import { QueueRegistry } from './queue-registry.js';
@@ -132,8 +132,6 @@ export class QueueCore {
     await this.wakeups?.close();
     await this.hasher.close();
     await this.leasePool.end().catch(() => {});
-    await this.boss.stop({ graceful: false, close: true }).catch(err => {
-      throw unavailable(`stopping pg-boss failed: ${(err as Error).message}`);
-    });
+    await this.boss.stop({ graceful: false, close: true });
   }
 }
