@@ -10,6 +10,7 @@ import {
   type SettleResults,
 } from '../sdk/gen/inboxd/v1/inbox.js';
 import type { Delivery } from '../sdk/gen/inboxd/v1/message.js';
+import { CreateQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
 import { createDatabase, startServer, call, dur, sleep, waitFor } from './support/harness.js';
 
 /**
@@ -214,6 +215,54 @@ describe('Subscribe', () => {
       sub.cancel();
     } finally {
       await slow.stop();
+    }
+  });
+
+  it('delivers delayed messages at their due time without polling: deliver_at through this server and another, a nack delay, a retry delay after a lease expired', async () => {
+    // Both servers poll once a minute (the harness's setting): only due-time wake-ups can be on time.
+    const other = await startServer(databaseUrl);
+    try {
+      const queue = `sub-${randomUUID().slice(0, 8)}`;
+      await call(srv.clients.queues, srv.clients.queues.createQueue, CreateQueueRequest.fromPartial({ name: queue, config: { retryDelay: dur(1), maxAttempts: 5 } }));
+      const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(1) }, other.clients.inbox);
+      const arrived = new Map<string, number[]>();
+      sub.onResponse = r => r.deliveries.forEach(d => arrived.set(d.message!.id, [...(arrived.get(d.message!.id) ?? []), Date.now()]));
+      const sendAt = async (inbox: InboxClient, at: Date) =>
+        (await call(inbox, inbox.send, SendRequest.fromPartial({ messages: [{ queue, payload: Buffer.from('d'), deliverAt: at }] }))).results[0].id;
+      const onTime = (got: number | undefined, due: number, what: string) => {
+        expect(got, `${what}: delivered`).toBeDefined();
+        expect(got! - due, `${what}: not before its due time`).toBeGreaterThanOrEqual(-5);
+        expect(got! - due, `${what}: soon after its due time`).toBeLessThan(700);
+      };
+
+      // deliver_at, sent through the subscriber's server and through the other one; the later one first.
+      const t0 = Date.now();
+      const late = await sendAt(srv.clients.inbox, new Date(t0 + 1600));
+      const early = await sendAt(other.clients.inbox, new Date(t0 + 800));
+      await sub.deliveredAtLeast(2, 5000);
+      onTime(arrived.get(early)![0], t0 + 800, 'deliver_at through the same server');
+      onTime(arrived.get(late)![0], t0 + 1600, 'deliver_at through another server');
+
+      // A nack with a delay.
+      const first = sub.deliveries.find(d => d.message!.id === early)!;
+      sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [sub.deliveries.find(d => d.message!.id === late)!.leaseToken] }));
+      const r = sub.responses.length;
+      const nackedAt = Date.now();
+      sub.write(SubscribeRequest.fromPartial({ nackLeaseTokens: [first.leaseToken], nackDelay: dur(0.9) }));
+      await sub.results('nackResults', r);
+      await sub.deliveredAtLeast(3, 5000);
+      onTime(arrived.get(early)![1], nackedAt + 900, 'nack delay');
+
+      // Not acked: its 1 s lease runs out, the sweeper fails it, and the queue's 1 s retry delay runs.
+      const third = sub.deliveries[2];
+      const leaseEnd = new Date(third.leaseExpiresAt!).getTime();
+      await sub.deliveredAtLeast(4, 8000);
+      const redelivered = arrived.get(early)![2];
+      expect(redelivered - leaseEnd, 'retry delay after expiry: not before lease end + retry delay').toBeGreaterThanOrEqual(1000 - 5);
+      expect(redelivered - leaseEnd, 'retry delay after expiry: soon after (sweep interval + delay)').toBeLessThan(1000 + 200 + 900);
+      expect(sub.deliveries[3].attempt).toBe(3);
+    } finally {
+      await other.stop();
     }
   });
 

@@ -69,10 +69,10 @@ export class QueueCore {
     const channel = (await this.boss.getDb().executeSql(q.text, q.values)).rows[0].channel as string;
     this.registry = new QueueRegistry(this.boss, schema);
     this.store = new MessageStore(this.boss, schema, channel, this.leasePool);
-    this.wakeups = new Wakeups(this.opts.databaseUrl, channel, this.log);
+    this.wakeups = new Wakeups(this.opts.databaseUrl, channel, queue => this.store.nextDue(queue), this.log);
     await this.wakeups.start();
-    this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, queue =>
-      this.wakeups.emit(queue),
+    this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
+      this.inserted(queue, msgs),
     );
     this.dispatcher = new Dispatcher(this.store, this.wakeups, { maxBatch: this.opts.dispatchMaxBatch, pollIntervalMs: this.opts.pollIntervalMs }, this.log);
     this.dispatcher.start();
@@ -80,10 +80,34 @@ export class QueueCore {
     this.sweeper.start();
   }
 
-  /** Messages went back to a queue: wake local waiters, and other replicas through NOTIFY. */
+  /**
+   * Messages were stored: wake local waiters now (pg-boss's NOTIFY tells other replicas). For
+   * messages delivered later, arm a wake-up for the earliest here and on every replica.
+   */
+  private inserted(queue: string, msgs: OutgoingMessage[]): void {
+    const now = Date.now();
+    let due = Infinity;
+    let ready = false;
+    for (const m of msgs) {
+      const at = m.deliverAt ? m.deliverAt.getTime() : 0;
+      if (at <= now) ready = true;
+      else if (at < due) due = at;
+    }
+    if (ready) this.wakeups.emit(queue);
+    if (due !== Infinity) this.store.wake(queue, due - now).catch(err => this.log.debug({ err }, 'notify failed'));
+  }
+
+  /**
+   * Leases ran out and their messages went back through the queue's retry policy: wake waiters
+   * on every replica now, and again when a retry delay runs out.
+   */
   released(queue: string): void {
     this.wakeups.emit(queue);
-    this.store.wake(queue).catch(err => this.log.debug({ err }, 'notify failed'));
+    this.store
+      .wake(queue)
+      .then(() => this.store.nextDue(queue))
+      .then(ms => (ms !== undefined ? this.store.wake(queue, ms) : undefined))
+      .catch(err => this.log.debug({ err }, 'notify failed'));
   }
 
   /** Stores validated messages (ids assigned). Resolves once every one is durable. */

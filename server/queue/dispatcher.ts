@@ -16,8 +16,8 @@ interface QueueState {
 export interface DispatcherOptions {
   /** Most messages leased in one fetch. */
   maxBatch: number;
-  /** Poll a queue this often while a subscriber has credit, for messages no wake-up announces
-   *  (a delay or retry backoff running out). */
+  /** Look this often, for all queues whose subscribers have credit, for messages no wake-up
+   *  announced (a notification lost with a connection, a due time nobody here was told of). */
   pollIntervalMs: number;
 }
 
@@ -127,8 +127,8 @@ export class Dispatcher {
 
   /**
    * The safety net under wake-ups, one statement for all queues rather than a poll per
-   * subscription: every pollIntervalMs, ask which of the idle queues with credit hold ready
-   * messages (a delay or a retry backoff ran out, or a wake-up was missed), and pump those.
+   * subscription: every pollIntervalMs, ask which of the idle queues with credit hold messages and
+   * when the earliest is due; pump those due now, and arm a wake-up for the others.
    */
   start(): void {
     const loop = () => {
@@ -146,7 +146,10 @@ export class Dispatcher {
     const now = Date.now();
     const idle = [...this.queues].filter(([, q]) => !q.pumping && q.subs.some(s => s.credit(now) > 0)).map(([name]) => name);
     if (idle.length === 0) return;
-    for (const name of await this.store.readyQueues(idle)) this.pump(name);
+    for (const { name, dueInMs } of await this.store.queuesDue(idle)) {
+      if (dueInMs <= 0) this.pump(name);
+      else this.wakeups.wakeIn(name, dueInMs);
+    }
   }
 
   stop(): void {

@@ -113,13 +113,15 @@ export class MessageStore {
       const pairs = sql.fencePairs(refs);
       const { rows } = await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, reason));
       const requeued = new Set(rows.map(r => r.id as string));
+      const due = Math.min(...rows.map(r => Number(r.dueInMs)));
       const last = refs.filter(r => !requeued.has(r.id));
       let dead = new Set<string>();
       if (last.length > 0) {
         const res = (await this.boss.fail(queue, last, { message: reason })) as { settled?: string[] };
         dead = new Set(res.settled ?? []);
       }
-      if (requeued.size > 0 && !delayMs) await this.exec(sql.notify(this.channel, queue));
+      // Every replica (this one too) wakes its waiters now, or arms a wake-up for when the first is due.
+      if (requeued.size > 0) await this.wake(queue, due);
       return new Map(
         refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : undefined]),
       );
@@ -132,9 +134,16 @@ export class MessageStore {
     return res.settled?.length ?? 0;
   }
 
-  async readyQueues(queues: string[]): Promise<string[]> {
-    const { rows } = await this.exec(sql.readyQueues(this.schema, queues));
-    return rows.map(r => r.name as string);
+  /** Of `queues`, those holding queued messages, with when the earliest is due (ms from now, ≤ 0: now). */
+  async queuesDue(queues: string[]): Promise<{ name: string; dueInMs: number }[]> {
+    const { rows } = await this.exec(sql.queuesDue(this.schema, queues));
+    return rows.map(r => ({ name: r.name as string, dueInMs: Number(r.dueInMs) }));
+  }
+
+  /** In how many ms `queue`'s earliest message not yet due becomes due; undefined: none waits. */
+  async nextDue(queue: string): Promise<number | undefined> {
+    const { rows } = await this.exec(sql.nextDue(this.schema, queue));
+    return rows.length > 0 ? Number(rows[0].dueInMs) : undefined;
   }
 
   async expiredLeases(limit: number): Promise<{ name: string; id: string; retryCount: number }[]> {
@@ -150,8 +159,9 @@ export class MessageStore {
     });
   }
 
-  async wake(queue: string): Promise<void> {
-    await this.exec(sql.notify(this.channel, queue));
+  /** Wakes `queue`'s waiters on every replica: now, or in `dueInMs`. */
+  async wake(queue: string, dueInMs?: number): Promise<void> {
+    await this.exec(sql.notify(this.channel, queue, dueInMs));
   }
 
   private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {

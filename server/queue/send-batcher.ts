@@ -26,7 +26,7 @@ export class SendBatcher {
   private scheduled = false;
   private readonly idle = new Set<() => void>();
 
-  constructor(private readonly store: MessageStore, private readonly opts: SendBatcherOptions, private readonly onInserted: (queue: string) => void) {}
+  constructor(private readonly store: MessageStore, private readonly opts: SendBatcherOptions, private readonly onInserted: (queue: string, messages: OutgoingMessage[]) => void) {}
 
   send(messages: OutgoingMessage[]): Promise<InsertResult[]> {
     return new Promise((resolve, reject) => {
@@ -67,7 +67,7 @@ export class SendBatcher {
         [...byQueue].map(async ([queue, msgs]) => {
           try {
             outcomes.set(queue, await this.store.insert(queue, msgs));
-            this.onInserted(queue);
+            this.onInserted(queue, msgs);
           } catch (err) {
             outcomes.set(queue, err as Error);
           }

@@ -62,7 +62,7 @@ export function requeue(schema: string, queue: string, pairs: string[], delayMs:
         END,
         output = jsonb_build_object('message', $4::text)
       WHERE name = $1 AND ${FENCE} AND retry_count < retry_limit
-      RETURNING id::text AS id`,
+      RETURNING id::text AS id, EXTRACT(EPOCH FROM (start_after - ${schema}.job_now())) * 1000 AS "dueInMs"`,
     values: [queue, pairs, delayMs, reason],
   };
 }
@@ -88,13 +88,29 @@ export function createQueue(schema: string, name: string, options: object): Sql 
   };
 }
 
-/** Which of `queues` hold messages deliverable now (one statement for all of them). */
-export function readyQueues(schema: string, queues: string[]): Sql {
+/**
+ * For each of `queues` that holds queued messages: in how many milliseconds its earliest one is
+ * due (0 or less: deliverable now). One statement for all of them, an index probe each (job_i14).
+ * Relative to the database's clock, so a skew between hosts does not move wake-ups.
+ */
+export function queuesDue(schema: string, queues: string[]): Sql {
   return {
-    text: `SELECT q.name FROM unnest($1::text[]) AS q(name)
-      WHERE EXISTS (SELECT 1 FROM ${schema}.job j
-        WHERE j.name = q.name AND j.state < 'active' AND j.start_after <= ${schema}.job_now())`,
+    text: `SELECT name, EXTRACT(EPOCH FROM (due - ${schema}.job_now())) * 1000 AS "dueInMs" FROM (
+        SELECT q.name, (SELECT min(j.start_after) FROM ${schema}.job j
+          WHERE j.name = q.name AND j.state < 'active') AS due
+        FROM unnest($1::text[]) AS q(name)) d
+      WHERE due IS NOT NULL`,
     values: [queues],
+  };
+}
+
+/** In how many milliseconds `queue`'s earliest message not yet due becomes due (none: no row). */
+export function nextDue(schema: string, queue: string): Sql {
+  return {
+    text: `SELECT EXTRACT(EPOCH FROM (min(start_after) - ${schema}.job_now())) * 1000 AS "dueInMs"
+      FROM ${schema}.job WHERE name = $1 AND state < 'active' AND start_after > ${schema}.job_now()
+      HAVING min(start_after) IS NOT NULL`,
+    values: [queue],
   };
 }
 
@@ -140,7 +156,10 @@ export function notifyChannel(schema: string): Sql {
   };
 }
 
-/** Wakes consumers of a queue on every server sharing this database. */
-export function notify(channel: string, queue: string): Sql {
-  return { text: `SELECT pg_notify($1, $2)`, values: [channel, queue] };
+/**
+ * Wakes consumers of a queue on every server sharing this database: now, or, with `dueInMs`, once
+ * a message becomes due then (payload 'queue dueInMs'; pg-boss's own payload is the bare name).
+ */
+export function notify(channel: string, queue: string, dueInMs?: number): Sql {
+  return { text: `SELECT pg_notify($1, $2)`, values: [channel, dueInMs && dueInMs > 0 ? `${queue} ${Math.ceil(dueInMs)}` : queue] };
 }

@@ -3,24 +3,40 @@ import type { Logger } from 'pino';
 
 type Listener = () => void;
 
+/** In how many ms a queue's earliest message not yet due becomes due; undefined: none waits. */
+export type NextDue = (queue: string) => Promise<number | undefined>;
+
+/** A due-time wake-up armed this much late, so the message is due when the pump looks. */
+const DUE_SLACK_MS = 2;
+
 /**
  * Tells whoever waits on a queue that it may have messages: on a local send at once, and on a
  * send through any replica through Postgres LISTEN on pg-boss's notify channel (pg-boss emits the
  * NOTIFY in the insert's own transaction). One dedicated connection, however many waiters.
- * A wake-up is only a hint: waiters still poll now and then, so a lost notification costs latency,
- * never a message.
+ *
+ * Messages that become due later (a delay, a nack's delay, a retry backoff) get a timer: one per
+ * queue with waiters, armed for the earliest due time known. It learns due times from our own
+ * notifications ('queue dueInMs'), and asks the store for the next one when a queue gains its
+ * first waiter and each time the timer fires. A wake-up is only a hint: waiters still poll now
+ * and then, so a lost notification costs latency, never a message.
  */
 export class Wakeups {
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly due = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private client?: pg.Client;
   private closed = false;
   private reconnectTimer?: NodeJS.Timeout;
 
-  constructor(private readonly databaseUrl: string, private readonly channel: string, private readonly log: Logger) {}
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly channel: string,
+    private readonly nextDue: NextDue,
+    private readonly log: Logger,
+  ) {}
 
   async start(): Promise<void> {
     const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'inboxd-listen' });
-    client.on('notification', n => n.payload && this.emit(n.payload));
+    client.on('notification', n => n.payload && this.onNotification(n.payload));
     client.on('error', err => {
       this.log.warn({ err }, 'wake-up listener lost its connection; reconnecting');
       this.scheduleReconnect();
@@ -48,14 +64,53 @@ export class Wakeups {
     this.reconnectTimer.unref();
   }
 
+  private onNotification(payload: string): void {
+    const sp = payload.indexOf(' ');
+    if (sp < 0) return this.emit(payload);
+    this.wakeIn(payload.slice(0, sp), Number(payload.slice(sp + 1)));
+  }
+
   on(queue: string, fn: Listener): () => void {
     let set = this.listeners.get(queue);
-    if (!set) this.listeners.set(queue, (set = new Set()));
+    if (!set) {
+      this.listeners.set(queue, (set = new Set()));
+      // A first waiter: messages may already wait for a due time nobody here was told of.
+      this.lookUpDue(queue);
+    }
     set.add(fn);
     return () => {
       set.delete(fn);
-      if (set.size === 0) this.listeners.delete(queue);
+      if (set.size === 0 && this.listeners.get(queue) === set) {
+        this.listeners.delete(queue);
+        clearTimeout(this.due.get(queue)?.timer);
+        this.due.delete(queue);
+      }
     };
+  }
+
+  /** Wakes `queue`'s waiters in `ms` (now if ≤ 0), unless a wake-up before then is armed. */
+  wakeIn(queue: string, ms: number): void {
+    if (!(ms > 0)) return this.emit(queue);
+    if (!this.listeners.has(queue) || this.closed) return;
+    const at = Date.now() + ms + DUE_SLACK_MS;
+    const armed = this.due.get(queue);
+    if (armed && armed.at <= at) return;
+    clearTimeout(armed?.timer);
+    const timer = setTimeout(() => {
+      this.due.delete(queue);
+      this.emit(queue);
+      // Messages due later than this one: arm for the next (no timer is kept per message).
+      this.lookUpDue(queue);
+    }, at - Date.now());
+    timer.unref();
+    this.due.set(queue, { at, timer });
+  }
+
+  private lookUpDue(queue: string): void {
+    if (this.closed) return;
+    this.nextDue(queue)
+      .then(ms => ms !== undefined && this.wakeIn(queue, ms))
+      .catch(err => this.log.debug({ err, queue }, 'due-time lookup failed; the ready-queue poll covers it'));
   }
 
   /** Resolves on the next wake-up of `queue`, or after `ms`, or when `signal` aborts. */
@@ -84,6 +139,8 @@ export class Wakeups {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const d of this.due.values()) clearTimeout(d.timer);
+    this.due.clear();
     clearTimeout(this.reconnectTimer);
     await this.client?.end().catch(() => {});
   }

@@ -34,7 +34,8 @@ export function testOptions(databaseUrl: string, overrides: Partial<AppOptions> 
     host: '127.0.0.1',
     port: 0,
     sweepIntervalMs: 200,
-    pollIntervalMs: 200,
+    // Far above any test's wait: deliveries must come from wake-ups and due-time timers, not polling.
+    pollIntervalMs: 60_000,
     shutdownTimeoutMs: 5000,
     ...overrides,
   };
@@ -90,7 +91,7 @@ export async function spawnServer(databaseUrl: string, env: Record<string, strin
       DATABASE_URL: databaseUrl,
       INBOXD_PORT: '0',
       INBOXD_SWEEP_INTERVAL_MS: '200',
-      INBOXD_POLL_INTERVAL_MS: '200',
+      INBOXD_POLL_INTERVAL_MS: '60000',
       INBOXD_LOG_LEVEL: 'info',
       ...env,
     },
