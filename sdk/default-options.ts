@@ -38,6 +38,13 @@ export interface PublisherOptions {
   maxBytes: number;
   /** …or once its first message has waited this long. 0: send on the next tick. */
   maxDelay: Duration;
+  /**
+   * false (default): while fewer than maxInFlight Sends are in flight, a batch goes on the next
+   * tick (sends made in one tick share it), so a message pays no batching delay; once all are in
+   * flight, messages gather until one returns, or maxMessages/maxBytes/maxDelay. true: every
+   * batch waits for maxMessages, maxBytes or maxDelay (fewest calls, added latency).
+   */
+  linger: boolean;
   /** Bound on payload bytes accepted and not yet stored: send() waits beyond it. */
   maxPendingBytes: number;
   /** Batches in flight at once. */
@@ -48,6 +55,7 @@ export const DEFAULT_PUBLISHER: PublisherOptions = {
   maxMessages: 500,
   maxBytes: 1024 * 1024,
   maxDelay: 5,
+  linger: false,
   maxPendingBytes: 64 * 1024 * 1024,
   maxInFlight: 8,
 };

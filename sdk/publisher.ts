@@ -32,11 +32,12 @@ interface Item {
 }
 
 /**
- * Batches messages into Send calls by count, bytes and delay. Every message gets its id here,
- * before the first attempt, so a Send retried after a lost response stores nothing twice.
+ * Batches messages into Send calls: while a Send slot is free a batch goes on the next tick; once
+ * maxInFlight Sends are out, messages gather until one returns, or by count, bytes and delay.
+ * Every message gets its id here, before the first attempt, so a Send retried after a lost response stores nothing twice.
  * Backpressure: once `maxPendingBytes` of payload is accepted and not yet stored, send() waits.
  *
- *   send() -> pending --(full, delay over, or flush)--> in flight (<= maxInFlight) --> stored | failed
+ *   send() -> pending --(idle, full, delay over, or flush)--> in flight (<= maxInFlight) --> stored | failed
  */
 export class Publisher {
   private pending: Item[] = [];
@@ -44,6 +45,7 @@ export class Publisher {
   private unsettledBytes = 0;
   private inFlight = 0;
   private timer?: NodeJS.Timeout;
+  private kick?: NodeJS.Immediate;
   private due = false;
   private readonly roomWaiters: { bytes: number; go: () => void }[] = [];
   private readonly idleWaiters: (() => void)[] = [];
@@ -85,6 +87,14 @@ export class Publisher {
           this.due = true;
           this.pump();
         }, delay);
+      }
+      if (!this.opts.linger && this.inFlight < this.opts.maxInFlight && !this.kick) {
+        // A Send slot is free: go on the next tick, so sends made in this one share the batch.
+        this.kick = setImmediate(() => {
+          this.kick = undefined;
+          if (this.inFlight < this.opts.maxInFlight && this.pending.length > 0) this.due = true;
+          this.pump();
+        });
       }
       this.pump();
     });
@@ -157,6 +167,8 @@ export class Publisher {
     } finally {
       this.accepted -= batch.length;
       this.inFlight--;
+      // A slot is free again: what gathered meanwhile goes now, not at maxDelay.
+      if (this.pending.length > 0 && !this.opts.linger) this.due = true;
       this.released(bytes);
       this.pump();
       if (this.accepted === 0) for (const w of this.idleWaiters.splice(0)) w();

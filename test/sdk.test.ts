@@ -224,7 +224,7 @@ describe('sdk against an in-process server', () => {
     it('flush() sends what waits for a batch and resolves once it is stored', async () => {
       const queue = queueName('flush');
       await client.queues.create(queue);
-      const pub = client.publisher({ maxDelay: '1m', maxMessages: 1000 });
+      const pub = client.publisher({ maxDelay: '1m', linger: true, maxMessages: 1000 });
       let resolved = 0;
       const sends = [0, 1, 2].map(i => pub.send(queue, `f${i}`).then(id => (resolved++, id)));
       await sleep(300);
@@ -238,13 +238,13 @@ describe('sdk against an in-process server', () => {
       expect(closed.code).toBe(Code.FAILED_PRECONDITION);
 
       // Called right after send(), flush() waits for those messages too…
-      const pub2 = client.publisher({ maxDelay: '1m', maxMessages: 1000 });
+      const pub2 = client.publisher({ maxDelay: '1m', linger: true, maxMessages: 1000 });
       const quick = [0, 1].map(i => pub2.send(queue, `q${i}`));
       await pub2.flush();
       expect((await client.queues.stats(queue)).depth).toBe(5);
       await Promise.all(quick);
       // …and for those still waiting for room under backpressure.
-      const pub3 = client.publisher({ maxDelay: '1m', maxMessages: 1000, maxPendingBytes: 2048 });
+      const pub3 = client.publisher({ maxDelay: '1m', linger: true, maxMessages: 1000, maxPendingBytes: 2048 });
       const held = Array.from({ length: 6 }, (_, i) => pub3.send(queue, Buffer.alloc(1024, i)));
       await pub3.flush();
       expect((await client.queues.stats(queue)).depth).toBe(11);
