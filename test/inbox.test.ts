@@ -102,7 +102,7 @@ describe('Send', () => {
       enqueuedAt: new Date('2001-01-01T00:00:00Z'),
     };
     const res = await a.send([msg]);
-    expect(res.results).toEqual([{ id, duplicate: false, contentHash: sha256(payload) }]);
+    expect(res.results).toEqual([{ id, duplicate: false, contentHash: sha256(payload), queue: q }]);
 
     const leased = await a.lease(q, { vis: 30 });
     expect(leased.deliveries).toHaveLength(1);
@@ -144,7 +144,7 @@ describe('Send', () => {
     await a.createQueue(q);
     const id = randomUUID();
     const first = await a.send([{ id, queue: q, payload: Buffer.from('original') }]);
-    expect(first.results).toEqual([{ id, duplicate: false, contentHash: sha256(Buffer.from('original')) }]);
+    expect(first.results).toEqual([{ id, duplicate: false, contentHash: sha256(Buffer.from('original')), queue: q }]);
 
     const again = await a.send([{ id, queue: q, payload: Buffer.from('original') }]);
     expect(again.results).toHaveLength(1);

@@ -4,6 +4,7 @@ import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse }
 import type { Message } from '../sdk/gen/inboxd/v1/message.js';
 import {
   CreateQueueRequest,
+  OverflowPolicy,
   GetQueueRequest,
   ListQueuesRequest,
   DeleteQueueRequest,
@@ -47,6 +48,11 @@ const DEFAULTS: QueueConfig = {
   retryBackoff: false,
   retryDelayMax: undefined,
   ackedRetention: { seconds: '3600', nanos: 0 },
+  messageTtl: undefined,
+  dedupWindow: { seconds: '300', nanos: 0 },
+  contentDedup: false,
+  maxDepth: '0',
+  overflow: OverflowPolicy.OVERFLOW_POLICY_REJECT,
 };
 
 let srv: Server;
@@ -87,6 +93,11 @@ describe('CreateQueue', () => {
       retryBackoff: true,
       retryDelayMax: { seconds: '60', nanos: 0 },
       ackedRetention: { seconds: '7200', nanos: 0 },
+      messageTtl: { seconds: '600', nanos: 0 },
+      dedupWindow: { seconds: '120', nanos: 0 },
+      contentDedup: true,
+      maxDepth: '50',
+      overflow: OverflowPolicy.OVERFLOW_POLICY_DROP_OLDEST,
     };
     const created = await a.create(name, config);
     expect(created.queue!.config).toEqual(config);

@@ -79,7 +79,7 @@ describe('server reflection (grpcurl without .proto files)', () => {
     const r = await reflect('inboxd.v1.Inbox');
     const methods = describeService(r.root, 'inboxd.v1.Inbox');
     show('grpcurl -plaintext 127.0.0.1:50051 describe inboxd.v1.Inbox', methods);
-    expect(methods.map(m => m.name)).toEqual(['Send', 'SendStream', 'Lease', 'Subscribe', 'Ack', 'Nack', 'ExtendLease']);
+    expect(methods.map(m => m.name)).toEqual(['Send', 'SendStream', 'Lease', 'Subscribe', 'Ack', 'Nack', 'ExtendLease', 'Publish', 'ListMessages', 'GetMessage']);
     const byName = Object.fromEntries(methods.map(m => [m.name, m]));
     expect(byName.Send).toMatchObject({ requestStream: false, responseStream: false, requestType: 'inboxd.v1.SendRequest', responseType: 'inboxd.v1.SendResponse' });
     expect(byName.SendStream).toMatchObject({ requestStream: true, responseStream: true });
@@ -88,7 +88,7 @@ describe('server reflection (grpcurl without .proto files)', () => {
     // A map field survives reflection as a map.
     const message = r.root.lookupType('inboxd.v1.Message');
     expect(r.mapEntries.has(message.fields.headers.resolvedType!.fullName.slice(1))).toBe(true);
-    expect(describeService(r.root, 'inboxd.v1.Queues').map(m => m.name)).toEqual(['CreateQueue', 'GetQueue', 'ListQueues', 'DeleteQueue', 'PurgeQueue', 'GetQueueStats']);
+    expect(describeService(r.root, 'inboxd.v1.Queues').map(m => m.name)).toEqual(['CreateQueue', 'GetQueue', 'ListQueues', 'DeleteQueue', 'PurgeQueue', 'GetQueueStats', 'UpdateQueue', 'Redrive', 'AddTopicSubscription', 'RemoveTopicSubscription', 'ListTopics']);
   });
 
   it('creates a queue, sends, leases and acks with JSON bodies', async () => {

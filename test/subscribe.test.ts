@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import {
   SendRequest,
   LeaseRequest,
+  NackRequest,
   SubscribeRequest,
   type InboxClient,
   type SubscribeResponse,
@@ -400,7 +401,7 @@ describe('Subscribe', () => {
     const leased = await leaseAll(staleQueue, 1, 5);
     expect(leased.deliveries.map(d => d.message!.id)).toEqual([staleId]);
     const staleToken = leased.deliveries[0].leaseToken;
-    await call(srv.clients.inbox, srv.clients.inbox.nack, { leaseTokens: [staleToken] });
+    await call(srv.clients.inbox, srv.clients.inbox.nack, NackRequest.fromPartial({ leaseTokens: [staleToken] }));
 
     const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
     const [d] = await sub.deliveredAtLeast(1);

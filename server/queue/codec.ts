@@ -15,6 +15,8 @@ export interface StoredMessage {
   at: number; // enqueued, ms since epoch (server clock)
   pr?: number; // priority, when not 0 (pg-boss keeps it too, for ordering)
   da?: number; // deliver_at, ms since epoch, when set
+  ex?: number; // expires_at, ms since epoch, when set
+  dk?: string; // dedup_key, when set
 }
 
 /** A message accepted at the edge, ready to insert. */
@@ -63,6 +65,8 @@ export function toMessage(job: Omit<LeasedJob, 'retryCount'>): Message {
     subject: d.sub ?? '',
     correlationId: d.cid ?? '',
     replyTo: d.rt ?? '',
+    dedupKey: d.dk ?? '',
+    expiresAt: d.ex !== undefined ? new Date(d.ex) : undefined,
     priority: d.pr ?? 0,
     deliverAt: d.da !== undefined ? new Date(d.da) : undefined,
     contentHash: d.hash,

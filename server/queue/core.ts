@@ -65,6 +65,8 @@ export class QueueCore {
   async start(): Promise<void> {
     await this.boss.start();
     const { schema } = this.opts;
+    const ddl = sql.ensureSchema(schema);
+    await this.boss.getDb().executeSql(ddl.text, ddl.values);
     const q = sql.notifyChannel(schema);
     const channel = (await this.boss.getDb().executeSql(q.text, q.values)).rows[0].channel as string;
     this.registry = new QueueRegistry(this.boss, schema);
@@ -127,7 +129,7 @@ export class QueueCore {
       data: toStored(m, hashes[i], sender, now),
     }));
     const results = await this.batcher.send(outgoing);
-    return results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i] }));
+    return results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i], queue: messages[i].queue }));
   }
 
   /** Leases up to `max`; with `waitMs`, waits for a first message until then (or abort). */

@@ -1,5 +1,7 @@
 import type { Queue as BossQueue } from 'pg-boss';
-import type { QueueConfig } from '../../sdk/gen/inboxd/v1/queues.js';
+import { OverflowPolicy, type QueueConfig } from '../../sdk/gen/inboxd/v1/queues.js';
+
+export type Overflow = 'reject' | 'drop_oldest' | 'drop_newest';
 
 /** Queue settings with every default filled in; durations in whole seconds as pg-boss keeps them. */
 export interface ResolvedQueueConfig {
@@ -10,7 +12,15 @@ export interface ResolvedQueueConfig {
   retryBackoff: boolean;
   retryDelayMaxSec: number; // 0: no cap
   ackedRetentionSec: number;
+  messageTtlSec: number; // 0: messages never expire unless they say so
+  dedupWindowSec: number;
+  contentDedup: boolean;
+  maxDepth: number; // 0: unbounded
+  overflow: Overflow;
 }
+
+/** The settings pg-boss has no column for: kept in inboxd's own queue table (sql.ts). */
+export type ExtraQueueConfig = Pick<ResolvedQueueConfig, 'messageTtlSec' | 'dedupWindowSec' | 'contentDedup' | 'maxDepth' | 'overflow'>;
 
 export const QUEUE_DEFAULTS: ResolvedQueueConfig = {
   visibilityTimeoutSec: 30,
@@ -20,7 +30,29 @@ export const QUEUE_DEFAULTS: ResolvedQueueConfig = {
   retryBackoff: false,
   retryDelayMaxSec: 0,
   ackedRetentionSec: 3600,
+  messageTtlSec: 0,
+  dedupWindowSec: 300,
+  contentDedup: false,
+  maxDepth: 0,
+  overflow: 'reject',
 };
+
+export function extraOf(c: ResolvedQueueConfig): ExtraQueueConfig {
+  return { messageTtlSec: c.messageTtlSec, dedupWindowSec: c.dedupWindowSec, contentDedup: c.contentDedup, maxDepth: c.maxDepth, overflow: c.overflow };
+}
+
+const OVERFLOW_TO_PROTO: Record<Overflow, OverflowPolicy> = {
+  reject: OverflowPolicy.OVERFLOW_POLICY_REJECT,
+  drop_oldest: OverflowPolicy.OVERFLOW_POLICY_DROP_OLDEST,
+  drop_newest: OverflowPolicy.OVERFLOW_POLICY_DROP_NEWEST,
+};
+
+export function overflowFromProto(p: OverflowPolicy): Overflow | undefined {
+  if (p === OverflowPolicy.OVERFLOW_POLICY_UNSPECIFIED || p === OverflowPolicy.OVERFLOW_POLICY_REJECT) return 'reject';
+  if (p === OverflowPolicy.OVERFLOW_POLICY_DROP_OLDEST) return 'drop_oldest';
+  if (p === OverflowPolicy.OVERFLOW_POLICY_DROP_NEWEST) return 'drop_newest';
+  return undefined;
+}
 
 // pg-boss deletes jobs still queued after retentionSeconds. A queue must never drop a message
 // silently, so queued messages are kept for as long as pg-boss can express: ~68 years.
@@ -43,8 +75,10 @@ export function toBossOptions(c: ResolvedQueueConfig): Omit<BossQueue, 'name'> {
   return options;
 }
 
-export function fromBossOptions(q: BossQueue): ResolvedQueueConfig {
+export function fromBossOptions(q: BossQueue, extra: Partial<ExtraQueueConfig> = {}): ResolvedQueueConfig {
   return {
+    ...QUEUE_DEFAULTS,
+    ...extra,
     visibilityTimeoutSec: q.expireInSeconds ?? QUEUE_DEFAULTS.visibilityTimeoutSec,
     maxAttempts: (q.retryLimit ?? QUEUE_DEFAULTS.maxAttempts - 1) + 1,
     deadLetterQueue: q.deadLetter ?? '',
@@ -66,5 +100,10 @@ export function toProtoConfig(c: ResolvedQueueConfig): QueueConfig {
     retryBackoff: c.retryBackoff,
     retryDelayMax: c.retryDelayMaxSec ? dur(c.retryDelayMaxSec) : undefined,
     ackedRetention: dur(c.ackedRetentionSec),
+    messageTtl: c.messageTtlSec ? dur(c.messageTtlSec) : undefined,
+    dedupWindow: dur(c.dedupWindowSec),
+    contentDedup: c.contentDedup,
+    maxDepth: String(c.maxDepth),
+    overflow: OVERFLOW_TO_PROTO[c.overflow],
   };
 }

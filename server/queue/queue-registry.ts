@@ -2,7 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import { LRUCache } from 'lru-cache';
 import { notFound, alreadyExists, failedPrecondition, invalid } from '../errors.js';
 import * as sql from './sql.js';
-import { type ResolvedQueueConfig, fromBossOptions, toBossOptions, QUEUE_DEFAULTS } from './queue-config.js';
+import { type ResolvedQueueConfig, type ExtraQueueConfig, fromBossOptions, toBossOptions, extraOf, QUEUE_DEFAULTS } from './queue-config.js';
 
 /** A queue name a client can use (the rule of validate.queueName). */
 const ADDRESSABLE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -14,6 +14,10 @@ export interface QueueInfo {
 }
 
 export interface QueueCounts {
+  expired: number;
+  dropped: number;
+  sendRate: number;
+  ackRate: number;
   ready: number;
   delayed: number;
   leased: number;
@@ -44,7 +48,7 @@ export class QueueRegistry {
     if (await this.boss.getQueue(name)) throw alreadyExists(`queue ${name} already exists`);
     // Not boss.createQueue(): it answers success when the queue already exists, so of two creates
     // racing for one name both would "win". This one fails unless it inserted the queue itself.
-    const q = sql.createQueue(this.schema, name, { ...toBossOptions(config), policy: 'standard' });
+    const q = sql.createQueue(this.schema, name, { ...toBossOptions(config), policy: 'standard' }, extraOf(config));
     try {
       await this.boss.getDb().executeSql(q.text, q.values);
     } catch (err) {
@@ -70,9 +74,33 @@ export class QueueRegistry {
     if (hit) return hit;
     const q = await this.boss.getQueue(name);
     if (!q) return undefined;
-    const info = toInfo(q);
+    const info = toInfo(q, await this.extra(name));
     this.cache.set(name, info);
     return info;
+  }
+
+  private async extra(name: string): Promise<(ExtraQueueConfig & { expired: number; dropped: number }) | undefined> {
+    const { text, values } = sql.queueExtra(this.schema, name);
+    const { rows } = await this.boss.getDb().executeSql(text, values);
+    return rows[0] as (ExtraQueueConfig & { expired: number; dropped: number }) | undefined;
+  }
+
+  /** Applies a validated new configuration; replicas' caches see it within their cache TTL. */
+  async update(name: string, config: ResolvedQueueConfig): Promise<QueueInfo> {
+    await this.get(name);
+    if (config.deadLetterQueue) {
+      if (config.deadLetterQueue === name) throw invalid(`queue ${name} cannot be its own dead_letter_queue`);
+      await this.get(config.deadLetterQueue).catch(() => {
+        throw failedPrecondition(`dead_letter_queue ${config.deadLetterQueue} does not exist: create it first`);
+      });
+    }
+    const { policy: _policy, ...options } = { policy: undefined, ...toBossOptions(config) };
+    // pg-boss's updateQueue cannot unset a dead letter queue by leaving it out: say null.
+    await this.boss.updateQueue(name, { ...options, deadLetter: config.deadLetterQueue || null } as Parameters<PgBoss['updateQueue']>[1]);
+    const { text, values } = sql.upsertQueueExtra(this.schema, name, extraOf(config));
+    await this.boss.getDb().executeSql(text, values);
+    this.cache.delete(name);
+    return this.get(name);
   }
 
   async get(name: string): Promise<QueueInfo> {
@@ -90,7 +118,7 @@ export class QueueRegistry {
     let cursor = after || undefined;
     for (;;) {
       const qs = await this.boss.getQueues(undefined, { limit, after: cursor });
-      for (const q of qs) if (ADDRESSABLE.test(q.name)) out.push(toInfo(q));
+      for (const q of qs) if (ADDRESSABLE.test(q.name)) out.push(toInfo(q, await this.extra(q.name)));
       if (out.length >= limit || qs.length < limit) return out.slice(0, limit);
       cursor = qs[qs.length - 1].name;
     }
@@ -100,6 +128,8 @@ export class QueueRegistry {
     await this.get(name);
     try {
       await this.boss.deleteQueue(name);
+      const { text, values } = sql.deleteQueueExtra(this.schema, name);
+      await this.boss.getDb().executeSql(text, values);
     } catch (err) {
       const msg = (err as Error).message ?? '';
       if (/dead letter|dead_letter|foreign key/i.test(msg)) {
@@ -119,9 +149,13 @@ export class QueueRegistry {
   async counts(name: string): Promise<QueueCounts> {
     await this.get(name);
     const { text, values } = sql.queueCounts(this.schema, name);
-    const { rows } = await this.boss.getDb().executeSql(text, values);
+    const [{ rows }, extra] = await Promise.all([this.boss.getDb().executeSql(text, values), this.extra(name)]);
     const r = rows[0] as Record<string, string>;
     return {
+      expired: Number(extra?.expired ?? 0),
+      dropped: Number(extra?.dropped ?? 0),
+      sendRate: Number(r.send_rate),
+      ackRate: Number(r.ack_rate),
       ready: Number(r.ready),
       delayed: Number(r.delayed),
       leased: Number(r.leased),
@@ -132,6 +166,10 @@ export class QueueRegistry {
   }
 }
 
-function toInfo(q: { name: string; createdOn?: Date } & Parameters<typeof fromBossOptions>[0]): QueueInfo {
-  return { name: q.name, config: fromBossOptions(q), createdAt: q.createdOn ?? new Date(0) };
+function toInfo(q: { name: string; createdOn?: Date } & Parameters<typeof fromBossOptions>[0], extra?: Partial<ExtraQueueConfig>): QueueInfo {
+  return { name: q.name, config: fromBossOptions(q, extra && pickExtra(extra)), createdAt: q.createdOn ?? new Date(0) };
+}
+
+function pickExtra(e: Partial<ExtraQueueConfig>): Partial<ExtraQueueConfig> {
+  return { messageTtlSec: e.messageTtlSec, dedupWindowSec: e.dedupWindowSec, contentDedup: e.contentDedup, maxDepth: e.maxDepth, overflow: e.overflow };
 }

@@ -13,6 +13,8 @@
  * Attempt fences match pg-boss's own: (id, retry_count) pairs as 'id:retry_count' text, with
  * state = 'active'.
  */
+import type { ExtraQueueConfig } from './queue-config.js';
+
 export interface Sql {
   text: string;
   values: unknown[];
@@ -74,7 +76,7 @@ export function requeue(schema: string, queue: string, pairs: string[], delayMs:
  * transaction. A DO block takes no parameters: the name is a validated queue name and `options`
  * our own JSON, and both are quoted.
  */
-export function createQueue(schema: string, name: string, options: object): Sql {
+export function createQueue(schema: string, name: string, options: object, extra: ExtraQueueConfig): Sql {
   const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
   return {
     text: `DO $inboxd$
@@ -83,8 +85,77 @@ export function createQueue(schema: string, name: string, options: object): Sql 
         IF NOT EXISTS (SELECT 1 FROM ${schema}.queue WHERE name = ${lit(name)} AND xmin = pg_current_xact_id()::xid) THEN
           RAISE EXCEPTION 'queue % already exists', ${lit(name)} USING ERRCODE = 'unique_violation';
         END IF;
+        ${upsertExtraText(schema, lit(name), extra, true)};
       END $inboxd$`,
     values: [],
+  };
+}
+
+/**
+ * inboxd's own tables, beside pg-boss's in the same schema, created at start (idempotent; an
+ * advisory lock keeps replicas starting together from racing on CREATE):
+ * - inboxd_queue: the queue settings pg-boss has no column for, and the expired/dropped counters;
+ *   a queue without a row has the defaults (a queue auto-created by a Send);
+ * - inboxd_dedup: dedup keys (and content hashes) remembered for a queue's dedup window.
+ */
+export function ensureSchema(schema: string): Sql {
+  return {
+    text: `DO $inboxd$
+      BEGIN
+        PERFORM pg_advisory_xact_lock(hashtext('inboxd schema ' || ${`'${schema}'`}));
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_queue (
+          name text PRIMARY KEY,
+          message_ttl_sec int NOT NULL DEFAULT 0,
+          dedup_window_sec int NOT NULL DEFAULT 300,
+          content_dedup bool NOT NULL DEFAULT false,
+          max_depth bigint NOT NULL DEFAULT 0,
+          overflow text NOT NULL DEFAULT 'reject',
+          expired bigint NOT NULL DEFAULT 0,
+          dropped bigint NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_dedup (
+          queue text NOT NULL,
+          key text NOT NULL,
+          id uuid NOT NULL,
+          expires_at timestamptz NOT NULL,
+          PRIMARY KEY (queue, key)
+        );
+      END $inboxd$`,
+    values: [],
+  };
+}
+
+function upsertExtraText(schema: string, nameLit: string, e: ExtraQueueConfig, resetCounters: boolean): string {
+  const o = e.overflow.replace(/[^a-z_]/g, '');
+  const values = `${e.messageTtlSec | 0}, ${e.dedupWindowSec | 0}, ${e.contentDedup ? 'true' : 'false'}, ${Math.trunc(e.maxDepth)}, '${o}'`;
+  return `INSERT INTO ${schema}.inboxd_queue (name, message_ttl_sec, dedup_window_sec, content_dedup, max_depth, overflow)
+      VALUES (${nameLit}, ${values})
+      ON CONFLICT (name) DO UPDATE SET message_ttl_sec = EXCLUDED.message_ttl_sec, dedup_window_sec = EXCLUDED.dedup_window_sec,
+        content_dedup = EXCLUDED.content_dedup, max_depth = EXCLUDED.max_depth, overflow = EXCLUDED.overflow
+        ${resetCounters ? ', expired = 0, dropped = 0' : ''}`;
+}
+
+/** Sets a queue's own settings (UpdateQueue), keeping its counters. */
+export function upsertQueueExtra(schema: string, name: string, extra: ExtraQueueConfig): Sql {
+  return { text: upsertExtraText(schema, '$1', extra, false), values: [name] };
+}
+
+/** A queue's own settings and counters; no row: the defaults, counters 0. */
+export function queueExtra(schema: string, name: string): Sql {
+  return {
+    text: `SELECT message_ttl_sec AS "messageTtlSec", dedup_window_sec AS "dedupWindowSec", content_dedup AS "contentDedup",
+        max_depth::float8 AS "maxDepth", overflow, expired::float8 AS expired, dropped::float8 AS dropped
+      FROM ${schema}.inboxd_queue WHERE name = $1`,
+    values: [name],
+  };
+}
+
+/** What inboxd keeps of a deleted queue: its settings row and remembered dedup keys. */
+export function deleteQueueExtra(schema: string, name: string): Sql {
+  return {
+    text: `WITH d AS (DELETE FROM ${schema}.inboxd_dedup WHERE queue = $1)
+      DELETE FROM ${schema}.inboxd_queue WHERE name = $1`,
+    values: [name],
   };
 }
 
@@ -142,6 +213,8 @@ export function queueCounts(schema: string, queue: string): Sql {
         count(*) FILTER (WHERE state = 'active') AS leased,
         count(*) FILTER (WHERE state = 'failed') AS dead_lettered,
         count(*) FILTER (WHERE state = 'completed') AS acked,
+        count(*) FILTER (WHERE created_on > ${schema}.job_now() - interval '60 seconds') / 60.0 AS send_rate,
+        count(*) FILTER (WHERE state = 'completed' AND completed_on > ${schema}.job_now() - interval '60 seconds') / 60.0 AS ack_rate,
         COALESCE(EXTRACT(EPOCH FROM (${schema}.job_now() - min(created_on) FILTER (WHERE state < 'active'))), 0) AS oldest_age_s
       FROM ${schema}.job WHERE name = $1`,
     values: [queue],
@@ -162,4 +235,24 @@ export function notifyChannel(schema: string): Sql {
  */
 export function notify(channel: string, queue: string, dueInMs?: number): Sql {
   return { text: `SELECT pg_notify($1, $2)`, values: [channel, dueInMs && dueInMs > 0 ? `${queue} ${Math.ceil(dueInMs)}` : queue] };
+}
+
+/**
+ * For metrics: per queue of `queues`, its live messages by state and the age of its oldest
+ * queued one. Counts only live rows (job_i14's states, not acked ones retained), so a scrape
+ * costs an index range per queue however much history the queues keep.
+ */
+export function liveCounts(schema: string, queues: string[]): Sql {
+  return {
+    text: `SELECT name,
+        count(*) FILTER (WHERE state < 'active' AND start_after <= ${schema}.job_now()) AS ready,
+        count(*) FILTER (WHERE state < 'active' AND start_after > ${schema}.job_now()) AS delayed,
+        count(*) FILTER (WHERE state = 'active') AS leased,
+        count(*) FILTER (WHERE state = 'failed') AS dead_lettered,
+        COALESCE(EXTRACT(EPOCH FROM (${schema}.job_now() - min(created_on) FILTER (WHERE state < 'active'))), 0) AS oldest_age_s
+      FROM ${schema}.job
+      WHERE name = ANY($1::text[]) AND state IN ('created', 'retry', 'active', 'failed')
+      GROUP BY name`,
+    values: [queues],
+  };
 }

@@ -11,6 +11,10 @@ export interface InboxServiceOptions {
   maxMessageBytes: number;
 }
 
+const unimplemented = (what: string) => async (): Promise<never> => {
+  throw new InboxdError(status.UNIMPLEMENTED, `${what} is not implemented yet`);
+};
+
 /** Unary settle calls are all or nothing in their answer: any stale token fails the call. */
 function throwIfStale(outcomes: TokenOutcome[], verb: string): void {
   const bad = outcomes.filter(o => !o.ok);
@@ -102,5 +106,10 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       throwIfStale(outcomes, 'extended');
       return { leases: outcomes.map(o => ({ leaseToken: o.token, leaseExpiresAt: o.ok ? o.expiresAt : undefined })) };
     }),
+
+    // Transitional: UNIMPLEMENTED until the handlers land (issue 5, in progress).
+    publish: calls.unary(unimplemented('Publish')),
+    listMessages: calls.unary(unimplemented('ListMessages')),
+    getMessage: calls.unary(unimplemented('GetMessage')),
   };
 }

@@ -1,8 +1,10 @@
 import type { QueuesServer, QueueConfig, Queue } from '../../sdk/gen/inboxd/v1/queues.js';
 import type { QueueCore } from '../queue/core.js';
 import type { QueueInfo } from '../queue/queue-registry.js';
-import { QUEUE_DEFAULTS, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';
+import { QUEUE_DEFAULTS, overflowFromProto, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';
 import { invalid } from '../errors.js';
+import { status } from '@grpc/grpc-js';
+import { InboxdError } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
 
@@ -24,8 +26,31 @@ export function resolveQueueConfig(c: QueueConfig | undefined): ResolvedQueueCon
     retryBackoff: c?.retryBackoff ?? false,
     retryDelayMaxSec: sec(v.durationMs(c?.retryDelayMax, 'config.retry_delay_max', 1000, 7 * DAY_MS, 0)),
     ackedRetentionSec: sec(v.durationMs(c?.ackedRetention, 'config.acked_retention', 1000, 365 * DAY_MS, d.ackedRetentionSec * 1000)),
+    messageTtlSec: sec(v.durationMs(c?.messageTtl, 'config.message_ttl', 0, 365 * DAY_MS, 0)),
+    dedupWindowSec: sec(v.durationMs(c?.dedupWindow, 'config.dedup_window', 1000, 7 * DAY_MS, d.dedupWindowSec * 1000)),
+    contentDedup: c?.contentDedup ?? false,
+    maxDepth: maxDepth(c?.maxDepth),
+    overflow: overflow(c),
   };
 }
+
+function maxDepth(raw: string | undefined): number {
+  const n = Number(raw ?? 0);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 100_000_000) throw invalid(`config.max_depth must be 0 (unbounded) or 1..100000000, got ${raw}`);
+  return n;
+}
+
+function overflow(c: QueueConfig | undefined): ResolvedQueueConfig['overflow'] {
+  const o = overflowFromProto(c?.overflow ?? 0);
+  if (!o) throw invalid(`config.overflow ${c?.overflow} is not an OverflowPolicy: REJECT, DROP_OLDEST or DROP_NEWEST`);
+  if (o !== 'reject' && !Number(c?.maxDepth ?? 0)) throw invalid(`config.overflow ${o.toUpperCase()} needs config.max_depth: the queue is unbounded`);
+  return o;
+}
+
+/** Transitional: answers UNIMPLEMENTED until the handler lands (issue 5, in progress). */
+const unimplemented = (what: string) => async () => {
+  throw new InboxdError(status.UNIMPLEMENTED, `${what} is not implemented yet`);
+};
 
 function toQueue(q: QueueInfo): Queue {
   return { name: q.name, config: toProtoConfig(q.config), createdAt: q.createdAt };
@@ -73,8 +98,17 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
           deadLettered: String(c.deadLettered),
           acked: String(c.acked),
           oldestAge: { seconds: String(Math.floor(age)), nanos: Math.round((age % 1) * 1e9) },
+          expired: String(c.expired),
+          dropped: String(c.dropped),
+          sendRate: c.sendRate,
+          ackRate: c.ackRate,
         },
       };
     }),
+    updateQueue: calls.unary(unimplemented('UpdateQueue')),
+    redrive: calls.unary(unimplemented('Redrive')),
+    addTopicSubscription: calls.unary(unimplemented('AddTopicSubscription')),
+    removeTopicSubscription: calls.unary(unimplemented('RemoveTopicSubscription')),
+    listTopics: calls.unary(unimplemented('ListTopics')),
   };
 }

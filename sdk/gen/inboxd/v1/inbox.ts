@@ -22,7 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
-import { Delivery, Message } from "./message.js";
+import { Delivery, Message, MessageInfo, MessageState, messageStateFromJSON, messageStateToJSON } from "./message.js";
 
 export const protobufPackage = "inboxd.v1";
 
@@ -34,12 +34,17 @@ export interface SendRequest {
 }
 
 export interface SendResult {
-  /** The message id: the client's, or the one the server assigned. */
+  /**
+   * The message id: the client's, or the one the server assigned; for a duplicate, the id of the
+   * message stored first (same id, same dedup_key, or same content under content_dedup).
+   */
   id: string;
-  /** True when a message with this id was already in the queue: nothing new was stored. */
+  /** True when the message was already in the queue: nothing new was stored. */
   duplicate: boolean;
   /** The server-computed sha256 of the payload (hex). */
   contentHash: string;
+  /** The queue it went to (set on Publish results, where one message goes to several). */
+  queue: string;
 }
 
 export interface SendResponse {
@@ -120,6 +125,10 @@ export interface SubscribeRequest {
    * stay leased and can still be acked, nacked and extended here. Cannot be undone.
    */
   drain: boolean;
+  /** The nacks of this request go straight to the dead-letter queue, whatever attempts remain. */
+  nackDeadLetter: boolean;
+  /** Why the nacked messages failed; kept as their last_error (at most 1000 characters). */
+  nackError: string;
 }
 
 /** The outcome of settling a batch of lease tokens on a stream. */
@@ -165,7 +174,13 @@ export interface NackRequest {
    * Redeliver no sooner than this, 0..7d. Unset: the queue's retry_delay (and backoff), which
    * defaults to 0, at once.
    */
-  delay?: Duration | undefined;
+  delay?:
+    | Duration
+    | undefined;
+  /** Straight to the dead-letter queue, whatever attempts remain (delay must be unset). */
+  deadLetter: boolean;
+  /** Why the messages failed; kept as their last_error (at most 1000 characters). */
+  error: string;
 }
 
 export interface NackResponse {
@@ -188,6 +203,50 @@ export interface LeaseExpiry {
 
 export interface ExtendLeaseResponse {
   leases: LeaseExpiry[];
+}
+
+export interface PublishRequest {
+  /** A topic name: the same rules as a queue name. */
+  topic: string;
+  /** 1..1000 messages; their `queue` is ignored (each copy names its own). */
+  messages: Message[];
+}
+
+export interface PublishResult {
+  /** One per subscribed queue, each with that queue's message id. */
+  copies: SendResult[];
+}
+
+export interface PublishResponse {
+  /** One per message, in request order. */
+  results: PublishResult[];
+}
+
+export interface ListMessagesRequest {
+  queue: string;
+  /** Only messages in this state; unspecified: every state. */
+  state: MessageState;
+  /** 1..1000; 0 means 100. */
+  pageSize: number;
+  /** From a previous response's next_page_token. */
+  pageToken: string;
+  /** Newest first instead of oldest first. */
+  newestFirst: boolean;
+}
+
+export interface ListMessagesResponse {
+  messages: MessageInfo[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
+export interface GetMessageRequest {
+  queue: string;
+  id: string;
+}
+
+export interface GetMessageResponse {
+  message?: MessageInfo | undefined;
 }
 
 function createBaseSendRequest(): SendRequest {
@@ -260,7 +319,7 @@ export const SendRequest: MessageFns<SendRequest> = {
 };
 
 function createBaseSendResult(): SendResult {
-  return { id: "", duplicate: false, contentHash: "" };
+  return { id: "", duplicate: false, contentHash: "", queue: "" };
 }
 
 export const SendResult: MessageFns<SendResult> = {
@@ -273,6 +332,9 @@ export const SendResult: MessageFns<SendResult> = {
     }
     if (message.contentHash !== "") {
       writer.uint32(26).string(message.contentHash);
+    }
+    if (message.queue !== "") {
+      writer.uint32(34).string(message.queue);
     }
     return writer;
   },
@@ -314,6 +376,14 @@ export const SendResult: MessageFns<SendResult> = {
             message.contentHash = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -335,6 +405,7 @@ export const SendResult: MessageFns<SendResult> = {
         : isSet(object.content_hash)
         ? globalThis.String(object.content_hash)
         : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
     };
   },
 
@@ -349,6 +420,9 @@ export const SendResult: MessageFns<SendResult> = {
     if (message.contentHash !== "") {
       obj.contentHash = message.contentHash;
     }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
     return obj;
   },
 
@@ -360,6 +434,7 @@ export const SendResult: MessageFns<SendResult> = {
     message.id = object.id ?? "";
     message.duplicate = object.duplicate ?? false;
     message.contentHash = object.contentHash ?? "";
+    message.queue = object.queue ?? "";
     return message;
   },
 };
@@ -945,6 +1020,8 @@ function createBaseSubscribeRequest(): SubscribeRequest {
     extendLeaseTokens: [],
     extendVisibilityTimeout: undefined,
     drain: false,
+    nackDeadLetter: false,
+    nackError: "",
   };
 }
 
@@ -976,6 +1053,12 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     }
     if (message.drain !== false) {
       writer.uint32(72).bool(message.drain);
+    }
+    if (message.nackDeadLetter !== false) {
+      writer.uint32(80).bool(message.nackDeadLetter);
+    }
+    if (message.nackError !== "") {
+      writer.uint32(90).string(message.nackError);
     }
     return writer;
   },
@@ -1065,6 +1148,22 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.drain = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.nackDeadLetter = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.nackError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1116,6 +1215,16 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         ? Duration.fromJSON(object.extend_visibility_timeout)
         : undefined,
       drain: isSet(object.drain) ? globalThis.Boolean(object.drain) : false,
+      nackDeadLetter: isSet(object.nackDeadLetter)
+        ? globalThis.Boolean(object.nackDeadLetter)
+        : isSet(object.nack_dead_letter)
+        ? globalThis.Boolean(object.nack_dead_letter)
+        : false,
+      nackError: isSet(object.nackError)
+        ? globalThis.String(object.nackError)
+        : isSet(object.nack_error)
+        ? globalThis.String(object.nack_error)
+        : "",
     };
   },
 
@@ -1148,6 +1257,12 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     if (message.drain !== false) {
       obj.drain = message.drain;
     }
+    if (message.nackDeadLetter !== false) {
+      obj.nackDeadLetter = message.nackDeadLetter;
+    }
+    if (message.nackError !== "") {
+      obj.nackError = message.nackError;
+    }
     return obj;
   },
 
@@ -1174,6 +1289,8 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         ? Duration.fromPartial(object.extendVisibilityTimeout)
         : undefined;
     message.drain = object.drain ?? false;
+    message.nackDeadLetter = object.nackDeadLetter ?? false;
+    message.nackError = object.nackError ?? "";
     return message;
   },
 };
@@ -1648,7 +1765,7 @@ export const AckResponse: MessageFns<AckResponse> = {
 };
 
 function createBaseNackRequest(): NackRequest {
-  return { leaseTokens: [], delay: undefined };
+  return { leaseTokens: [], delay: undefined, deadLetter: false, error: "" };
 }
 
 export const NackRequest: MessageFns<NackRequest> = {
@@ -1658,6 +1775,12 @@ export const NackRequest: MessageFns<NackRequest> = {
     }
     if (message.delay !== undefined) {
       Duration.encode(message.delay, writer.uint32(18).fork()).join();
+    }
+    if (message.deadLetter !== false) {
+      writer.uint32(24).bool(message.deadLetter);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
     }
     return writer;
   },
@@ -1691,6 +1814,22 @@ export const NackRequest: MessageFns<NackRequest> = {
             message.delay = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.deadLetter = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1711,6 +1850,12 @@ export const NackRequest: MessageFns<NackRequest> = {
         ? object.lease_tokens.map((e: any) => globalThis.String(e))
         : [],
       delay: isSet(object.delay) ? Duration.fromJSON(object.delay) : undefined,
+      deadLetter: isSet(object.deadLetter)
+        ? globalThis.Boolean(object.deadLetter)
+        : isSet(object.dead_letter)
+        ? globalThis.Boolean(object.dead_letter)
+        : false,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
     };
   },
 
@@ -1721,6 +1866,12 @@ export const NackRequest: MessageFns<NackRequest> = {
     }
     if (message.delay !== undefined) {
       obj.delay = Duration.toJSON(message.delay);
+    }
+    if (message.deadLetter !== false) {
+      obj.deadLetter = message.deadLetter;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
     }
     return obj;
   },
@@ -1734,6 +1885,8 @@ export const NackRequest: MessageFns<NackRequest> = {
     message.delay = (object.delay !== undefined && object.delay !== null)
       ? Duration.fromPartial(object.delay)
       : undefined;
+    message.deadLetter = object.deadLetter ?? false;
+    message.error = object.error ?? "";
     return message;
   },
 };
@@ -2084,6 +2237,621 @@ export const ExtendLeaseResponse: MessageFns<ExtendLeaseResponse> = {
   },
 };
 
+function createBasePublishRequest(): PublishRequest {
+  return { topic: "", messages: [] };
+}
+
+export const PublishRequest: MessageFns<PublishRequest> = {
+  encode(message: PublishRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    for (const v of message.messages) {
+      Message.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.messages.push(Message.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublishRequest {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      messages: globalThis.Array.isArray(object?.messages) ? object.messages.map((e: any) => Message.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: PublishRequest): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => Message.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PublishRequest>, I>>(base?: I): PublishRequest {
+    return PublishRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PublishRequest>, I>>(object: I): PublishRequest {
+    const message = createBasePublishRequest();
+    message.topic = object.topic ?? "";
+    message.messages = object.messages?.map((e) => Message.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePublishResult(): PublishResult {
+  return { copies: [] };
+}
+
+export const PublishResult: MessageFns<PublishResult> = {
+  encode(message: PublishResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.copies) {
+      SendResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.copies.push(SendResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublishResult {
+    return {
+      copies: globalThis.Array.isArray(object?.copies) ? object.copies.map((e: any) => SendResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: PublishResult): unknown {
+    const obj: any = {};
+    if (message.copies?.length) {
+      obj.copies = message.copies.map((e) => SendResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PublishResult>, I>>(base?: I): PublishResult {
+    return PublishResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PublishResult>, I>>(object: I): PublishResult {
+    const message = createBasePublishResult();
+    message.copies = object.copies?.map((e) => SendResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePublishResponse(): PublishResponse {
+  return { results: [] };
+}
+
+export const PublishResponse: MessageFns<PublishResponse> = {
+  encode(message: PublishResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      PublishResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(PublishResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublishResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => PublishResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PublishResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => PublishResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PublishResponse>, I>>(base?: I): PublishResponse {
+    return PublishResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PublishResponse>, I>>(object: I): PublishResponse {
+    const message = createBasePublishResponse();
+    message.results = object.results?.map((e) => PublishResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListMessagesRequest(): ListMessagesRequest {
+  return { queue: "", state: 0, pageSize: 0, pageToken: "", newestFirst: false };
+}
+
+export const ListMessagesRequest: MessageFns<ListMessagesRequest> = {
+  encode(message: ListMessagesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
+    }
+    if (message.newestFirst !== false) {
+      writer.uint32(40).bool(message.newestFirst);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMessagesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMessagesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.newestFirst = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMessagesRequest {
+    return {
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      state: isSet(object.state) ? messageStateFromJSON(object.state) : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      newestFirst: isSet(object.newestFirst)
+        ? globalThis.Boolean(object.newestFirst)
+        : isSet(object.newest_first)
+        ? globalThis.Boolean(object.newest_first)
+        : false,
+    };
+  },
+
+  toJSON(message: ListMessagesRequest): unknown {
+    const obj: any = {};
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.state !== 0) {
+      obj.state = messageStateToJSON(message.state);
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.newestFirst !== false) {
+      obj.newestFirst = message.newestFirst;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMessagesRequest>, I>>(base?: I): ListMessagesRequest {
+    return ListMessagesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMessagesRequest>, I>>(object: I): ListMessagesRequest {
+    const message = createBaseListMessagesRequest();
+    message.queue = object.queue ?? "";
+    message.state = object.state ?? 0;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.newestFirst = object.newestFirst ?? false;
+    return message;
+  },
+};
+
+function createBaseListMessagesResponse(): ListMessagesResponse {
+  return { messages: [], nextPageToken: "" };
+}
+
+export const ListMessagesResponse: MessageFns<ListMessagesResponse> = {
+  encode(message: ListMessagesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.messages) {
+      MessageInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMessagesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMessagesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messages.push(MessageInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMessagesResponse {
+    return {
+      messages: globalThis.Array.isArray(object?.messages)
+        ? object.messages.map((e: any) => MessageInfo.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListMessagesResponse): unknown {
+    const obj: any = {};
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => MessageInfo.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMessagesResponse>, I>>(base?: I): ListMessagesResponse {
+    return ListMessagesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMessagesResponse>, I>>(object: I): ListMessagesResponse {
+    const message = createBaseListMessagesResponse();
+    message.messages = object.messages?.map((e) => MessageInfo.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseGetMessageRequest(): GetMessageRequest {
+  return { queue: "", id: "" };
+}
+
+export const GetMessageRequest: MessageFns<GetMessageRequest> = {
+  encode(message: GetMessageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMessageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMessageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMessageRequest {
+    return {
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+    };
+  },
+
+  toJSON(message: GetMessageRequest): unknown {
+    const obj: any = {};
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetMessageRequest>, I>>(base?: I): GetMessageRequest {
+    return GetMessageRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetMessageRequest>, I>>(object: I): GetMessageRequest {
+    const message = createBaseGetMessageRequest();
+    message.queue = object.queue ?? "";
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseGetMessageResponse(): GetMessageResponse {
+  return { message: undefined };
+}
+
+export const GetMessageResponse: MessageFns<GetMessageResponse> = {
+  encode(message: GetMessageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.message !== undefined) {
+      MessageInfo.encode(message.message, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMessageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMessageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.message = MessageInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMessageResponse {
+    return { message: isSet(object.message) ? MessageInfo.fromJSON(object.message) : undefined };
+  },
+
+  toJSON(message: GetMessageResponse): unknown {
+    const obj: any = {};
+    if (message.message !== undefined) {
+      obj.message = MessageInfo.toJSON(message.message);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetMessageResponse>, I>>(base?: I): GetMessageResponse {
+    return GetMessageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetMessageResponse>, I>>(object: I): GetMessageResponse {
+    const message = createBaseGetMessageResponse();
+    message.message = (object.message !== undefined && object.message !== null)
+      ? MessageInfo.fromPartial(object.message)
+      : undefined;
+    return message;
+  },
+};
+
 /** The data plane: send, lease, subscribe, settle. */
 export type InboxService = typeof InboxService;
 export const InboxService = {
@@ -2171,6 +2939,40 @@ export const InboxService = {
     responseSerialize: (value: ExtendLeaseResponse): Buffer => Buffer.from(ExtendLeaseResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ExtendLeaseResponse => ExtendLeaseResponse.decode(value),
   },
+  /**
+   * Fan-out: sends one copy of each message to every queue subscribed to the topic
+   * (Queues.AddTopicSubscription). A topic nobody subscribed to stores nothing.
+   */
+  publish: {
+    path: "/inboxd.v1.Inbox/Publish" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PublishRequest): Buffer => Buffer.from(PublishRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PublishRequest => PublishRequest.decode(value),
+    responseSerialize: (value: PublishResponse): Buffer => Buffer.from(PublishResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PublishResponse => PublishResponse.decode(value),
+  },
+  /** Browses a queue without leasing: one page of messages in a state (or all), oldest or newest first. */
+  listMessages: {
+    path: "/inboxd.v1.Inbox/ListMessages" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListMessagesRequest): Buffer => Buffer.from(ListMessagesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListMessagesRequest => ListMessagesRequest.decode(value),
+    responseSerialize: (value: ListMessagesResponse): Buffer =>
+      Buffer.from(ListMessagesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListMessagesResponse => ListMessagesResponse.decode(value),
+  },
+  /** One message by id, in any state, with its attempts and timestamps. */
+  getMessage: {
+    path: "/inboxd.v1.Inbox/GetMessage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetMessageRequest): Buffer => Buffer.from(GetMessageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetMessageRequest => GetMessageRequest.decode(value),
+    responseSerialize: (value: GetMessageResponse): Buffer => Buffer.from(GetMessageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetMessageResponse => GetMessageResponse.decode(value),
+  },
 } as const;
 
 export interface InboxServer extends UntypedServiceImplementation {
@@ -2202,6 +3004,15 @@ export interface InboxServer extends UntypedServiceImplementation {
   nack: handleUnaryCall<NackRequest, NackResponse>;
   /** Pushes the lease of deliveries out to now + visibility_timeout. */
   extendLease: handleUnaryCall<ExtendLeaseRequest, ExtendLeaseResponse>;
+  /**
+   * Fan-out: sends one copy of each message to every queue subscribed to the topic
+   * (Queues.AddTopicSubscription). A topic nobody subscribed to stores nothing.
+   */
+  publish: handleUnaryCall<PublishRequest, PublishResponse>;
+  /** Browses a queue without leasing: one page of messages in a state (or all), oldest or newest first. */
+  listMessages: handleUnaryCall<ListMessagesRequest, ListMessagesResponse>;
+  /** One message by id, in any state, with its attempts and timestamps. */
+  getMessage: handleUnaryCall<GetMessageRequest, GetMessageResponse>;
 }
 
 export interface InboxClient extends Client {
@@ -2303,6 +3114,57 @@ export interface InboxClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ExtendLeaseResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Fan-out: sends one copy of each message to every queue subscribed to the topic
+   * (Queues.AddTopicSubscription). A topic nobody subscribed to stores nothing.
+   */
+  publish(
+    request: PublishRequest,
+    callback: (error: ServiceError | null, response: PublishResponse) => void,
+  ): ClientUnaryCall;
+  publish(
+    request: PublishRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PublishResponse) => void,
+  ): ClientUnaryCall;
+  publish(
+    request: PublishRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PublishResponse) => void,
+  ): ClientUnaryCall;
+  /** Browses a queue without leasing: one page of messages in a state (or all), oldest or newest first. */
+  listMessages(
+    request: ListMessagesRequest,
+    callback: (error: ServiceError | null, response: ListMessagesResponse) => void,
+  ): ClientUnaryCall;
+  listMessages(
+    request: ListMessagesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListMessagesResponse) => void,
+  ): ClientUnaryCall;
+  listMessages(
+    request: ListMessagesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListMessagesResponse) => void,
+  ): ClientUnaryCall;
+  /** One message by id, in any state, with its attempts and timestamps. */
+  getMessage(
+    request: GetMessageRequest,
+    callback: (error: ServiceError | null, response: GetMessageResponse) => void,
+  ): ClientUnaryCall;
+  getMessage(
+    request: GetMessageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetMessageResponse) => void,
+  ): ClientUnaryCall;
+  getMessage(
+    request: GetMessageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetMessageResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -12,6 +12,83 @@ export const protobufPackage = "inboxd.v1";
 
 export const protobufFileName = "inboxd/v1/message.proto";
 
+/** Where a message stands, as browsing reports it. */
+export enum MessageState {
+  MESSAGE_STATE_UNSPECIFIED = 0,
+  /** MESSAGE_STATE_QUEUED - Waiting, deliverable now. */
+  MESSAGE_STATE_QUEUED = 1,
+  /** MESSAGE_STATE_DELAYED - Waiting for deliver_at, a nack delay or a retry delay. */
+  MESSAGE_STATE_DELAYED = 2,
+  /** MESSAGE_STATE_LEASED - Leased to a consumer, not yet settled. */
+  MESSAGE_STATE_LEASED = 3,
+  /** MESSAGE_STATE_ACKED - Acked; kept for the queue's acked_retention. */
+  MESSAGE_STATE_ACKED = 4,
+  /** MESSAGE_STATE_DEAD_LETTERED - Out of attempts or nacked with dead_letter (a copy went to the dead-letter queue, if set). */
+  MESSAGE_STATE_DEAD_LETTERED = 5,
+  /** MESSAGE_STATE_EXPIRED - Passed expires_at before delivery. */
+  MESSAGE_STATE_EXPIRED = 6,
+  /** MESSAGE_STATE_DROPPED - Dropped by a bounded queue's overflow policy. */
+  MESSAGE_STATE_DROPPED = 7,
+  UNRECOGNIZED = -1,
+}
+
+export function messageStateFromJSON(object: any): MessageState {
+  switch (object) {
+    case 0:
+    case "MESSAGE_STATE_UNSPECIFIED":
+      return MessageState.MESSAGE_STATE_UNSPECIFIED;
+    case 1:
+    case "MESSAGE_STATE_QUEUED":
+      return MessageState.MESSAGE_STATE_QUEUED;
+    case 2:
+    case "MESSAGE_STATE_DELAYED":
+      return MessageState.MESSAGE_STATE_DELAYED;
+    case 3:
+    case "MESSAGE_STATE_LEASED":
+      return MessageState.MESSAGE_STATE_LEASED;
+    case 4:
+    case "MESSAGE_STATE_ACKED":
+      return MessageState.MESSAGE_STATE_ACKED;
+    case 5:
+    case "MESSAGE_STATE_DEAD_LETTERED":
+      return MessageState.MESSAGE_STATE_DEAD_LETTERED;
+    case 6:
+    case "MESSAGE_STATE_EXPIRED":
+      return MessageState.MESSAGE_STATE_EXPIRED;
+    case 7:
+    case "MESSAGE_STATE_DROPPED":
+      return MessageState.MESSAGE_STATE_DROPPED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return MessageState.UNRECOGNIZED;
+  }
+}
+
+export function messageStateToJSON(object: MessageState): string {
+  switch (object) {
+    case MessageState.MESSAGE_STATE_UNSPECIFIED:
+      return "MESSAGE_STATE_UNSPECIFIED";
+    case MessageState.MESSAGE_STATE_QUEUED:
+      return "MESSAGE_STATE_QUEUED";
+    case MessageState.MESSAGE_STATE_DELAYED:
+      return "MESSAGE_STATE_DELAYED";
+    case MessageState.MESSAGE_STATE_LEASED:
+      return "MESSAGE_STATE_LEASED";
+    case MessageState.MESSAGE_STATE_ACKED:
+      return "MESSAGE_STATE_ACKED";
+    case MessageState.MESSAGE_STATE_DEAD_LETTERED:
+      return "MESSAGE_STATE_DEAD_LETTERED";
+    case MessageState.MESSAGE_STATE_EXPIRED:
+      return "MESSAGE_STATE_EXPIRED";
+    case MessageState.MESSAGE_STATE_DROPPED:
+      return "MESSAGE_STATE_DROPPED";
+    case MessageState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A message in an inbox (queue). */
 export interface Message {
   /**
@@ -44,12 +121,68 @@ export interface Message {
   /** Lower-case hex sha256 of the payload, computed by the server; ignored on Send. */
   contentHash: string;
   /** When the server accepted the message; ignored on Send. */
-  enqueuedAt?: Date | undefined;
+  enqueuedAt?:
+    | Date
+    | undefined;
+  /**
+   * Not delivered after this time: an expired message is removed from the queue and counted in
+   * its stats as expired. Unset: the queue's message_ttl after sending (none by default).
+   */
+  expiresAt?:
+    | Date
+    | undefined;
+  /**
+   * Deduplication key: within the queue's dedup_window, a second message with the same key is not
+   * stored and its Send reports `duplicate` with the first message's id. At most 200 characters.
+   */
+  dedupKey: string;
 }
 
 export interface Message_HeadersEntry {
   key: string;
   value: string;
+}
+
+/** A message's history before it reached a dead-letter queue. */
+export interface DeadLetterOrigin {
+  /** The queue it failed in. */
+  queue: string;
+  /** Its id there. */
+  messageId: string;
+  /** Deliveries it had there. */
+  attempts: number;
+  /** The last failure: the nack's error text, or "lease expired". */
+  lastError: string;
+  /** When it was first sent there. */
+  enqueuedAt?: Date | undefined;
+}
+
+/** A message as browsing sees it: never leased by looking. */
+export interface MessageInfo {
+  message?: Message | undefined;
+  state: MessageState;
+  /** Deliveries so far. */
+  attempts: number;
+  /** When it (this copy) was stored. */
+  createdAt?:
+    | Date
+    | undefined;
+  /** When its current or last delivery started. */
+  startedAt?:
+    | Date
+    | undefined;
+  /** When it was acked, dead-lettered, expired or dropped. */
+  completedAt?:
+    | Date
+    | undefined;
+  /** While leased: when the lease ends. */
+  leaseExpiresAt?:
+    | Date
+    | undefined;
+  /** The last nack's error text, or why it left the queue. */
+  lastError: string;
+  /** Set on messages in a dead-letter queue. */
+  deadLetterOrigin?: DeadLetterOrigin | undefined;
 }
 
 /** One delivery attempt of a message to one consumer. */
@@ -85,6 +218,8 @@ function createBaseMessage(): Message {
     deliverAt: undefined,
     contentHash: "",
     enqueuedAt: undefined,
+    expiresAt: undefined,
+    dedupKey: "",
   };
 }
 
@@ -128,6 +263,12 @@ export const Message: MessageFns<Message> = {
     }
     if (message.enqueuedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.enqueuedAt), writer.uint32(106).fork()).join();
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(114).fork()).join();
+    }
+    if (message.dedupKey !== "") {
+      writer.uint32(122).string(message.dedupKey);
     }
     return writer;
   },
@@ -252,6 +393,22 @@ export const Message: MessageFns<Message> = {
             message.enqueuedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.dedupKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -316,6 +473,16 @@ export const Message: MessageFns<Message> = {
         : isSet(object.enqueued_at)
         ? fromJsonTimestamp(object.enqueued_at)
         : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      dedupKey: isSet(object.dedupKey)
+        ? globalThis.String(object.dedupKey)
+        : isSet(object.dedup_key)
+        ? globalThis.String(object.dedup_key)
+        : "",
     };
   },
 
@@ -366,6 +533,12 @@ export const Message: MessageFns<Message> = {
     if (message.enqueuedAt !== undefined) {
       obj.enqueuedAt = message.enqueuedAt.toISOString();
     }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.dedupKey !== "") {
+      obj.dedupKey = message.dedupKey;
+    }
     return obj;
   },
 
@@ -395,6 +568,8 @@ export const Message: MessageFns<Message> = {
     message.deliverAt = object.deliverAt ?? undefined;
     message.contentHash = object.contentHash ?? "";
     message.enqueuedAt = object.enqueuedAt ?? undefined;
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.dedupKey = object.dedupKey ?? "";
     return message;
   },
 };
@@ -480,6 +655,386 @@ export const Message_HeadersEntry: MessageFns<Message_HeadersEntry> = {
     const message = createBaseMessage_HeadersEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseDeadLetterOrigin(): DeadLetterOrigin {
+  return { queue: "", messageId: "", attempts: 0, lastError: "", enqueuedAt: undefined };
+}
+
+export const DeadLetterOrigin: MessageFns<DeadLetterOrigin> = {
+  encode(message: DeadLetterOrigin, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    if (message.messageId !== "") {
+      writer.uint32(18).string(message.messageId);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(24).int32(message.attempts);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(34).string(message.lastError);
+    }
+    if (message.enqueuedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.enqueuedAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeadLetterOrigin {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeadLetterOrigin();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.messageId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempts = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.enqueuedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeadLetterOrigin {
+    return {
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      messageId: isSet(object.messageId)
+        ? globalThis.String(object.messageId)
+        : isSet(object.message_id)
+        ? globalThis.String(object.message_id)
+        : "",
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+      enqueuedAt: isSet(object.enqueuedAt)
+        ? fromJsonTimestamp(object.enqueuedAt)
+        : isSet(object.enqueued_at)
+        ? fromJsonTimestamp(object.enqueued_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DeadLetterOrigin): unknown {
+    const obj: any = {};
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.messageId !== "") {
+      obj.messageId = message.messageId;
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    if (message.enqueuedAt !== undefined) {
+      obj.enqueuedAt = message.enqueuedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeadLetterOrigin>, I>>(base?: I): DeadLetterOrigin {
+    return DeadLetterOrigin.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeadLetterOrigin>, I>>(object: I): DeadLetterOrigin {
+    const message = createBaseDeadLetterOrigin();
+    message.queue = object.queue ?? "";
+    message.messageId = object.messageId ?? "";
+    message.attempts = object.attempts ?? 0;
+    message.lastError = object.lastError ?? "";
+    message.enqueuedAt = object.enqueuedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseMessageInfo(): MessageInfo {
+  return {
+    message: undefined,
+    state: 0,
+    attempts: 0,
+    createdAt: undefined,
+    startedAt: undefined,
+    completedAt: undefined,
+    leaseExpiresAt: undefined,
+    lastError: "",
+    deadLetterOrigin: undefined,
+  };
+}
+
+export const MessageInfo: MessageFns<MessageInfo> = {
+  encode(message: MessageInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.message !== undefined) {
+      Message.encode(message.message, writer.uint32(10).fork()).join();
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(24).int32(message.attempts);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(34).fork()).join();
+    }
+    if (message.startedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.startedAt), writer.uint32(42).fork()).join();
+    }
+    if (message.completedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.completedAt), writer.uint32(50).fork()).join();
+    }
+    if (message.leaseExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.leaseExpiresAt), writer.uint32(58).fork()).join();
+    }
+    if (message.lastError !== "") {
+      writer.uint32(66).string(message.lastError);
+    }
+    if (message.deadLetterOrigin !== undefined) {
+      DeadLetterOrigin.encode(message.deadLetterOrigin, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MessageInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMessageInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.message = Message.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempts = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.startedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.completedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.leaseExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.deadLetterOrigin = DeadLetterOrigin.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MessageInfo {
+    return {
+      message: isSet(object.message) ? Message.fromJSON(object.message) : undefined,
+      state: isSet(object.state) ? messageStateFromJSON(object.state) : 0,
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+      completedAt: isSet(object.completedAt)
+        ? fromJsonTimestamp(object.completedAt)
+        : isSet(object.completed_at)
+        ? fromJsonTimestamp(object.completed_at)
+        : undefined,
+      leaseExpiresAt: isSet(object.leaseExpiresAt)
+        ? fromJsonTimestamp(object.leaseExpiresAt)
+        : isSet(object.lease_expires_at)
+        ? fromJsonTimestamp(object.lease_expires_at)
+        : undefined,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+      deadLetterOrigin: isSet(object.deadLetterOrigin)
+        ? DeadLetterOrigin.fromJSON(object.deadLetterOrigin)
+        : isSet(object.dead_letter_origin)
+        ? DeadLetterOrigin.fromJSON(object.dead_letter_origin)
+        : undefined,
+    };
+  },
+
+  toJSON(message: MessageInfo): unknown {
+    const obj: any = {};
+    if (message.message !== undefined) {
+      obj.message = Message.toJSON(message.message);
+    }
+    if (message.state !== 0) {
+      obj.state = messageStateToJSON(message.state);
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    if (message.completedAt !== undefined) {
+      obj.completedAt = message.completedAt.toISOString();
+    }
+    if (message.leaseExpiresAt !== undefined) {
+      obj.leaseExpiresAt = message.leaseExpiresAt.toISOString();
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    if (message.deadLetterOrigin !== undefined) {
+      obj.deadLetterOrigin = DeadLetterOrigin.toJSON(message.deadLetterOrigin);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MessageInfo>, I>>(base?: I): MessageInfo {
+    return MessageInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MessageInfo>, I>>(object: I): MessageInfo {
+    const message = createBaseMessageInfo();
+    message.message = (object.message !== undefined && object.message !== null)
+      ? Message.fromPartial(object.message)
+      : undefined;
+    message.state = object.state ?? 0;
+    message.attempts = object.attempts ?? 0;
+    message.createdAt = object.createdAt ?? undefined;
+    message.startedAt = object.startedAt ?? undefined;
+    message.completedAt = object.completedAt ?? undefined;
+    message.leaseExpiresAt = object.leaseExpiresAt ?? undefined;
+    message.lastError = object.lastError ?? "";
+    message.deadLetterOrigin = (object.deadLetterOrigin !== undefined && object.deadLetterOrigin !== null)
+      ? DeadLetterOrigin.fromPartial(object.deadLetterOrigin)
+      : undefined;
     return message;
   },
 };

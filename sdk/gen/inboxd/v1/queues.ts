@@ -19,11 +19,61 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.js";
+import { FieldMask } from "../../google/protobuf/field_mask.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
 export const protobufPackage = "inboxd.v1";
 
 export const protobufFileName = "inboxd/v1/queues.proto";
+
+export enum OverflowPolicy {
+  /** OVERFLOW_POLICY_UNSPECIFIED - Same as REJECT. */
+  OVERFLOW_POLICY_UNSPECIFIED = 0,
+  /** OVERFLOW_POLICY_REJECT - The Send fails with RESOURCE_EXHAUSTED naming the queue and its limit; nothing is stored. */
+  OVERFLOW_POLICY_REJECT = 1,
+  /** OVERFLOW_POLICY_DROP_OLDEST - The oldest waiting messages are dropped to make room. */
+  OVERFLOW_POLICY_DROP_OLDEST = 2,
+  /** OVERFLOW_POLICY_DROP_NEWEST - The new messages that do not fit are dropped (the Send succeeds; they count as dropped). */
+  OVERFLOW_POLICY_DROP_NEWEST = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function overflowPolicyFromJSON(object: any): OverflowPolicy {
+  switch (object) {
+    case 0:
+    case "OVERFLOW_POLICY_UNSPECIFIED":
+      return OverflowPolicy.OVERFLOW_POLICY_UNSPECIFIED;
+    case 1:
+    case "OVERFLOW_POLICY_REJECT":
+      return OverflowPolicy.OVERFLOW_POLICY_REJECT;
+    case 2:
+    case "OVERFLOW_POLICY_DROP_OLDEST":
+      return OverflowPolicy.OVERFLOW_POLICY_DROP_OLDEST;
+    case 3:
+    case "OVERFLOW_POLICY_DROP_NEWEST":
+      return OverflowPolicy.OVERFLOW_POLICY_DROP_NEWEST;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return OverflowPolicy.UNRECOGNIZED;
+  }
+}
+
+export function overflowPolicyToJSON(object: OverflowPolicy): string {
+  switch (object) {
+    case OverflowPolicy.OVERFLOW_POLICY_UNSPECIFIED:
+      return "OVERFLOW_POLICY_UNSPECIFIED";
+    case OverflowPolicy.OVERFLOW_POLICY_REJECT:
+      return "OVERFLOW_POLICY_REJECT";
+    case OverflowPolicy.OVERFLOW_POLICY_DROP_OLDEST:
+      return "OVERFLOW_POLICY_DROP_OLDEST";
+    case OverflowPolicy.OVERFLOW_POLICY_DROP_NEWEST:
+      return "OVERFLOW_POLICY_DROP_NEWEST";
+    case OverflowPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 /** Settings of a queue. Unset fields take the defaults shown. */
 export interface QueueConfig {
@@ -46,7 +96,26 @@ export interface QueueConfig {
     | Duration
     | undefined;
   /** How long acked messages are kept before being deleted. Default 1h. */
-  ackedRetention?: Duration | undefined;
+  ackedRetention?:
+    | Duration
+    | undefined;
+  /** Messages sent without expires_at expire this long after sending. Unset or 0: never. */
+  messageTtl?:
+    | Duration
+    | undefined;
+  /**
+   * How long a dedup_key (or, with content_dedup, a payload hash) is remembered. Default 5m when
+   * content_dedup is set or a message carries a dedup_key; 1s..7d.
+   */
+  dedupWindow?:
+    | Duration
+    | undefined;
+  /** Deduplicate on the sha256 of the payload within dedup_window. */
+  contentDedup: boolean;
+  /** Most messages waiting (queued + delayed); 0: unbounded. */
+  maxDepth: string;
+  /** What a send to a full queue does. */
+  overflow: OverflowPolicy;
 }
 
 export interface Queue {
@@ -121,11 +190,94 @@ export interface QueueStats {
   /** Acked and still retained. */
   acked: string;
   /** Age of the oldest waiting message; zero when none waits. */
-  oldestAge?: Duration | undefined;
+  oldestAge?:
+    | Duration
+    | undefined;
+  /** Messages that expired before delivery, since the queue was created. */
+  expired: string;
+  /** Messages dropped by the overflow policy, since the queue was created. */
+  dropped: string;
+  /** Messages sent, and acked, per second over the last minute. */
+  sendRate: number;
+  ackRate: number;
 }
 
 export interface GetQueueStatsResponse {
   stats?: QueueStats | undefined;
+}
+
+export interface UpdateQueueRequest {
+  name: string;
+  config?:
+    | QueueConfig
+    | undefined;
+  /** The QueueConfig fields to change, e.g. "max_attempts". Empty: every field set in config. */
+  updateMask?: string[] | undefined;
+}
+
+export interface UpdateQueueResponse {
+  queue?: Queue | undefined;
+}
+
+export interface RedriveRequest {
+  /** The dead-letter queue to move messages out of. */
+  queue: string;
+  /** Only these messages (ids in the dead-letter queue); empty: all, oldest first, up to limit. */
+  messageIds: string[];
+  /** Move them here instead of to the queue each failed in. */
+  destination: string;
+  /** Most messages to move, 1..100000; 0 means 1000. */
+  limit: number;
+}
+
+export interface RedriveResponse {
+  /** Moved back. */
+  redriven: string;
+  /** Left in place: no queue to go back to (it was deleted, and no destination was given), or not found. */
+  failed: RedriveFailure[];
+}
+
+export interface RedriveFailure {
+  messageId: string;
+  /**
+   * A google.rpc.Code value: NOT_FOUND (no such dead-lettered message) or FAILED_PRECONDITION
+   * (its original queue no longer exists).
+   */
+  code: number;
+  message: string;
+}
+
+export interface AddTopicSubscriptionRequest {
+  topic: string;
+  queue: string;
+}
+
+export interface AddTopicSubscriptionResponse {
+}
+
+export interface RemoveTopicSubscriptionRequest {
+  topic: string;
+  queue: string;
+}
+
+export interface RemoveTopicSubscriptionResponse {
+}
+
+export interface ListTopicsRequest {
+  /** 1..1000; 0 means 100. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface Topic {
+  name: string;
+  /** The subscribed queues, by name. */
+  queues: string[];
+}
+
+export interface ListTopicsResponse {
+  topics: Topic[];
+  nextPageToken: string;
 }
 
 function createBaseQueueConfig(): QueueConfig {
@@ -137,6 +289,11 @@ function createBaseQueueConfig(): QueueConfig {
     retryBackoff: false,
     retryDelayMax: undefined,
     ackedRetention: undefined,
+    messageTtl: undefined,
+    dedupWindow: undefined,
+    contentDedup: false,
+    maxDepth: "0",
+    overflow: 0,
   };
 }
 
@@ -162,6 +319,21 @@ export const QueueConfig: MessageFns<QueueConfig> = {
     }
     if (message.ackedRetention !== undefined) {
       Duration.encode(message.ackedRetention, writer.uint32(58).fork()).join();
+    }
+    if (message.messageTtl !== undefined) {
+      Duration.encode(message.messageTtl, writer.uint32(66).fork()).join();
+    }
+    if (message.dedupWindow !== undefined) {
+      Duration.encode(message.dedupWindow, writer.uint32(74).fork()).join();
+    }
+    if (message.contentDedup !== false) {
+      writer.uint32(80).bool(message.contentDedup);
+    }
+    if (message.maxDepth !== "0") {
+      writer.uint32(88).int64(message.maxDepth);
+    }
+    if (message.overflow !== 0) {
+      writer.uint32(96).int32(message.overflow);
     }
     return writer;
   },
@@ -235,6 +407,46 @@ export const QueueConfig: MessageFns<QueueConfig> = {
             message.ackedRetention = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.messageTtl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.dedupWindow = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.contentDedup = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.maxDepth = reader.int64().toString();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.overflow = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -284,6 +496,27 @@ export const QueueConfig: MessageFns<QueueConfig> = {
         : isSet(object.acked_retention)
         ? Duration.fromJSON(object.acked_retention)
         : undefined,
+      messageTtl: isSet(object.messageTtl)
+        ? Duration.fromJSON(object.messageTtl)
+        : isSet(object.message_ttl)
+        ? Duration.fromJSON(object.message_ttl)
+        : undefined,
+      dedupWindow: isSet(object.dedupWindow)
+        ? Duration.fromJSON(object.dedupWindow)
+        : isSet(object.dedup_window)
+        ? Duration.fromJSON(object.dedup_window)
+        : undefined,
+      contentDedup: isSet(object.contentDedup)
+        ? globalThis.Boolean(object.contentDedup)
+        : isSet(object.content_dedup)
+        ? globalThis.Boolean(object.content_dedup)
+        : false,
+      maxDepth: isSet(object.maxDepth)
+        ? globalThis.String(object.maxDepth)
+        : isSet(object.max_depth)
+        ? globalThis.String(object.max_depth)
+        : "0",
+      overflow: isSet(object.overflow) ? overflowPolicyFromJSON(object.overflow) : 0,
     };
   },
 
@@ -310,6 +543,21 @@ export const QueueConfig: MessageFns<QueueConfig> = {
     if (message.ackedRetention !== undefined) {
       obj.ackedRetention = Duration.toJSON(message.ackedRetention);
     }
+    if (message.messageTtl !== undefined) {
+      obj.messageTtl = Duration.toJSON(message.messageTtl);
+    }
+    if (message.dedupWindow !== undefined) {
+      obj.dedupWindow = Duration.toJSON(message.dedupWindow);
+    }
+    if (message.contentDedup !== false) {
+      obj.contentDedup = message.contentDedup;
+    }
+    if (message.maxDepth !== "0") {
+      obj.maxDepth = message.maxDepth;
+    }
+    if (message.overflow !== 0) {
+      obj.overflow = overflowPolicyToJSON(message.overflow);
+    }
     return obj;
   },
 
@@ -333,6 +581,15 @@ export const QueueConfig: MessageFns<QueueConfig> = {
     message.ackedRetention = (object.ackedRetention !== undefined && object.ackedRetention !== null)
       ? Duration.fromPartial(object.ackedRetention)
       : undefined;
+    message.messageTtl = (object.messageTtl !== undefined && object.messageTtl !== null)
+      ? Duration.fromPartial(object.messageTtl)
+      : undefined;
+    message.dedupWindow = (object.dedupWindow !== undefined && object.dedupWindow !== null)
+      ? Duration.fromPartial(object.dedupWindow)
+      : undefined;
+    message.contentDedup = object.contentDedup ?? false;
+    message.maxDepth = object.maxDepth ?? "0";
+    message.overflow = object.overflow ?? 0;
     return message;
   },
 };
@@ -1244,6 +1501,10 @@ function createBaseQueueStats(): QueueStats {
     deadLettered: "0",
     acked: "0",
     oldestAge: undefined,
+    expired: "0",
+    dropped: "0",
+    sendRate: 0,
+    ackRate: 0,
   };
 }
 
@@ -1272,6 +1533,18 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     if (message.oldestAge !== undefined) {
       Duration.encode(message.oldestAge, writer.uint32(66).fork()).join();
+    }
+    if (message.expired !== "0") {
+      writer.uint32(72).int64(message.expired);
+    }
+    if (message.dropped !== "0") {
+      writer.uint32(80).int64(message.dropped);
+    }
+    if (message.sendRate !== 0) {
+      writer.uint32(89).double(message.sendRate);
+    }
+    if (message.ackRate !== 0) {
+      writer.uint32(97).double(message.ackRate);
     }
     return writer;
   },
@@ -1353,6 +1626,38 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.oldestAge = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expired = reader.int64().toString();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.dropped = reader.int64().toString();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.sendRate = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.ackRate = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1383,6 +1688,18 @@ export const QueueStats: MessageFns<QueueStats> = {
         : isSet(object.oldest_age)
         ? Duration.fromJSON(object.oldest_age)
         : undefined,
+      expired: isSet(object.expired) ? globalThis.String(object.expired) : "0",
+      dropped: isSet(object.dropped) ? globalThis.String(object.dropped) : "0",
+      sendRate: isSet(object.sendRate)
+        ? globalThis.Number(object.sendRate)
+        : isSet(object.send_rate)
+        ? globalThis.Number(object.send_rate)
+        : 0,
+      ackRate: isSet(object.ackRate)
+        ? globalThis.Number(object.ackRate)
+        : isSet(object.ack_rate)
+        ? globalThis.Number(object.ack_rate)
+        : 0,
     };
   },
 
@@ -1412,6 +1729,18 @@ export const QueueStats: MessageFns<QueueStats> = {
     if (message.oldestAge !== undefined) {
       obj.oldestAge = Duration.toJSON(message.oldestAge);
     }
+    if (message.expired !== "0") {
+      obj.expired = message.expired;
+    }
+    if (message.dropped !== "0") {
+      obj.dropped = message.dropped;
+    }
+    if (message.sendRate !== 0) {
+      obj.sendRate = floatToJson(message.sendRate);
+    }
+    if (message.ackRate !== 0) {
+      obj.ackRate = floatToJson(message.ackRate);
+    }
     return obj;
   },
 
@@ -1430,6 +1759,10 @@ export const QueueStats: MessageFns<QueueStats> = {
     message.oldestAge = (object.oldestAge !== undefined && object.oldestAge !== null)
       ? Duration.fromPartial(object.oldestAge)
       : undefined;
+    message.expired = object.expired ?? "0";
+    message.dropped = object.dropped ?? "0";
+    message.sendRate = object.sendRate ?? 0;
+    message.ackRate = object.ackRate ?? 0;
     return message;
   },
 };
@@ -1503,6 +1836,1034 @@ export const GetQueueStatsResponse: MessageFns<GetQueueStatsResponse> = {
   },
 };
 
+function createBaseUpdateQueueRequest(): UpdateQueueRequest {
+  return { name: "", config: undefined, updateMask: undefined };
+}
+
+export const UpdateQueueRequest: MessageFns<UpdateQueueRequest> = {
+  encode(message: UpdateQueueRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.config !== undefined) {
+      QueueConfig.encode(message.config, writer.uint32(18).fork()).join();
+    }
+    if (message.updateMask !== undefined) {
+      FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateQueueRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateQueueRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.config = QueueConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.updateMask = FieldMask.unwrap(FieldMask.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateQueueRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      config: isSet(object.config) ? QueueConfig.fromJSON(object.config) : undefined,
+      updateMask: isSet(object.updateMask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.updateMask))
+        : isSet(object.update_mask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.update_mask))
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateQueueRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.config !== undefined) {
+      obj.config = QueueConfig.toJSON(message.config);
+    }
+    if (message.updateMask !== undefined) {
+      obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateQueueRequest>, I>>(base?: I): UpdateQueueRequest {
+    return UpdateQueueRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateQueueRequest>, I>>(object: I): UpdateQueueRequest {
+    const message = createBaseUpdateQueueRequest();
+    message.name = object.name ?? "";
+    message.config = (object.config !== undefined && object.config !== null)
+      ? QueueConfig.fromPartial(object.config)
+      : undefined;
+    message.updateMask = object.updateMask ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateQueueResponse(): UpdateQueueResponse {
+  return { queue: undefined };
+}
+
+export const UpdateQueueResponse: MessageFns<UpdateQueueResponse> = {
+  encode(message: UpdateQueueResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== undefined) {
+      Queue.encode(message.queue, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateQueueResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateQueueResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = Queue.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateQueueResponse {
+    return { queue: isSet(object.queue) ? Queue.fromJSON(object.queue) : undefined };
+  },
+
+  toJSON(message: UpdateQueueResponse): unknown {
+    const obj: any = {};
+    if (message.queue !== undefined) {
+      obj.queue = Queue.toJSON(message.queue);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateQueueResponse>, I>>(base?: I): UpdateQueueResponse {
+    return UpdateQueueResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateQueueResponse>, I>>(object: I): UpdateQueueResponse {
+    const message = createBaseUpdateQueueResponse();
+    message.queue = (object.queue !== undefined && object.queue !== null) ? Queue.fromPartial(object.queue) : undefined;
+    return message;
+  },
+};
+
+function createBaseRedriveRequest(): RedriveRequest {
+  return { queue: "", messageIds: [], destination: "", limit: 0 };
+}
+
+export const RedriveRequest: MessageFns<RedriveRequest> = {
+  encode(message: RedriveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    for (const v of message.messageIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.destination !== "") {
+      writer.uint32(26).string(message.destination);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(32).int32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedriveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedriveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.messageIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.destination = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedriveRequest {
+    return {
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      messageIds: globalThis.Array.isArray(object?.messageIds)
+        ? object.messageIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.message_ids)
+        ? object.message_ids.map((e: any) => globalThis.String(e))
+        : [],
+      destination: isSet(object.destination) ? globalThis.String(object.destination) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: RedriveRequest): unknown {
+    const obj: any = {};
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.messageIds?.length) {
+      obj.messageIds = message.messageIds;
+    }
+    if (message.destination !== "") {
+      obj.destination = message.destination;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedriveRequest>, I>>(base?: I): RedriveRequest {
+    return RedriveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedriveRequest>, I>>(object: I): RedriveRequest {
+    const message = createBaseRedriveRequest();
+    message.queue = object.queue ?? "";
+    message.messageIds = object.messageIds?.map((e) => e) || [];
+    message.destination = object.destination ?? "";
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseRedriveResponse(): RedriveResponse {
+  return { redriven: "0", failed: [] };
+}
+
+export const RedriveResponse: MessageFns<RedriveResponse> = {
+  encode(message: RedriveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redriven !== "0") {
+      writer.uint32(8).int64(message.redriven);
+    }
+    for (const v of message.failed) {
+      RedriveFailure.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedriveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedriveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.redriven = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.failed.push(RedriveFailure.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedriveResponse {
+    return {
+      redriven: isSet(object.redriven) ? globalThis.String(object.redriven) : "0",
+      failed: globalThis.Array.isArray(object?.failed) ? object.failed.map((e: any) => RedriveFailure.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: RedriveResponse): unknown {
+    const obj: any = {};
+    if (message.redriven !== "0") {
+      obj.redriven = message.redriven;
+    }
+    if (message.failed?.length) {
+      obj.failed = message.failed.map((e) => RedriveFailure.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedriveResponse>, I>>(base?: I): RedriveResponse {
+    return RedriveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedriveResponse>, I>>(object: I): RedriveResponse {
+    const message = createBaseRedriveResponse();
+    message.redriven = object.redriven ?? "0";
+    message.failed = object.failed?.map((e) => RedriveFailure.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRedriveFailure(): RedriveFailure {
+  return { messageId: "", code: 0, message: "" };
+}
+
+export const RedriveFailure: MessageFns<RedriveFailure> = {
+  encode(message: RedriveFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.messageId !== "") {
+      writer.uint32(10).string(message.messageId);
+    }
+    if (message.code !== 0) {
+      writer.uint32(16).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedriveFailure {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedriveFailure();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messageId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedriveFailure {
+    return {
+      messageId: isSet(object.messageId)
+        ? globalThis.String(object.messageId)
+        : isSet(object.message_id)
+        ? globalThis.String(object.message_id)
+        : "",
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: RedriveFailure): unknown {
+    const obj: any = {};
+    if (message.messageId !== "") {
+      obj.messageId = message.messageId;
+    }
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedriveFailure>, I>>(base?: I): RedriveFailure {
+    return RedriveFailure.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedriveFailure>, I>>(object: I): RedriveFailure {
+    const message = createBaseRedriveFailure();
+    message.messageId = object.messageId ?? "";
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseAddTopicSubscriptionRequest(): AddTopicSubscriptionRequest {
+  return { topic: "", queue: "" };
+}
+
+export const AddTopicSubscriptionRequest: MessageFns<AddTopicSubscriptionRequest> = {
+  encode(message: AddTopicSubscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.queue !== "") {
+      writer.uint32(18).string(message.queue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddTopicSubscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddTopicSubscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddTopicSubscriptionRequest {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+    };
+  },
+
+  toJSON(message: AddTopicSubscriptionRequest): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddTopicSubscriptionRequest>, I>>(base?: I): AddTopicSubscriptionRequest {
+    return AddTopicSubscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddTopicSubscriptionRequest>, I>>(object: I): AddTopicSubscriptionRequest {
+    const message = createBaseAddTopicSubscriptionRequest();
+    message.topic = object.topic ?? "";
+    message.queue = object.queue ?? "";
+    return message;
+  },
+};
+
+function createBaseAddTopicSubscriptionResponse(): AddTopicSubscriptionResponse {
+  return {};
+}
+
+export const AddTopicSubscriptionResponse: MessageFns<AddTopicSubscriptionResponse> = {
+  encode(_: AddTopicSubscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddTopicSubscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddTopicSubscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): AddTopicSubscriptionResponse {
+    return {};
+  },
+
+  toJSON(_: AddTopicSubscriptionResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddTopicSubscriptionResponse>, I>>(base?: I): AddTopicSubscriptionResponse {
+    return AddTopicSubscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddTopicSubscriptionResponse>, I>>(_: I): AddTopicSubscriptionResponse {
+    const message = createBaseAddTopicSubscriptionResponse();
+    return message;
+  },
+};
+
+function createBaseRemoveTopicSubscriptionRequest(): RemoveTopicSubscriptionRequest {
+  return { topic: "", queue: "" };
+}
+
+export const RemoveTopicSubscriptionRequest: MessageFns<RemoveTopicSubscriptionRequest> = {
+  encode(message: RemoveTopicSubscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.queue !== "") {
+      writer.uint32(18).string(message.queue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveTopicSubscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveTopicSubscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveTopicSubscriptionRequest {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+    };
+  },
+
+  toJSON(message: RemoveTopicSubscriptionRequest): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveTopicSubscriptionRequest>, I>>(base?: I): RemoveTopicSubscriptionRequest {
+    return RemoveTopicSubscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveTopicSubscriptionRequest>, I>>(
+    object: I,
+  ): RemoveTopicSubscriptionRequest {
+    const message = createBaseRemoveTopicSubscriptionRequest();
+    message.topic = object.topic ?? "";
+    message.queue = object.queue ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveTopicSubscriptionResponse(): RemoveTopicSubscriptionResponse {
+  return {};
+}
+
+export const RemoveTopicSubscriptionResponse: MessageFns<RemoveTopicSubscriptionResponse> = {
+  encode(_: RemoveTopicSubscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveTopicSubscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveTopicSubscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RemoveTopicSubscriptionResponse {
+    return {};
+  },
+
+  toJSON(_: RemoveTopicSubscriptionResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveTopicSubscriptionResponse>, I>>(base?: I): RemoveTopicSubscriptionResponse {
+    return RemoveTopicSubscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveTopicSubscriptionResponse>, I>>(_: I): RemoveTopicSubscriptionResponse {
+    const message = createBaseRemoveTopicSubscriptionResponse();
+    return message;
+  },
+};
+
+function createBaseListTopicsRequest(): ListTopicsRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListTopicsRequest: MessageFns<ListTopicsRequest> = {
+  encode(message: ListTopicsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTopicsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTopicsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTopicsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTopicsRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTopicsRequest>, I>>(base?: I): ListTopicsRequest {
+    return ListTopicsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTopicsRequest>, I>>(object: I): ListTopicsRequest {
+    const message = createBaseListTopicsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseTopic(): Topic {
+  return { name: "", queues: [] };
+}
+
+export const Topic: MessageFns<Topic> = {
+  encode(message: Topic, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.queues) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Topic {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopic();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.queues.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Topic {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      queues: globalThis.Array.isArray(object?.queues) ? object.queues.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: Topic): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.queues?.length) {
+      obj.queues = message.queues;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Topic>, I>>(base?: I): Topic {
+    return Topic.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Topic>, I>>(object: I): Topic {
+    const message = createBaseTopic();
+    message.name = object.name ?? "";
+    message.queues = object.queues?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseListTopicsResponse(): ListTopicsResponse {
+  return { topics: [], nextPageToken: "" };
+}
+
+export const ListTopicsResponse: MessageFns<ListTopicsResponse> = {
+  encode(message: ListTopicsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.topics) {
+      Topic.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTopicsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTopicsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topics.push(Topic.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTopicsResponse {
+    return {
+      topics: globalThis.Array.isArray(object?.topics) ? object.topics.map((e: any) => Topic.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTopicsResponse): unknown {
+    const obj: any = {};
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => Topic.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTopicsResponse>, I>>(base?: I): ListTopicsResponse {
+    return ListTopicsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTopicsResponse>, I>>(object: I): ListTopicsResponse {
+    const message = createBaseListTopicsResponse();
+    message.topics = object.topics?.map((e) => Topic.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 /** Queue administration. */
 export type QueuesService = typeof QueuesService;
 export const QueuesService = {
@@ -1562,6 +2923,63 @@ export const QueuesService = {
       Buffer.from(GetQueueStatsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetQueueStatsResponse => GetQueueStatsResponse.decode(value),
   },
+  /** Changes the settings named in update_mask (all given ones when it is empty). */
+  updateQueue: {
+    path: "/inboxd.v1.Queues/UpdateQueue" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateQueueRequest): Buffer => Buffer.from(UpdateQueueRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateQueueRequest => UpdateQueueRequest.decode(value),
+    responseSerialize: (value: UpdateQueueResponse): Buffer => Buffer.from(UpdateQueueResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateQueueResponse => UpdateQueueResponse.decode(value),
+  },
+  /**
+   * Moves dead-lettered messages from a dead-letter queue back to the queue each failed in (or
+   * to `destination`), as new messages with fresh attempts.
+   */
+  redrive: {
+    path: "/inboxd.v1.Queues/Redrive" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RedriveRequest): Buffer => Buffer.from(RedriveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RedriveRequest => RedriveRequest.decode(value),
+    responseSerialize: (value: RedriveResponse): Buffer => Buffer.from(RedriveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RedriveResponse => RedriveResponse.decode(value),
+  },
+  /** Makes a queue receive a copy of every message published to the topic. */
+  addTopicSubscription: {
+    path: "/inboxd.v1.Queues/AddTopicSubscription" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddTopicSubscriptionRequest): Buffer =>
+      Buffer.from(AddTopicSubscriptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddTopicSubscriptionRequest => AddTopicSubscriptionRequest.decode(value),
+    responseSerialize: (value: AddTopicSubscriptionResponse): Buffer =>
+      Buffer.from(AddTopicSubscriptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AddTopicSubscriptionResponse => AddTopicSubscriptionResponse.decode(value),
+  },
+  removeTopicSubscription: {
+    path: "/inboxd.v1.Queues/RemoveTopicSubscription" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveTopicSubscriptionRequest): Buffer =>
+      Buffer.from(RemoveTopicSubscriptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveTopicSubscriptionRequest => RemoveTopicSubscriptionRequest.decode(value),
+    responseSerialize: (value: RemoveTopicSubscriptionResponse): Buffer =>
+      Buffer.from(RemoveTopicSubscriptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveTopicSubscriptionResponse =>
+      RemoveTopicSubscriptionResponse.decode(value),
+  },
+  /** Topics with at least one subscribed queue, and their queues. */
+  listTopics: {
+    path: "/inboxd.v1.Queues/ListTopics" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTopicsRequest): Buffer => Buffer.from(ListTopicsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTopicsRequest => ListTopicsRequest.decode(value),
+    responseSerialize: (value: ListTopicsResponse): Buffer => Buffer.from(ListTopicsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTopicsResponse => ListTopicsResponse.decode(value),
+  },
 } as const;
 
 export interface QueuesServer extends UntypedServiceImplementation {
@@ -1572,6 +2990,18 @@ export interface QueuesServer extends UntypedServiceImplementation {
   /** Removes every message of the queue, queued, leased or retained. */
   purgeQueue: handleUnaryCall<PurgeQueueRequest, PurgeQueueResponse>;
   getQueueStats: handleUnaryCall<GetQueueStatsRequest, GetQueueStatsResponse>;
+  /** Changes the settings named in update_mask (all given ones when it is empty). */
+  updateQueue: handleUnaryCall<UpdateQueueRequest, UpdateQueueResponse>;
+  /**
+   * Moves dead-lettered messages from a dead-letter queue back to the queue each failed in (or
+   * to `destination`), as new messages with fresh attempts.
+   */
+  redrive: handleUnaryCall<RedriveRequest, RedriveResponse>;
+  /** Makes a queue receive a copy of every message published to the topic. */
+  addTopicSubscription: handleUnaryCall<AddTopicSubscriptionRequest, AddTopicSubscriptionResponse>;
+  removeTopicSubscription: handleUnaryCall<RemoveTopicSubscriptionRequest, RemoveTopicSubscriptionResponse>;
+  /** Topics with at least one subscribed queue, and their queues. */
+  listTopics: handleUnaryCall<ListTopicsRequest, ListTopicsResponse>;
 }
 
 export interface QueuesClient extends Client {
@@ -1666,6 +3096,88 @@ export interface QueuesClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetQueueStatsResponse) => void,
   ): ClientUnaryCall;
+  /** Changes the settings named in update_mask (all given ones when it is empty). */
+  updateQueue(
+    request: UpdateQueueRequest,
+    callback: (error: ServiceError | null, response: UpdateQueueResponse) => void,
+  ): ClientUnaryCall;
+  updateQueue(
+    request: UpdateQueueRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateQueueResponse) => void,
+  ): ClientUnaryCall;
+  updateQueue(
+    request: UpdateQueueRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateQueueResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Moves dead-lettered messages from a dead-letter queue back to the queue each failed in (or
+   * to `destination`), as new messages with fresh attempts.
+   */
+  redrive(
+    request: RedriveRequest,
+    callback: (error: ServiceError | null, response: RedriveResponse) => void,
+  ): ClientUnaryCall;
+  redrive(
+    request: RedriveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RedriveResponse) => void,
+  ): ClientUnaryCall;
+  redrive(
+    request: RedriveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RedriveResponse) => void,
+  ): ClientUnaryCall;
+  /** Makes a queue receive a copy of every message published to the topic. */
+  addTopicSubscription(
+    request: AddTopicSubscriptionRequest,
+    callback: (error: ServiceError | null, response: AddTopicSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  addTopicSubscription(
+    request: AddTopicSubscriptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AddTopicSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  addTopicSubscription(
+    request: AddTopicSubscriptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AddTopicSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  removeTopicSubscription(
+    request: RemoveTopicSubscriptionRequest,
+    callback: (error: ServiceError | null, response: RemoveTopicSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  removeTopicSubscription(
+    request: RemoveTopicSubscriptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveTopicSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  removeTopicSubscription(
+    request: RemoveTopicSubscriptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveTopicSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  /** Topics with at least one subscribed queue, and their queues. */
+  listTopics(
+    request: ListTopicsRequest,
+    callback: (error: ServiceError | null, response: ListTopicsResponse) => void,
+  ): ClientUnaryCall;
+  listTopics(
+    request: ListTopicsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTopicsResponse) => void,
+  ): ClientUnaryCall;
+  listTopics(
+    request: ListTopicsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTopicsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const QueuesClient = makeGenericClientConstructor(QueuesService, "inboxd.v1.Queues") as unknown as {
@@ -1673,6 +3185,10 @@ export const QueuesClient = makeGenericClientConstructor(QueuesService, "inboxd.
   service: typeof QueuesService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
