@@ -14,6 +14,7 @@ import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
 import { latencyAtRate } from './scenarios/latency-at-rate.js';
 import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
 import { historyGrowth } from './scenarios/history-growth.js';
+import { workers } from './scenarios/workers.js';
 
 type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
 
@@ -24,6 +25,7 @@ const SCENARIOS: Record<string, Scenario> = {
   latency_at_rate: latencyAtRate,
   idle_subscriptions: idleSubscriptions,
   history_growth: historyGrowth,
+  workers,
 };
 
 /** Which result each is compared with. */

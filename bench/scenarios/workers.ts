@@ -1,0 +1,252 @@
+import { randomBytes } from 'node:crypto';
+import { Piscina } from 'piscina';
+import hashBatch from '../../workers/hash.js';
+import { workerFile } from '../../server/queue/hasher.js';
+import { toStored } from '../../server/queue/codec.js';
+import { SETTINGS } from '../../server/config.js';
+import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
+import { rate, type Result } from '../lib/report.js';
+import type { Ctx } from '../lib/context.js';
+
+/** Payload sizes measured, 64 B … 1 MiB (the server's default largest payload). */
+export const SIZES = [64, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024];
+/** Messages per batch. */
+export const BATCH = 16;
+/** Batches in flight at once, as under concurrent Sends. */
+export const CONCURRENT = 4;
+/** Piscina threads, as the server's Hasher pool. */
+export const THREADS = 2;
+/** Time per payload size, mode and thread choice. */
+export const BUDGET_MS = { full: 1500, quick: 400 };
+
+/**
+ * The codec work the server does on a Send batch, whole: content hashes (Hasher), the stored form
+ * of each message (codec.ts toStored: base64 payload) and the JSON text pg-boss's insert sends to
+ * Postgres (JSON.stringify of the rows). Exported so this module is also the Piscina worker for
+ * the `codec` mode (`name: 'encodeBatch'`); it has no side effects on import.
+ */
+export function encodeBatch(payloads: Uint8Array[]): string {
+  const hashes = hashBatch(payloads);
+  const now = Date.now();
+  const rows = payloads.map((payload, i) => {
+    // Only the fields a plain Send sets; the cast keeps this independent of optional fields the
+    // message type grows.
+    const m = {
+      id: `0190a1b2-c3d4-7e5f-8a9b-${String(i).padStart(12, '0')}`,
+      queue: 'bench',
+      payload: payload as Buffer, // toStored only reads it through Buffer.from and .length
+      contentType: 'application/octet-stream',
+      headers: {},
+      sender: '',
+      subject: '',
+      correlationId: '',
+      replyTo: '',
+      priority: 0,
+      contentHash: '',
+    } as Message;
+    return { id: m.id, data: toStored(m, hashes[i], 'bench', now), priority: 0 };
+  });
+  return JSON.stringify(rows);
+}
+
+export type Mode = 'hash' | 'codec';
+
+export interface SideFigures {
+  messages: number;
+  seconds: number;
+  msgs_per_sec: number;
+  mb_per_sec: number;
+  ms_per_batch: number;
+}
+
+export interface WorkersRow {
+  mode: Mode;
+  payload_bytes: number;
+  batch_bytes: number;
+  main: SideFigures;
+  worker: SideFigures;
+  /** Worker throughput over main-thread throughput: > 1 means workers win. */
+  worker_over_main: number;
+}
+
+export interface WorkersReport {
+  batch: number;
+  concurrent: number;
+  threads: number;
+  budget_ms: number;
+  rows: WorkersRow[];
+  /** Per mode: the smallest batch (bytes) from which workers win at that and every larger size, or null. */
+  win_from_batch_bytes: Record<Mode, number | null>;
+  /** The server's default INBOXD_HASH_WORKER_THRESHOLD_BYTES (server/config.ts). */
+  default_threshold_bytes: number;
+  verdict: Record<Mode, string>;
+  /** Everything measured: messages handled by either side, and the time spent measuring. */
+  total_messages: number;
+  total_seconds: number;
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 20 && n % 2 ** 20 === 0) return `${n / 2 ** 20} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} B`;
+}
+
+async function timeIt(run: () => Promise<unknown>, budgetMs: number, batchBytes: number): Promise<SideFigures> {
+  let batches = 0;
+  const start = performance.now();
+  while (performance.now() - start < budgetMs) {
+    await Promise.all(Array.from({ length: CONCURRENT }, run));
+    batches += CONCURRENT;
+  }
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    messages: batches * BATCH,
+    seconds: +seconds.toFixed(3),
+    msgs_per_sec: rate(batches * BATCH, seconds),
+    mb_per_sec: +((batches * batchBytes) / 1e6 / seconds).toFixed(1),
+    ms_per_batch: +((seconds * 1000) / batches).toFixed(4),
+  };
+}
+
+/** Smallest batch size from which workers win at every larger measured size (a lone noisy win does not count). */
+function winsFrom(rows: WorkersRow[]): number | null {
+  let from: number | null = null;
+  for (const r of [...rows].sort((a, b) => b.batch_bytes - a.batch_bytes)) {
+    if (r.worker_over_main <= 1) break;
+    from = r.batch_bytes;
+  }
+  return from;
+}
+
+function verdictOf(mode: Mode, rows: WorkersRow[], from: number | null, threshold: number): string {
+  const largest = rows[rows.length - 1];
+  const best = Math.max(...rows.map(r => r.worker_over_main));
+  const lost = from === null ? undefined : [...rows].reverse().find(r => r.batch_bytes < from);
+  const won = from === null ? '' : `workers win from ${formatBytes(from)} batches (${formatBytes(from / BATCH)} payloads × ${BATCH}${lost ? `; they lose at ${formatBytes(lost.batch_bytes)}` : ''})`;
+  if (mode === 'codec') {
+    // The server does toStored and the insert's JSON on the main thread, whatever the batch.
+    return from === null
+      ? `hash+encode: workers never win up to ${formatBytes(largest.batch_bytes)} batches (best ${best}× main); the server's main-thread encoding is right`
+      : `hash+encode: ${won}; the server encodes on the main thread at every size`;
+  }
+  const atOrAbove = rows.find(r => r.batch_bytes >= threshold);
+  const atDefault = atOrAbove ? ` (${atOrAbove.worker_over_main}× main at ${formatBytes(atOrAbove.batch_bytes)})` : '';
+  if (from === null) {
+    return (
+      `hashing: workers never win up to ${formatBytes(largest.batch_bytes)} batches (best ${best}× main); ` +
+      `the default threshold ${formatBytes(threshold)} offloads only batches that large${atDefault}, a throughput cost taken to keep the event loop free`
+    );
+  }
+  const rel =
+    from === threshold
+      ? `equals the default threshold ${formatBytes(threshold)}`
+      : from < threshold
+        ? `is below the default threshold ${formatBytes(threshold)}: the default keeps batches on the main thread that workers win on`
+        : `is above the default threshold ${formatBytes(threshold)}: batches from there up to ${formatBytes(from)} may go to workers that lose on them`;
+  return `hashing: ${won}; that ${rel}`;
+}
+
+/**
+ * Batches of `BATCH` payloads of each size, processed on the main thread vs on a Piscina pool of
+ * `THREADS` threads with `CONCURRENT` batches in flight, for `budgetMs` per size, mode and side.
+ * Modes: `hash`, what the server's Hasher offloads (workers/hash.ts); `codec`, the whole per-batch
+ * codec work (encodeBatch above), what a worker could take on instead.
+ */
+export async function measureWorkers(budgetMs: number, progress: (line: string) => void = () => {}): Promise<WorkersReport> {
+  const hashPool = new Piscina({ filename: workerFile('hash'), minThreads: THREADS, maxThreads: THREADS });
+  const codecPool = new Piscina({ filename: import.meta.url, name: 'encodeBatch', minThreads: THREADS, maxThreads: THREADS });
+  const rows: WorkersRow[] = [];
+  try {
+    await Promise.all([hashPool.run([new Uint8Array(1)]), codecPool.run([new Uint8Array(1)])]);
+    for (const mode of ['hash', 'codec'] as const) {
+      for (const size of SIZES) {
+        const payloads = Array.from({ length: BATCH }, () => new Uint8Array(randomBytes(size)));
+        const batchBytes = size * BATCH;
+        const onMain = mode === 'hash' ? async () => hashBatch(payloads) : async () => encodeBatch(payloads);
+        const pool = mode === 'hash' ? hashPool : codecPool;
+        const main = await timeIt(onMain, budgetMs, batchBytes);
+        const worker = await timeIt(() => pool.run(payloads), budgetMs, batchBytes);
+        const row = { mode, payload_bytes: size, batch_bytes: batchBytes, main, worker, worker_over_main: +(worker.msgs_per_sec / main.msgs_per_sec).toFixed(2) };
+        progress(`workers ${mode} ${formatBytes(size)}: worker/main ${row.worker_over_main}×`);
+        rows.push(row);
+      }
+    }
+  } finally {
+    await Promise.all([hashPool.destroy(), codecPool.destroy()]);
+  }
+  const threshold = Number(SETTINGS.find(s => s.key === 'hashWorkerThresholdBytes')!.def);
+  const of = (mode: Mode) => rows.filter(r => r.mode === mode);
+  const win = { hash: winsFrom(of('hash')), codec: winsFrom(of('codec')) };
+  return {
+    batch: BATCH,
+    concurrent: CONCURRENT,
+    threads: THREADS,
+    budget_ms: budgetMs,
+    rows,
+    win_from_batch_bytes: win,
+    default_threshold_bytes: threshold,
+    verdict: { hash: verdictOf('hash', of('hash'), win.hash, threshold), codec: verdictOf('codec', of('codec'), win.codec, threshold) },
+    total_messages: rows.reduce((s, r) => s + r.main.messages + r.worker.messages, 0),
+    total_seconds: +rows.reduce((s, r) => s + r.main.seconds + r.worker.seconds, 0).toFixed(3),
+  };
+}
+
+/**
+ * The suite scenario: one row per payload size (messages/seconds/msgs_per_sec: messages hashed on
+ * worker threads; ratio: worker over main-thread hashing; the note adds hash+encode's ratio), then
+ * a `workers` row with the measured thresholds against INBOXD_HASH_WORKER_THRESHOLD_BYTES's
+ * default (its figures: everything the scenario processed, either side, either mode).
+ */
+export async function workers(ctx: Ctx): Promise<Result[]> {
+  const report = await measureWorkers(ctx.quick ? BUDGET_MS.quick : BUDGET_MS.full, ctx.progress);
+  return toResults(report);
+}
+
+/** The measured hashing threshold against the server's default, in a few words for the table. */
+function thresholdCheck(report: WorkersReport): string {
+  const threshold = report.default_threshold_bytes;
+  const from = report.win_from_batch_bytes.hash;
+  const hash = report.rows.filter(r => r.mode === 'hash');
+  const atOrAbove = hash.find(r => r.batch_bytes >= threshold);
+  const there = atOrAbove ? ` (${atOrAbove.worker_over_main}× main at ${formatBytes(atOrAbove.batch_bytes)})` : '';
+  if (from === null) return `workers never win at hashing; the ${formatBytes(threshold)} default offloads only batches where they lose${there}, for the event loop's sake`;
+  if (from === threshold) return `measured = default ${formatBytes(threshold)}`;
+  return from < threshold ? `measured ${formatBytes(from)} < default ${formatBytes(threshold)}: the default could be lower` : `measured ${formatBytes(from)} > default ${formatBytes(threshold)}: the default offloads too early${there}`;
+}
+
+export function toResults(report: WorkersReport): Result[] {
+  const perSize: Result[] = SIZES.map(size => {
+    const hash = report.rows.find(r => r.mode === 'hash' && r.payload_bytes === size)!;
+    const codec = report.rows.find(r => r.mode === 'codec' && r.payload_bytes === size)!;
+    return {
+      name: `workers_${formatBytes(size).replace(' ', '')}`,
+      messages: hash.worker.messages,
+      seconds: hash.worker.seconds,
+      msgs_per_sec: hash.worker.msgs_per_sec,
+      baseline: 'main thread',
+      ratio: hash.worker_over_main,
+      extra: {
+        batch: formatBytes(hash.batch_bytes),
+        main_msgs_per_sec: hash.main.msgs_per_sec,
+        codec_worker_over_main: codec.worker_over_main,
+        detail: { hash, codec },
+      },
+    };
+  });
+  const fmt = (b: number | null) => (b === null ? 'never' : formatBytes(b));
+  const summary: Result = {
+    name: 'workers',
+    messages: report.total_messages,
+    seconds: report.total_seconds,
+    msgs_per_sec: rate(report.total_messages, report.total_seconds),
+    extra: {
+      hash_workers_win_from: fmt(report.win_from_batch_bytes.hash),
+      codec_workers_win_from: fmt(report.win_from_batch_bytes.codec),
+      default_threshold: formatBytes(report.default_threshold_bytes),
+      threshold_check: thresholdCheck(report),
+      verdict: report.verdict,
+      setup: { batch: report.batch, concurrent: report.concurrent, threads: report.threads, budget_ms: report.budget_ms },
+    },
+  };
+  return [...perSize, summary];
+}
