@@ -1,8 +1,8 @@
 /**
  * The benchmark suite: `npm run bench` (full), `npm run bench -- --quick` (CI-sized),
- * `--only e2e_throughput,pgboss_baseline`, `--scale 2`. Starts its own Postgres (or uses
- * DATABASE_URL), runs each scenario on a fresh database, prints a table, and writes
- * bench/results/latest.json plus a dated copy.
+ * `--only e2e_throughput,pgboss_baseline` (scenario names; `peers` names both peers), `--scale 2`.
+ * Starts its own Postgres (or uses DATABASE_URL), runs each scenario on a fresh database, prints a
+ * table, and writes bench/results/latest.json plus a dated copy.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -14,6 +14,8 @@ import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
 import { latencyAtRate } from './scenarios/latency-at-rate.js';
 import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
 import { historyGrowth } from './scenarios/history-growth.js';
+import { peerNatsJetstream } from './scenarios/peers-nats.js';
+import { peerRabbitmq } from './scenarios/peers-rabbitmq.js';
 import { workers } from './scenarios/workers.js';
 
 type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
@@ -22,21 +24,30 @@ type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
 const SCENARIOS: Record<string, Scenario> = {
   pgboss_baseline: pgbossBaseline,
   e2e_throughput: e2eThroughput,
+  peer_nats_jetstream: peerNatsJetstream,
+  peer_rabbitmq: peerRabbitmq,
   latency_at_rate: latencyAtRate,
   idle_subscriptions: idleSubscriptions,
   history_growth: historyGrowth,
   workers,
 };
 
-/** Which result each is compared with. */
-const BASELINE_OF: Record<string, string> = { e2e_throughput: 'pgboss_baseline' };
+/** Names --only accepts for several scenarios. */
+const GROUPS: Record<string, string[]> = { peers: ['peer_nats_jetstream', 'peer_rabbitmq'] };
+
+/** Which result each is compared with (peers: their throughput over inboxd's, from the same run). */
+const BASELINE_OF: Record<string, string> = {
+  e2e_throughput: 'pgboss_baseline',
+  peer_nats_jetstream: 'e2e_throughput',
+  peer_rabbitmq: 'e2e_throughput',
+};
 
 async function main() {
   const { values } = parseArgs({
     options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, scale: { type: 'string', default: '1' } },
   });
-  const only = values.only ? values.only.split(',') : Object.keys(SCENARIOS);
-  for (const name of only) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  const only = values.only ? values.only.split(',').flatMap(name => GROUPS[name] ?? [name]) : Object.keys(SCENARIOS);
+  for (const name of only) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${[...Object.keys(SCENARIOS), ...Object.keys(GROUPS)].join(', ')}`);
   const scale = Number(values.scale);
   const pg = await startBenchPostgres();
   const ctx: Ctx = {
