@@ -11,6 +11,9 @@ import { CallTracker } from './transport/call-tracker.js';
 import { inboxService } from './transport/inbox-service.js';
 import { queuesService } from './transport/queues-service.js';
 import { linkableDescriptors, reflectionProtoPaths } from './reflection.js';
+import { Metrics } from './metrics/metrics.js';
+import { instrumentCore } from './metrics/instrument.js';
+import { callInterceptor } from './metrics/interceptor.js';
 
 export interface AppOptions extends CoreOptions {
   host: string;
@@ -24,6 +27,8 @@ export interface App {
   address: string;
   port: number;
   core: QueueCore;
+  /** This server's metrics (serve them with metrics/http.ts). */
+  metrics: Metrics;
   /** Drains and stops: refuse new calls, close streams (releasing leases), finish sends, stop. */
   stop(): Promise<void>;
 }
@@ -36,9 +41,12 @@ function protoDir(): string {
   return here.includes('/dist/') ? fileURLToPath(new URL('../../proto', import.meta.url)) : fileURLToPath(new URL('../proto', import.meta.url));
 }
 
-export async function startApp(opts: AppOptions, log: Logger): Promise<App> {
+/** `metrics`: a registry to count into (serve() passes one with process metrics); else a new one. */
+export async function startApp(opts: AppOptions, log: Logger, metrics = new Metrics()): Promise<App> {
   const core = new QueueCore(opts, log);
   await core.start();
+  instrumentCore(core, metrics);
+  metrics.attach(core, opts.schema, log);
 
   // Big enough for a full batch of max-size messages, plus framing.
   const maxFrame = Math.max(4 * 1024 * 1024, opts.maxMessageBytes * 2 + 1024 * 1024);
@@ -49,6 +57,7 @@ export async function startApp(opts: AppOptions, log: Logger): Promise<App> {
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    interceptors: [callInterceptor(metrics, log)],
   });
   const calls = new CallTracker(log);
   server.addService(InboxService, inboxService(core, calls, { maxMessageBytes: opts.maxMessageBytes }));
@@ -76,6 +85,7 @@ export async function startApp(opts: AppOptions, log: Logger): Promise<App> {
     address: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
     port,
     core,
+    metrics,
     stop: () =>
       (stopping ??= (async () => {
         for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');

@@ -8,10 +8,16 @@ export interface Config extends AppOptions {
   dataDir: string;
   embeddedPgPort: number;
   logLevel: string;
+  /** auto: pretty when stdout is a terminal, JSON lines otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
+  /** Port of the Prometheus endpoint; null: no endpoint. */
+  metricsPort: number | null;
+  /** Empty: the gRPC host. */
+  metricsHost: string;
 }
 
-type Kind = 'string' | 'int' | 'bool' | 'level';
-interface Setting {
+type Kind = 'string' | 'int' | 'bool' | 'level' | 'choice';
+export interface Setting {
   key: keyof Config;
   flag: string;
   env: string;
@@ -19,6 +25,10 @@ interface Setting {
   def: string;
   min?: number;
   max?: number;
+  /** int: this word is accepted too, and means null (the feature is off). */
+  offWord?: string;
+  /** choice: the values accepted. */
+  choices?: string[];
   help: string;
 }
 
@@ -41,6 +51,9 @@ export const SETTINGS: Setting[] = [
   { key: 'hashWorkerThresholdBytes', flag: 'hash-worker-threshold-bytes', env: 'INBOXD_HASH_WORKER_THRESHOLD_BYTES', kind: 'int', def: '8388608', min: 0, max: 1 << 30, help: 'Batches with at least this many payload bytes are hashed on worker threads (bench:workers: the main thread is faster at every size; workers only keep the event loop free for huge batches).' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'INBOXD_SHUTDOWN_TIMEOUT_MS', kind: 'int', def: '10000', min: 0, max: 600_000, help: 'On SIGTERM, how long in-flight calls may run before they are cut.' },
   { key: 'logLevel', flag: 'log-level', env: 'INBOXD_LOG_LEVEL', kind: 'level', def: 'info', help: 'trace, debug, info, warn, error, fatal or silent.' },
+  { key: 'logFormat', flag: 'log-format', env: 'INBOXD_LOG_FORMAT', kind: 'choice', choices: ['auto', 'json', 'pretty'], def: 'auto', help: 'json (one JSON object a line), pretty (for people), or auto: pretty when stdout is a terminal, else json.' },
+  { key: 'metricsPort', flag: 'metrics-port', env: 'INBOXD_METRICS_PORT', kind: 'int', def: '9464', min: 0, max: 65535, offWord: 'off', help: 'Port of the Prometheus endpoint (GET /metrics); 0 picks a free one, off serves none.' },
+  { key: 'metricsHost', flag: 'metrics-host', env: 'INBOXD_METRICS_HOST', kind: 'string', def: '', help: 'Address the metrics endpoint listens on. Unset: the same as --host.' },
 ];
 
 export class ConfigError extends Error {}
@@ -55,14 +68,19 @@ function parse(s: Setting, raw: string, source: string): unknown {
     case 'level':
       if (!LEVELS.includes(raw)) throw new ConfigError(`${where}: ${JSON.stringify(raw)} is not a log level; use one of ${LEVELS.join(', ')}`);
       return raw;
+    case 'choice':
+      if (!s.choices!.includes(raw)) throw new ConfigError(`${where}: ${JSON.stringify(raw)} is not one of ${s.choices!.join(', ')}`);
+      return raw;
     case 'bool':
       if (['true', '1', 'yes', 'on'].includes(raw.toLowerCase())) return true;
       if (['false', '0', 'no', 'off', ''].includes(raw.toLowerCase())) return false;
       throw new ConfigError(`${where}: ${JSON.stringify(raw)} is not a boolean; use true or false`);
     case 'int': {
+      if (s.offWord !== undefined && raw.trim().toLowerCase() === s.offWord) return null;
       const n = Number(raw);
       if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < s.min! || n > s.max!) {
-        throw new ConfigError(`${where}: ${JSON.stringify(raw)} must be an integer from ${s.min} to ${s.max}`);
+        const or = s.offWord !== undefined ? `, or ${s.offWord}` : '';
+        throw new ConfigError(`${where}: ${JSON.stringify(raw)} must be an integer from ${s.min} to ${s.max}${or}`);
       }
       return n;
     }
@@ -90,5 +108,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     else cfg[s.key] = parse(s, s.def, 'default');
   }
   cfg.dataDir = path.resolve(cfg.dataDir as string);
+  if (!cfg.metricsHost) cfg.metricsHost = cfg.host;
   return cfg as unknown as Config;
 }

@@ -90,6 +90,7 @@ export async function spawnServer(databaseUrl: string, env: Record<string, strin
       ...process.env,
       DATABASE_URL: databaseUrl,
       INBOXD_PORT: '0',
+      INBOXD_METRICS_PORT: '0',
       INBOXD_SWEEP_INTERVAL_MS: '200',
       INBOXD_POLL_INTERVAL_MS: '60000',
       INBOXD_LOG_LEVEL: 'info',

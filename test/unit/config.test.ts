@@ -24,5 +24,17 @@ describe('configuration', () => {
     expect(() => loadConfig([], { INBOXD_AUTO_CREATE_QUEUES: 'maybe' })).toThrow(/INBOXD_AUTO_CREATE_QUEUES.*boolean/);
     expect(() => loadConfig([], { INBOXD_LOG_LEVEL: 'loud' })).toThrow(/INBOXD_LOG_LEVEL/);
     expect(() => loadConfig(['--no-such-flag', '1'], {})).toThrow(/no-such-flag/);
+    expect(() => loadConfig([], { INBOXD_METRICS_PORT: '-1' })).toThrow(/INBOXD_METRICS_PORT.*"-1" must be an integer from 0 to 65535, or off/);
+    expect(() => loadConfig(['--log-format', 'xml'], {})).toThrow(/--log-format.*"xml" is not one of auto, json, pretty/);
+  });
+
+  it('resolves the metrics endpoint: a port, 0, or off; its host defaults to the gRPC host', () => {
+    expect(loadConfig([], {})).toMatchObject({ metricsPort: 9464, metricsHost: '127.0.0.1', logFormat: 'auto' });
+    expect(loadConfig(['--metrics-port', 'off'], {}).metricsPort).toBeNull();
+    expect(loadConfig([], { INBOXD_METRICS_PORT: 'OFF' }).metricsPort).toBeNull();
+    expect(loadConfig([], { INBOXD_METRICS_PORT: '0' }).metricsPort).toBe(0);
+    expect(loadConfig(['--host', '0.0.0.0'], {}).metricsHost).toBe('0.0.0.0');
+    expect(loadConfig(['--host', '0.0.0.0', '--metrics-host', '127.0.0.1'], {}).metricsHost).toBe('127.0.0.1');
+    expect(loadConfig([], { INBOXD_LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
   });
 });

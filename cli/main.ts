@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+/**
+ * The inboxd command line: `inboxd serve` runs the server; the other commands talk to one
+ * (--address, INBOXD_ADDRESS; default 127.0.0.1:50051) through the SDK. Tables for people,
+ * --json for scripts; exit codes in exit-codes.ts.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { EXIT, explain } from './exit-codes.js';
+import { DEFAULT_ADDRESS } from './client.js';
+import { serveCommand } from './commands/serve.js';
+import { healthCommand } from './commands/health.js';
+import { queuesCommand } from './commands/queues.js';
+import { sendCommand } from './commands/send.js';
+import { messageCommands } from './commands/messages.js';
+import { tailCommand } from './commands/tail.js';
+import { dlqCommand } from './commands/dlq.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('inboxd')
+  .description('Durable inboxes for services and AI agents, over gRPC, on Postgres.')
+  .version(pkg.version, '-V, --version')
+  .addCommand(serveCommand())
+  .addCommand(healthCommand())
+  .addCommand(queuesCommand())
+  .addCommand(sendCommand())
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 ok, 1 the server refused or failed, 2 bad usage (unknown flag, bad value),
+3 server unavailable (down, not serving, timed out), 4 not found.
+
+Examples:
+  inboxd serve --port 50051
+  inboxd queues create jobs --max-attempts 3
+  echo '{"task":"summarise"}' | inboxd send jobs --as json
+  inboxd tail jobs --ack`,
+  );
+
+for (const cmd of [...messageCommands(), tailCommand(), dlqCommand()]) program.addCommand(cmd);
+
+/** Every command: errors thrown (not process.exit) so they map to our exit codes; help after a usage error. */
+function configure(cmd: Command): void {
+  cmd.exitOverride().showHelpAfterError('(add --help for usage)');
+  for (const sub of cmd.commands) configure(sub);
+}
+configure(program);
+
+let current: { address?: string; json?: boolean } = {};
+program.hook('preAction', (_root, action) => {
+  current = action.opts();
+});
+
+async function main(): Promise<number> {
+  try {
+    await program.parseAsync(process.argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander printed the message (or the help / version, exit code 0).
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const e = explain(err, current.address ?? DEFAULT_ADDRESS);
+    if (current.json) process.stderr.write(`${JSON.stringify({ error: e })}\n`);
+    else process.stderr.write(`inboxd: ${e.message}${e.requestId ? ` (request ${e.requestId})` : ''}\n`);
+    return e.exitCode;
+  }
+}
+
+process.exit(await main());
