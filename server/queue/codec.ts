@@ -32,8 +32,10 @@ export interface OutgoingMessage {
  * What a delivery needs travels in `data`, so leasing can fetch pg-boss's minimal columns: the
  * full column set costs a date parse per timestamp per row, the hottest thing in a lease profile.
  */
-export function toStored(m: Message, hash: string, sender: string, enqueuedAt: number): StoredMessage {
+export function toStored(m: Message, hash: string, sender: string, enqueuedAt: number, expiresAt?: number): StoredMessage {
   const s: StoredMessage = { p: Buffer.from(m.payload).toString('base64'), n: m.payload.length, hash, at: enqueuedAt };
+  if (expiresAt !== undefined) s.ex = expiresAt;
+  if (m.dedupKey) s.dk = m.dedupKey;
   if (m.priority) s.pr = m.priority;
   if (m.deliverAt) s.da = m.deliverAt.getTime();
   if (m.contentType) s.ct = m.contentType;

@@ -3,16 +3,23 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Message, Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import type { SendResult } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { RedriveFailure } from '../../sdk/gen/inboxd/v1/queues.js';
+import { status } from '@grpc/grpc-js';
 import { notFound } from '../errors.js';
 import * as sql from './sql.js';
 import { toStored, type OutgoingMessage } from './codec.js';
 import { QueueRegistry } from './queue-registry.js';
 import { MessageStore } from './message-store.js';
 import { SendBatcher } from './send-batcher.js';
+import { Admission, needsAdmission } from './admission.js';
+import type { InsertResult } from './message-store.js';
+import type { ResolvedQueueConfig } from './queue-config.js';
 import { Hasher } from './hasher.js';
 import { Wakeups } from './wakeups.js';
 import { Dispatcher } from './dispatcher.js';
 import { Sweeper } from './sweeper.js';
+import { Topics } from './topics.js';
+import { Browser } from './browse.js';
 
 export interface CoreOptions {
   databaseUrl: string;
@@ -37,7 +44,12 @@ export class QueueCore {
   store!: MessageStore;
   dispatcher!: Dispatcher;
   wakeups!: Wakeups;
+  topics!: Topics;
+  browser!: Browser;
   private batcher!: SendBatcher;
+  private admission!: Admission;
+  /** Durable-commit connections for transactions of our own (admission). Connects on first use. */
+  private readonly txPool: pg.Pool;
   private sweeper!: Sweeper;
   private readonly hasher: Hasher;
   private readonly leasePool: pg.Pool;
@@ -60,6 +72,8 @@ export class QueueCore {
       options: '-c synchronous_commit=off',
     });
     this.leasePool.on('error', err => this.log.warn({ err }, 'lease pool connection error'));
+    this.txPool = new pg.Pool({ connectionString: opts.databaseUrl, max: Math.max(2, Math.ceil(opts.dbPoolSize / 2)), application_name: 'inboxd-tx' });
+    this.txPool.on('error', err => this.log.warn({ err }, 'transaction pool connection error'));
   }
 
   async start(): Promise<void> {
@@ -70,7 +84,10 @@ export class QueueCore {
     const q = sql.notifyChannel(schema);
     const channel = (await this.boss.getDb().executeSql(q.text, q.values)).rows[0].channel as string;
     this.registry = new QueueRegistry(this.boss, schema);
+    this.topics = new Topics(this.boss, schema, this.registry, messages => this.send(messages));
+    this.browser = new Browser(this.boss, schema, this.registry);
     this.store = new MessageStore(this.boss, schema, channel, this.leasePool);
+    this.admission = new Admission(this.boss, schema, this.txPool);
     this.wakeups = new Wakeups(this.opts.databaseUrl, channel, queue => this.store.nextDue(queue), this.log);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
@@ -114,21 +131,43 @@ export class QueueCore {
 
   /** Stores validated messages (ids assigned). Resolves once every one is durable. */
   async send(messages: Message[], sender = ''): Promise<SendResult[]> {
-    const queues = new Set(messages.map(m => m.queue));
-    for (const q of queues) {
-      if (this.opts.autoCreateQueues) await this.registry.ensure(q);
-      else if (!(await this.registry.find(q))) throw notFound(`queue ${q} not found: create it with CreateQueue first`);
+    const configs = new Map<string, ResolvedQueueConfig>();
+    for (const q of new Set(messages.map(m => m.queue))) {
+      const info = this.opts.autoCreateQueues ? await this.registry.ensure(q) : await this.registry.find(q);
+      if (!info) throw notFound(`queue ${q} not found: create it with CreateQueue first`);
+      configs.set(q, info.config);
     }
     const hashes = await this.hasher.hash(messages.map(m => m.payload));
     const now = Date.now();
-    const outgoing: OutgoingMessage[] = messages.map((m, i) => ({
-      id: m.id,
-      queue: m.queue,
-      priority: m.priority,
-      deliverAt: m.deliverAt,
-      data: toStored(m, hashes[i], sender, now),
-    }));
-    const results = await this.batcher.send(outgoing);
+    const outgoing: OutgoingMessage[] = messages.map((m, i) => {
+      const ttl = configs.get(m.queue)!.messageTtlSec;
+      const expiresAt = m.expiresAt ? m.expiresAt.getTime() : ttl > 0 ? now + ttl * 1000 : undefined;
+      return { id: m.id, queue: m.queue, priority: m.priority, deliverAt: m.deliverAt, data: toStored(m, hashes[i], sender, now, expiresAt) };
+    });
+    // Queues with dedup keys or a bound go through admission (one transaction each); the rest
+    // share group inserts with concurrent Sends.
+    const byQueue = new Map<string, number[]>();
+    outgoing.forEach((m, i) => byQueue.set(m.queue, [...(byQueue.get(m.queue) ?? []), i]));
+    const results: InsertResult[] = new Array(messages.length);
+    const plain: number[] = [];
+    const admitted: Promise<void>[] = [];
+    for (const [queue, idx] of byQueue) {
+      const msgs = idx.map(i => outgoing[i]);
+      if (!needsAdmission(msgs, configs.get(queue)!)) {
+        plain.push(...idx);
+        continue;
+      }
+      admitted.push(
+        this.admission.send(queue, msgs, configs.get(queue)!).then(({ results: r, stored }) => {
+          idx.forEach((i, j) => (results[i] = r[j]));
+          if (stored.length > 0) this.inserted(queue, stored);
+        }),
+      );
+    }
+    if (plain.length > 0) {
+      admitted.push(this.batcher.send(plain.map(i => outgoing[i])).then(r => plain.forEach((i, j) => (results[i] = r[j]))));
+    }
+    await Promise.all(admitted);
     return results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i], queue: messages[i].queue }));
   }
 
@@ -147,6 +186,42 @@ export class QueueCore {
     }
   }
 
+  /**
+   * Moves dead-lettered messages from dead-letter queue `queue` back to the queues they failed in
+   * (or to `destination`) as new messages with fresh attempts, through pg-boss's redrive. Those
+   * with nowhere to go (their queue was deleted) stay and are reported, as are ids not waiting here.
+   */
+  async redrive(queue: string, ids: string[], destination: string | undefined, limit: number): Promise<{ redriven: number; failed: RedriveFailure[] }> {
+    await this.registry.get(queue);
+    if (destination) await this.registry.get(destination);
+    const exec = (s: sql.Sql) => this.boss.getDb().executeSql(s.text, s.values);
+    const waiting = ids.length > 0 ? new Set((await exec(sql.waitingIds(this.opts.schema, queue, ids))).rows.map(r => r.id as string)) : undefined;
+    const filter = { ids: ids.length > 0 ? ids : undefined, destination, limit };
+    const preview = await this.boss.previewRedrive(queue, filter);
+    const redriven = preview.total > 0 ? await this.boss.redrive(queue, filter) : 0;
+    for (const d of preview.destinations) {
+      this.wakeups.emit(d.name);
+      this.store.wake(d.name).catch(err => this.log.debug({ err }, 'notify failed'));
+    }
+    const failed: RedriveFailure[] = [];
+    for (const id of ids) {
+      if (!waiting!.has(id)) failed.push({ messageId: id, code: status.NOT_FOUND, message: `no dead-lettered message ${id} waits in ${queue}` });
+    }
+    if (!destination) {
+      const stuck = (await exec(sql.unroutableDeadLetters(this.opts.schema, queue, ids.length > 0 ? ids : null, Math.min(limit, 1000)))).rows;
+      for (const r of stuck) {
+        failed.push({
+          messageId: r.id,
+          code: status.FAILED_PRECONDITION,
+          message: r.source
+            ? `its original queue ${r.source} no longer exists: create it again, or redrive with a destination`
+            : 'it records no original queue: redrive it with a destination',
+        });
+      }
+    }
+    return { redriven, failed };
+  }
+
   /** Waits until sends accepted so far are stored. */
   drainSends(): Promise<void> {
     return this.batcher.drain();
@@ -158,6 +233,7 @@ export class QueueCore {
     await this.wakeups?.close();
     await this.hasher.close();
     await this.leasePool.end().catch(() => {});
+    await this.txPool.end().catch(() => {});
     await this.boss.stop({ graceful: false, close: true });
   }
 }

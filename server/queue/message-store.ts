@@ -73,7 +73,20 @@ export class MessageStore {
     try {
       await client.query('BEGIN');
       const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
-      const jobs = await this.boss.fetch<StoredMessage>(queue, { batchSize: max, db });
+      const jobs: Awaited<ReturnType<typeof this.boss.fetch<StoredMessage>>> = [];
+      // Messages past their expires_at are ended here, never delivered; fetch again for the room they leave.
+      for (let want = max; want > 0; ) {
+        const got = await this.boss.fetch<StoredMessage>(queue, { batchSize: want, db });
+        const now = Date.now();
+        const expired = got.filter(j => j.data.ex !== undefined && j.data.ex <= now).map(j => j.id);
+        for (const j of got) if (!(j.data.ex !== undefined && j.data.ex <= now)) jobs.push(j);
+        if (expired.length > 0) {
+          const x = sql.expireLeased(this.schema, queue, expired);
+          await client.query(x.text, x.values);
+        }
+        if (expired.length === 0 || got.length < want) break;
+        want = max - jobs.length;
+      }
       // Jobs carry the queue's lease length from insert; only a different one costs an update.
       const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
       if (other.length > 0) {
@@ -82,6 +95,9 @@ export class MessageStore {
       }
       await client.query('COMMIT');
       const expiresAt = new Date(startedBy + leaseSec * 1000);
+      // pg-boss picks by priority and age, but its UPDATE … RETURNING hands rows back in no set
+      // order: deliver them in the order they were picked.
+      jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
       return jobs.map(j => toDelivery(j, expiresAt));
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -105,19 +121,27 @@ export class MessageStore {
 
   /**
    * Returns leased messages to the queue after `delayMs` (undefined: the queue's retry delay and
-   * backoff, as for an expired lease); those on their last attempt are dead-lettered through
-   * pg-boss's fail().
+   * backoff, as for an expired lease); those on their last attempt, or all with `deadLetter`, are
+   * dead-lettered through pg-boss's fail(). `reason`: set by the server for its own releases (a
+   * stream closing); a client's nack leaves it unset and may give `error`, kept as last_error.
    */
-  async nack(tokens: string[], delayMs: number | undefined, reason = 'nacked'): Promise<TokenOutcome[]> {
+  async nack(
+    tokens: string[],
+    delayMs: number | undefined,
+    reason?: string,
+    opts: { deadLetter?: boolean; error?: string } = {},
+  ): Promise<TokenOutcome[]> {
+    const text = opts.error || reason || 'nacked';
     return this.settle(tokens, async (queue, refs) => {
       const pairs = sql.fencePairs(refs);
-      const { rows } = await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, reason));
+      if (opts.deadLetter) await this.exec(sql.lastAttempt(this.schema, queue, pairs));
+      const { rows } = opts.deadLetter ? { rows: [] as Record<string, unknown>[] } : await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, text));
       const requeued = new Set(rows.map(r => r.id as string));
       const due = Math.min(...rows.map(r => Number(r.dueInMs)));
       const last = refs.filter(r => !requeued.has(r.id));
       let dead = new Set<string>();
       if (last.length > 0) {
-        const res = (await this.boss.fail(queue, last, { message: reason })) as { settled?: string[] };
+        const res = (await this.boss.fail(queue, last, { message: text })) as { settled?: string[] };
         dead = new Set(res.settled ?? []);
       }
       // Every replica (this one too) wakes its waiters now, or arms a wake-up for when the first is due.
@@ -144,6 +168,18 @@ export class MessageStore {
   async nextDue(queue: string): Promise<number | undefined> {
     const { rows } = await this.exec(sql.nextDue(this.schema, queue));
     return rows.length > 0 ? Number(rows[0].dueInMs) : undefined;
+  }
+
+  /** Ends up to `limit` waiting messages past their expires_at; returns how many. */
+  async expireQueued(limit: number): Promise<number> {
+    const { rows } = await this.exec(sql.expireQueued(this.schema, limit));
+    return Number(rows[0]?.expired ?? 0);
+  }
+
+  /** Forgets up to `limit` dedup keys whose window passed; returns how many. */
+  async dropExpiredDedupKeys(limit: number): Promise<number> {
+    const res = await this.exec(sql.dropExpiredDedupKeys(this.schema, limit));
+    return (res as { rowCount?: number }).rowCount ?? 0;
   }
 
   async expiredLeases(limit: number): Promise<{ name: string; id: string; retryCount: number }[]> {

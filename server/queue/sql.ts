@@ -120,6 +120,11 @@ export function ensureSchema(schema: string): Sql {
           expires_at timestamptz NOT NULL,
           PRIMARY KEY (queue, key)
         );
+        CREATE INDEX IF NOT EXISTS inboxd_dedup_expiry ON ${schema}.inboxd_dedup (expires_at);
+        -- Waiting messages with an expiry, by it: only those rows are indexed, so messages without
+        -- a TTL cost nothing more to insert.
+        CREATE INDEX IF NOT EXISTS inboxd_job_expiry ON ${schema}.job (((data->>'ex')::bigint))
+          WHERE state < 'active' AND data ? 'ex';
       END $inboxd$`,
     values: [],
   };
@@ -221,6 +226,145 @@ export function queueCounts(schema: string, queue: string): Sql {
   };
 }
 
+/**
+ * Ends waiting messages whose expires_at passed (at most `limit`): state cancelled with output
+ * {"expired": true}, so browsing tells them from acked ones, and pg-boss deletes them after the
+ * acked retention. Counted per queue in inboxd_queue.expired. Returns how many.
+ */
+export function expireQueued(schema: string, limit: number): Sql {
+  return {
+    text: `WITH e AS MATERIALIZED (SELECT name, id FROM ${schema}.job
+          WHERE state < 'active' AND data ? 'ex'
+            AND (data->>'ex')::bigint < (EXTRACT(EPOCH FROM ${schema}.job_now()) * 1000)::bigint
+          LIMIT $1 FOR UPDATE SKIP LOCKED),
+      x AS (
+        UPDATE ${schema}.job j SET state = 'cancelled', completed_on = ${schema}.job_now(), output = '{"expired": true}'::jsonb
+        FROM e WHERE j.name = e.name AND j.id = e.id
+        RETURNING j.name),
+      c AS (SELECT name, count(*) AS n FROM x GROUP BY name),
+      u AS (INSERT INTO ${schema}.inboxd_queue (name, expired) SELECT name, n FROM c
+        ON CONFLICT (name) DO UPDATE SET expired = ${schema}.inboxd_queue.expired + EXCLUDED.expired)
+      SELECT COALESCE(sum(n), 0)::int AS expired FROM c`,
+    values: [limit],
+  };
+}
+
+/** Ends leased messages found expired as they were fetched (they are never delivered). */
+export function expireLeased(schema: string, queue: string, ids: string[]): Sql {
+  return {
+    text: `WITH x AS (
+        UPDATE ${schema}.job SET state = 'cancelled', completed_on = ${schema}.job_now(), output = '{"expired": true}'::jsonb
+        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'
+        RETURNING name)
+      INSERT INTO ${schema}.inboxd_queue (name, expired) SELECT $1, count(*) FROM x HAVING count(*) > 0
+        ON CONFLICT (name) DO UPDATE SET expired = ${schema}.inboxd_queue.expired + EXCLUDED.expired`,
+    values: [queue, ids],
+  };
+}
+
+/** Forgets dedup keys whose window passed. */
+export function dropExpiredDedupKeys(schema: string, limit: number): Sql {
+  return {
+    text: `DELETE FROM ${schema}.inboxd_dedup WHERE (queue, key) IN (
+        SELECT queue, key FROM ${schema}.inboxd_dedup WHERE expires_at < now() LIMIT $1)`,
+    values: [limit],
+  };
+}
+
+/**
+ * Claims dedup keys (sorted, distinct) for a queue's messages: a key is claimed when new or when
+ * its window passed; a key held by a message in its window is not returned. In the inserting
+ * transaction, so a claim and its message commit together, and a racing claim waits for it.
+ */
+export function claimDedupKeys(schema: string, queue: string, keys: string[], ids: string[], windowSec: number): Sql {
+  return {
+    text: `INSERT INTO ${schema}.inboxd_dedup (queue, key, id, expires_at)
+      SELECT $1, k, i, now() + $4 * interval '1 second' FROM unnest($2::text[], $3::uuid[]) AS t(k, i)
+      ON CONFLICT (queue, key) DO UPDATE SET id = EXCLUDED.id, expires_at = EXCLUDED.expires_at
+        WHERE ${schema}.inboxd_dedup.expires_at < now()
+      RETURNING key`,
+    values: [queue, keys, ids, windowSec],
+  };
+}
+
+/** The messages holding dedup keys. */
+export function dedupHolders(schema: string, queue: string, keys: string[]): Sql {
+  return {
+    text: `SELECT key, id::text AS id FROM ${schema}.inboxd_dedup WHERE queue = $1 AND key = ANY($2::text[])`,
+    values: [queue, keys],
+  };
+}
+
+/** Releases dedup keys whose messages were not stored after all (dropped by the overflow policy). */
+export function releaseDedupKeys(schema: string, queue: string, keys: string[]): Sql {
+  return { text: `DELETE FROM ${schema}.inboxd_dedup WHERE queue = $1 AND key = ANY($2::text[])`, values: [queue, keys] };
+}
+
+/** Serialises senders to one bounded queue, on every replica, until the transaction ends. */
+export function lockQueueDepth(queue: string): Sql {
+  return { text: `SELECT pg_advisory_xact_lock(hashtext('inboxd depth ' || $1))`, values: [queue] };
+}
+
+/** Messages waiting in a queue (ready or delayed). */
+export function queueDepth(schema: string, queue: string): Sql {
+  return { text: `SELECT count(*)::int AS depth FROM ${schema}.job WHERE name = $1 AND state < 'active'`, values: [queue] };
+}
+
+/**
+ * Drops the `n` oldest waiting messages of a queue (overflow policy drop_oldest): state cancelled
+ * with output {"dropped": "drop_oldest"}, counted in inboxd_queue.dropped. Returns how many.
+ */
+export function dropOldest(schema: string, queue: string, n: number): Sql {
+  return {
+    // MATERIALIZED: picked once. As a plain subquery of the UPDATE it can be rescanned per row,
+    // and with LIMIT … SKIP LOCKED each rescan picks another row (two dropped for one asked).
+    text: `WITH o AS MATERIALIZED (SELECT id FROM ${schema}.job WHERE name = $1 AND state < 'active'
+          ORDER BY created_on, id LIMIT $2 FOR UPDATE SKIP LOCKED),
+      x AS (
+        UPDATE ${schema}.job j SET state = 'cancelled', completed_on = ${schema}.job_now(), output = '{"dropped": "drop_oldest"}'::jsonb
+        FROM o WHERE j.name = $1 AND j.id = o.id
+        RETURNING j.id)
+      SELECT count(*)::int AS dropped FROM x`,
+    values: [queue, n],
+  };
+}
+
+/** Adds to a queue's dropped counter. */
+export function countDropped(schema: string, queue: string, n: number): Sql {
+  return {
+    text: `INSERT INTO ${schema}.inboxd_queue (name, dropped) VALUES ($1, $2)
+      ON CONFLICT (name) DO UPDATE SET dropped = ${schema}.inboxd_queue.dropped + EXCLUDED.dropped`,
+    values: [queue, n],
+  };
+}
+
+/** Makes fenced leases' current attempt their last, so pg-boss's fail() dead-letters them. */
+export function lastAttempt(schema: string, queue: string, pairs: string[]): Sql {
+  return {
+    text: `UPDATE ${schema}.job SET retry_limit = retry_count WHERE name = $1 AND ${FENCE}`,
+    values: [queue, pairs],
+  };
+}
+
+/** Dead-lettered messages of a dead-letter queue whose original queue is gone (a redrive leaves them). */
+export function unroutableDeadLetters(schema: string, queue: string, ids: string[] | null, limit: number): Sql {
+  return {
+    text: `SELECT j.id::text AS id, j.source_name AS source FROM ${schema}.job j
+      WHERE j.name = $1 AND j.state < 'active' AND ($2::uuid[] IS NULL OR j.id = ANY($2::uuid[]))
+        AND (j.source_name IS NULL OR NOT EXISTS (SELECT 1 FROM ${schema}.queue q WHERE q.name = j.source_name))
+      ORDER BY j.created_on LIMIT $3`,
+    values: [queue, ids, limit],
+  };
+}
+
+/** Which of `ids` are messages waiting in `queue`. */
+export function waitingIds(schema: string, queue: string, ids: string[]): Sql {
+  return {
+    text: `SELECT id::text AS id FROM ${schema}.job WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'active'`,
+    values: [queue, ids],
+  };
+}
+
 /** The channel pg-boss notifies on when a job becomes ready in a notify-enabled queue. */
 export function notifyChannel(schema: string): Sql {
   return {
@@ -255,4 +399,93 @@ export function liveCounts(schema: string, queues: string[]): Sql {
       GROUP BY name`,
     values: [queues],
   };
+}
+
+// --- topics and browsing ---
+
+/**
+ * Topics with at least one subscribed queue, in name order, after `after`, with their queues:
+ * pg-boss's subscription table (event = topic, name = queue), walked on its primary key.
+ */
+export function listTopics(schema: string, limit: number, after?: string): Sql {
+  return {
+    text: `SELECT event AS topic, array_agg(name ORDER BY name) AS queues
+      FROM ${schema}.subscription
+      WHERE ($2::text IS NULL OR event > $2) AND event ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'
+      GROUP BY event ORDER BY event LIMIT $1`,
+    values: [limit, after ?? null],
+  };
+}
+
+/** The queues subscribed to a topic, in name order. */
+export function topicQueues(schema: string, topic: string): Sql {
+  return { text: `SELECT name FROM ${schema}.subscription WHERE event = $1 ORDER BY name`, values: [topic] };
+}
+
+/** A state a browse can filter on, as MessageInfo reports it. */
+export type BrowseState = 'queued' | 'delayed' | 'leased' | 'acked' | 'dead_lettered' | 'expired' | 'dropped';
+
+/** Where a browsed page starts: after the row with this sort key (created_on in epoch µs, id). */
+export interface BrowseCursor {
+  createdUs: string;
+  id: string;
+}
+
+function browseStateFilter(schema: string, state: BrowseState): string {
+  switch (state) {
+    case 'queued':
+      return `state < 'active' AND start_after <= ${schema}.job_now()`;
+    case 'delayed':
+      return `state < 'active' AND start_after > ${schema}.job_now()`;
+    case 'leased':
+      return `state = 'active'`;
+    case 'acked':
+      return `state = 'completed'`;
+    case 'dead_lettered':
+      return `state = 'failed'`;
+    // Expired and dropped messages are pg-boss 'cancelled', told apart by their output.
+    case 'expired':
+      return `state = 'cancelled' AND output->>'dropped' IS NULL`;
+    case 'dropped':
+      return `state = 'cancelled' AND output->>'dropped' IS NOT NULL`;
+  }
+}
+
+/** What browsing reads of a job: never a lock, never a write. */
+function browseColumns(schema: string): string {
+  return `id::text AS id, name, data, state::text AS state, retry_count AS "retryCount",
+    created_on AS "createdOn", started_on AS "startedOn", completed_on AS "completedOn",
+    start_after > ${schema}.job_now() AS "notDue",
+    CASE WHEN state = 'active' THEN started_on + expire_seconds * interval '1 second' END AS "leaseExpiresAt",
+    output, source_name AS "sourceName", source_id::text AS "sourceId", source_retry_count AS "sourceRetryCount",
+    source_output AS "sourceOutput", source_created_on AS "sourceCreatedOn",
+    (EXTRACT(EPOCH FROM created_on) * 1000000)::bigint::text AS "createdUs"`;
+}
+
+/**
+ * One page of a queue's messages in (created_on, id) order, oldest or newest first, after a
+ * cursor: a keyset walk on job_i15 (name, created_on), so a page costs the same however deep,
+ * and rows inserted meanwhile never shift the pages already read. The cursor's created_on is
+ * carried in whole microseconds (a Date has only milliseconds; one insert stamps all its rows alike).
+ */
+export function browseMessages(schema: string, queue: string, o: { state?: BrowseState; limit: number; newestFirst: boolean; after?: BrowseCursor }): Sql {
+  const values: unknown[] = [queue, o.limit];
+  const where = ['name = $1'];
+  if (o.state) where.push(`(${browseStateFilter(schema, o.state)})`);
+  if (o.after) {
+    values.push(o.after.createdUs, o.after.id);
+    const at = `('epoch'::timestamptz + $3::bigint * interval '1 microsecond')`;
+    where.push(o.newestFirst ? `created_on <= ${at} AND (created_on, id) < (${at}, $4::uuid)` : `created_on >= ${at} AND (created_on, id) > (${at}, $4::uuid)`);
+  }
+  const dir = o.newestFirst ? 'DESC' : 'ASC';
+  return {
+    text: `SELECT ${browseColumns(schema)} FROM ${schema}.job WHERE ${where.join(' AND ')}
+      ORDER BY created_on ${dir}, id ${dir} LIMIT $2`,
+    values,
+  };
+}
+
+/** One message by id, in any state. */
+export function browseMessage(schema: string, queue: string, id: string): Sql {
+  return { text: `SELECT ${browseColumns(schema)} FROM ${schema}.job WHERE name = $1 AND id = $2::uuid`, values: [queue, id] };
 }

@@ -33,8 +33,13 @@ export class Sweeper {
     }, this.intervalMs);
   }
 
-  /** One pass; returns how many leases it expired. */
+  /**
+   * One pass; returns how many leases it expired. Also ends waiting messages past their
+   * expires_at, and forgets dedup keys whose window passed.
+   */
   async sweep(): Promise<number> {
+    while ((await this.store.expireQueued(1000)) === 1000 && !this.stopped);
+    while ((await this.store.dropExpiredDedupKeys(1000)) === 1000 && !this.stopped);
     let total = 0;
     for (;;) {
       const expired = await this.store.expiredLeases(1000);

@@ -6,6 +6,8 @@ import { InboxdError, failedPrecondition } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
 import { handleSubscribe } from './subscribe-stream.js';
+import { publishHandler } from './topics-service.js';
+import { browseHandlers } from './browse-service.js';
 
 export interface InboxServiceOptions {
   maxMessageBytes: number;
@@ -92,7 +94,8 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       const tokens = v.leaseTokens(req.leaseTokens);
       // Unset: the queue's retry_delay (QueueConfig: it applies to a message "nacked without delay").
       const delayMs = req.delay ? v.durationMs(req.delay, 'delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
-      const outcomes = await core.store.nack(tokens, delayMs);
+      const opts = v.nackOptions(req.deadLetter, req.error, delayMs, '');
+      const outcomes = await core.store.nack(tokens, delayMs, undefined, opts);
       throwIfStale(outcomes, 'nacked');
       const dead = outcomes.filter(o => o.ok && o.deadLettered).length;
       return { requeued: outcomes.length - dead, deadLettered: dead };
@@ -107,9 +110,8 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       return { leases: outcomes.map(o => ({ leaseToken: o.token, leaseExpiresAt: o.ok ? o.expiresAt : undefined })) };
     }),
 
-    // Transitional: UNIMPLEMENTED until the handlers land (issue 5, in progress).
-    publish: calls.unary(unimplemented('Publish')),
-    listMessages: calls.unary(unimplemented('ListMessages')),
-    getMessage: calls.unary(unimplemented('GetMessage')),
+    publish: calls.unary(publishHandler(core, limits)),
+    listMessages: calls.unary(browseHandlers(core).listMessages),
+    getMessage: calls.unary(browseHandlers(core).getMessage),
   };
 }

@@ -1,4 +1,4 @@
-import type { QueuesServer, QueueConfig, Queue } from '../../sdk/gen/inboxd/v1/queues.js';
+import { QueueConfig, type QueuesServer, type Queue } from '../../sdk/gen/inboxd/v1/queues.js';
 import type { QueueCore } from '../queue/core.js';
 import type { QueueInfo } from '../queue/queue-registry.js';
 import { QUEUE_DEFAULTS, overflowFromProto, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';
@@ -7,6 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { InboxdError } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
+import { topicAdminHandlers } from './topics-service.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -46,6 +47,32 @@ function overflow(c: QueueConfig | undefined): ResolvedQueueConfig['overflow'] {
   if (o !== 'reject' && !Number(c?.maxDepth ?? 0)) throw invalid(`config.overflow ${o.toUpperCase()} needs config.max_depth: the queue is unbounded`);
   return o;
 }
+
+/** QueueConfig's fields, by proto name and by JSON (camelCase) name. */
+const CONFIG_FIELDS = Object.keys(QueueConfig.fromPartial({})) as (keyof QueueConfig)[];
+const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * `current` with the fields of `update` named in `mask` (proto or JSON names, "config." prefix
+ * allowed); an empty mask takes every field `update` sets (a scalar at its zero value counts as
+ * unset: name it in the mask to set it to zero or false).
+ */
+export function withUpdates(current: QueueConfig, update: QueueConfig, mask: string[]): QueueConfig {
+  const empty = QueueConfig.fromPartial({});
+  const fields = mask.length > 0
+    ? mask.map(p => {
+        const f = camel(p.replace(/^config\./, '')) as keyof QueueConfig;
+        if (!CONFIG_FIELDS.includes(f)) throw invalid(`update_mask path ${JSON.stringify(p)} is not a QueueConfig field: ${CONFIG_FIELDS.map(snake).join(', ')}`);
+        return f;
+      })
+    : CONFIG_FIELDS.filter(f => update[f] !== undefined && JSON.stringify(update[f]) !== JSON.stringify(empty[f]));
+  if (fields.length === 0) throw invalid('nothing to update: set fields in config (or name them in update_mask)');
+  const out: QueueConfig = { ...current };
+  for (const f of fields) (out as unknown as Record<string, unknown>)[f] = update[f];
+  return out;
+}
+
+const snake = (s: string) => s.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`);
 
 /** Transitional: answers UNIMPLEMENTED until the handler lands (issue 5, in progress). */
 const unimplemented = (what: string) => async () => {
@@ -105,10 +132,22 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
         },
       };
     }),
-    updateQueue: calls.unary(unimplemented('UpdateQueue')),
-    redrive: calls.unary(unimplemented('Redrive')),
-    addTopicSubscription: calls.unary(unimplemented('AddTopicSubscription')),
-    removeTopicSubscription: calls.unary(unimplemented('RemoveTopicSubscription')),
-    listTopics: calls.unary(unimplemented('ListTopics')),
+    updateQueue: calls.unary(async req => {
+      const name = v.queueName(req.name, 'name');
+      const current = toProtoConfig((await reg().get(name)).config);
+      const merged = withUpdates(current, req.config ?? QueueConfig.fromPartial({}), req.updateMask ?? []);
+      return { queue: toQueue(await reg().update(name, resolveQueueConfig(merged))) };
+    }),
+    redrive: calls.unary(async req => {
+      const queue = v.queueName(req.queue, 'queue');
+      const ids = v.messageIds(req.messageIds, 'message_ids');
+      const destination = req.destination ? v.queueName(req.destination, 'destination') : undefined;
+      const limit = v.count(req.limit, 'limit', 1, 100_000, 1000);
+      const r = await core.redrive(queue, ids, destination, limit);
+      return { redriven: String(r.redriven), failed: r.failed };
+    }),
+    addTopicSubscription: calls.unary(topicAdminHandlers(core).addTopicSubscription),
+    removeTopicSubscription: calls.unary(topicAdminHandlers(core).removeTopicSubscription),
+    listTopics: calls.unary(topicAdminHandlers(core).listTopics),
   };
 }

@@ -90,7 +90,8 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     }
     if (req.nackLeaseTokens.length > 0) {
       const delayMs = req.nackDelay ? v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
-      const outcomes = await core.store.nack(req.nackLeaseTokens, delayMs);
+      const opts = v.nackOptions(req.nackDeadLetter, req.nackError, delayMs, 'nack_');
+      const outcomes = await core.store.nack(req.nackLeaseTokens, delayMs, undefined, opts);
       s.settled(req.nackLeaseTokens);
       out.nackResults = results(outcomes);
     }

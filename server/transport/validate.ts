@@ -20,6 +20,8 @@ export const LIMITS = {
   maxWaitMs: 60_000,
   maxNackDelayMs: 7 * 24 * 3600 * 1000,
   maxOutstandingMessages: 10_000,
+  dedupKey: 200,
+  errorText: 1000,
 };
 
 const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -95,11 +97,36 @@ function message(m: Message, i: number, limits: SendLimits): Message {
     throw invalid(`${at}.priority must be between -${LIMITS.priority} and ${LIMITS.priority}`);
   }
   if (m.deliverAt && Number.isNaN(m.deliverAt.getTime())) throw invalid(`${at}.deliver_at is not a valid time`);
+  if (m.expiresAt) {
+    const ex = m.expiresAt.getTime();
+    if (Number.isNaN(ex)) throw invalid(`${at}.expires_at is not a valid time`);
+    if (ex <= Date.now()) throw invalid(`${at}.expires_at ${m.expiresAt.toISOString()} has passed: the message would never be delivered`);
+    if (m.deliverAt && ex <= m.deliverAt.getTime()) {
+      throw invalid(`${at}.expires_at ${m.expiresAt.toISOString()} is not after deliver_at ${m.deliverAt.toISOString()}: the message would never be delivered`);
+    }
+  }
+  if (m.dedupKey.length > LIMITS.dedupKey) throw invalid(`${at}.dedup_key is longer than ${LIMITS.dedupKey} characters`);
   return { ...m, id: (m.id || randomUUID()).toLowerCase() };
 }
 
 function snake(s: string): string {
   return s.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`);
+}
+
+/** Message ids (UUIDs), lower-cased; `field` names them in errors. */
+export function messageIds(ids: string[], field: string, max = LIMITS.batch): string[] {
+  if (ids.length > max) throw invalid(`too many ${field}: ${ids.length}, at most ${max}`);
+  return ids.map((id, i) => {
+    if (!UUID.test(id)) throw invalid(`${field}[${i}] ${JSON.stringify(id.slice(0, 60))} is not a message id (a UUID)`);
+    return id.toLowerCase();
+  });
+}
+
+/** A nack's dead_letter and error fields (`prefix` 'nack_' on a Subscribe request). */
+export function nackOptions(deadLetter: boolean, error: string, delayMs: number | undefined, prefix: string): { deadLetter: boolean; error?: string } {
+  if (deadLetter && delayMs !== undefined) throw invalid(`${prefix}dead_letter sends messages straight to the dead-letter queue: leave ${prefix}delay unset`);
+  if (error.length > LIMITS.errorText) throw invalid(`${prefix}error is longer than ${LIMITS.errorText} characters`);
+  return { deadLetter, error: error || undefined };
 }
 
 /** Checks a unary settle call's tokens: every one must be well formed, else nothing is done. */

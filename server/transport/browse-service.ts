@@ -1,0 +1,26 @@
+import type { ListMessagesRequest, ListMessagesResponse, GetMessageRequest, GetMessageResponse } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { QueueCore } from '../queue/core.js';
+import { browseState } from '../queue/browse.js';
+import { invalid } from '../errors.js';
+import * as v from './validate.js';
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** Browsing handlers: Inbox.ListMessages and Inbox.GetMessage (server/queue/browse.ts reads). */
+export function browseHandlers(core: QueueCore) {
+  return {
+    async listMessages(req: ListMessagesRequest): Promise<ListMessagesResponse> {
+      const queue = v.queueName(req.queue);
+      const state = browseState(req.state);
+      const pageSize = v.count(req.pageSize, 'page_size', 1, 1000, 100);
+      return core.browser.list(queue, { state, pageSize, pageToken: req.pageToken, newestFirst: req.newestFirst });
+    },
+
+    async getMessage(req: GetMessageRequest): Promise<GetMessageResponse> {
+      const queue = v.queueName(req.queue);
+      if (!req.id) throw invalid('id is required');
+      if (!UUID.test(req.id)) throw invalid(`id ${JSON.stringify(req.id.slice(0, 60))} is not a message id (a UUID)`);
+      return { message: await core.browser.get(queue, req.id.toLowerCase()) };
+    },
+  };
+}
