@@ -6,6 +6,7 @@ import { RetryBudget } from './retry.js';
 import { Publisher, type Payload, type SendOptions } from './publisher.js';
 import { Subscriber, type Handler } from './subscriber.js';
 import { QueueAdmin } from './queues.js';
+import { TopicAdmin, publish, type PublishedCopy } from './topics.js';
 import { ReceivedMessage, type Settler } from './received-message.js';
 import { toMs, toProto, type Duration } from './durations.js';
 import { DEFAULT_CLIENT, type ClientOptions, type PublisherOptions, type SubscriberOptions, type RetryOptions } from './default-options.js';
@@ -43,6 +44,8 @@ const tokensOf = (t: Tokens) => (Array.isArray(t) ? t : [t]).map(x => (typeof x 
  */
 export class InboxdClient {
   readonly queues: QueueAdmin;
+  /** Topic subscriptions (fan-out): subscribe(topic, queue), unsubscribe, list(). */
+  readonly topics: TopicAdmin;
   readonly pool: ChannelPool;
   private readonly rpc: Rpc;
   private readonly options: ClientOptions;
@@ -67,6 +70,7 @@ export class InboxdClient {
     });
     this.rpc = new Rpc(this.pool, this.options.retry, new RetryBudget(this.options.retryBudget));
     this.queues = new QueueAdmin(this.rpc);
+    this.topics = new TopicAdmin(this.rpc);
     this.pullSettler = {
       ack: async m => void (await this.ack(m)),
       nack: async (m, delay) => void (await this.nack(m, delay)),
@@ -86,6 +90,18 @@ export class InboxdClient {
 
   sendJson(queue: string, value: unknown, options?: SendOptions): Promise<string> {
     return (this.defaultPublisher ??= this.publisher()).sendJson(queue, value, options);
+  }
+
+  /**
+   * Publishes to a topic: one copy per queue subscribed to it (none when no queue is), each with
+   * its own id. Resolves with the copies once stored. One Publish call per message (not batched).
+   */
+  publish(topic: string, payload: Payload, options?: SendOptions & CallOptions): Promise<PublishedCopy[]> {
+    return publish(this.rpc, topic, payload, options);
+  }
+
+  publishJson(topic: string, value: unknown, options: SendOptions & CallOptions = {}): Promise<PublishedCopy[]> {
+    return publish(this.rpc, topic, Buffer.from(JSON.stringify(value), 'utf8'), { contentType: 'application/json', ...options });
   }
 
   /** Sends what the shared publisher holds. */

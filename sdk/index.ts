@@ -5,6 +5,7 @@ export { Publisher, type Payload, type SendOptions } from './publisher.js';
 export { Subscriber, type Handler, type CloseOptions } from './subscriber.js';
 export { ReceivedMessage } from './received-message.js';
 export { QueueAdmin, type QueueConfig, type QueueInfo, type QueueStats } from './queues.js';
+export { TopicAdmin, type TopicInfo, type PublishedCopy } from './topics.js';
 export type { Duration } from './durations.js';
 export type { CallOptions } from './rpc.js';
 export {

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
 /** What every log line made while serving one call carries: its request id, method and queue. */
@@ -26,9 +26,9 @@ function mixin(): object {
  * JSON lines on stdout (pino's numeric levels, `msg`, `time`), or a readable rendering of the
  * same for a terminal. Never payloads: nothing logs message bodies, only ids, counts and queues.
  */
-export function createLogger(level: string, format: 'auto' | 'json' | 'pretty' = 'json'): Logger {
+export function createLogger(level: string, format: 'auto' | 'json' | 'pretty' = 'json', destination?: DestinationStream): Logger {
   const options = { level, base: { service: 'inboxd' }, mixin };
   const human = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
-  if (!human) return pino(options);
+  if (!human) return destination ? pino(options, destination) : pino(options);
   return pino(options, pretty({ colorize: process.stdout.isTTY === true, sync: true, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l' }));
 }

@@ -46,11 +46,6 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
       }
       log.info({ metrics: metricsServer.url }, `metrics on ${metricsServer.url}`);
     }
-    log.info(
-      { address: app.address, metrics: metricsServer?.url, database: embedded ? `embedded (${config.dataDir})` : 'DATABASE_URL' },
-      `inboxd listening on ${app.address}`,
-    );
-
     let stopping = false;
     const shutdown = async (signal: string) => {
       if (stopping) return;
@@ -69,6 +64,11 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     };
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
+    // Announced only once a SIGTERM is handled: a supervisor stopping the server the moment it is up gets a drain, not a kill.
+    log.info(
+      { address: app.address, metrics: metricsServer?.url, database: embedded ? `embedded (${config.dataDir})` : 'DATABASE_URL' },
+      `inboxd listening on ${app.address}`,
+    );
   } catch (err) {
     log.fatal({ err }, 'failed to start');
     await embedded?.stop().catch(() => {});

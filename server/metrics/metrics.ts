@@ -6,9 +6,6 @@ import * as sql from '../queue/sql.js';
 /** Queues whose depth and oldest age a scrape reports: the first ones by name. */
 export const MAX_QUEUES_REPORTED = 1000;
 
-/** How long one database snapshot serves the scrapes (and the gauges of one scrape) that ask. */
-const SNAPSHOT_TTL_MS = 1000;
-
 interface QueueSnapshot {
   name: string;
   ready: number;
@@ -28,7 +25,8 @@ export class Metrics {
   private core?: QueueCore;
   private schema = '';
   private log?: Logger;
-  private snapshot?: { at: number; rows: Promise<QueueSnapshot[]> };
+  /** The read in progress: the gauges of one scrape, collected together, share it. */
+  private reading?: Promise<QueueSnapshot[]>;
 
   readonly sent: Counter<'queue'>;
   readonly duplicates: Counter<'queue'>;
@@ -129,16 +127,15 @@ export class Metrics {
     };
   }
 
-  /** Live counts of the first MAX_QUEUES_REPORTED queues, one statement, shared for a second. */
+  /** Live counts of the first MAX_QUEUES_REPORTED queues: one statement per scrape. */
   private queues(): Promise<QueueSnapshot[]> {
-    const now = Date.now();
-    if (this.snapshot && now - this.snapshot.at < SNAPSHOT_TTL_MS) return this.snapshot.rows;
-    const rows = this.readQueues().catch(err => {
-      this.log?.warn({ err }, 'metrics: reading queue depths failed');
-      return [];
-    });
-    this.snapshot = { at: now, rows };
-    return rows;
+    this.reading ??= this.readQueues()
+      .catch(err => {
+        this.log?.warn({ err }, 'metrics: reading queue depths failed');
+        return [];
+      })
+      .finally(() => (this.reading = undefined));
+    return this.reading;
   }
 
   private async readQueues(): Promise<QueueSnapshot[]> {
