@@ -7,6 +7,7 @@ import { Publisher, type Payload, type SendOptions } from './publisher.js';
 import { Subscriber, type Handler } from './subscriber.js';
 import { QueueAdmin } from './queues.js';
 import { TopicAdmin, publish, type PublishedCopy } from './topics.js';
+import { MessageBrowser } from './messages.js';
 import { ReceivedMessage, type Settler } from './received-message.js';
 import { toMs, toProto, type Duration } from './durations.js';
 import { DEFAULT_CLIENT, type ClientOptions, type PublisherOptions, type SubscriberOptions, type RetryOptions } from './default-options.js';
@@ -46,6 +47,8 @@ export class InboxdClient {
   readonly queues: QueueAdmin;
   /** Topic subscriptions (fan-out): subscribe(topic, queue), unsubscribe, list(). */
   readonly topics: TopicAdmin;
+  /** Browsing inboxes without leasing: list(queue, { state }), get(queue, id). */
+  readonly messages: MessageBrowser;
   readonly pool: ChannelPool;
   private readonly rpc: Rpc;
   private readonly options: ClientOptions;
@@ -71,6 +74,7 @@ export class InboxdClient {
     this.rpc = new Rpc(this.pool, this.options.retry, new RetryBudget(this.options.retryBudget));
     this.queues = new QueueAdmin(this.rpc);
     this.topics = new TopicAdmin(this.rpc);
+    this.messages = new MessageBrowser(this.rpc);
     this.pullSettler = {
       ack: async m => void (await this.ack(m)),
       nack: async (m, delay) => void (await this.nack(m, delay)),

@@ -6,6 +6,7 @@ export { Subscriber, type Handler, type CloseOptions } from './subscriber.js';
 export { ReceivedMessage } from './received-message.js';
 export { QueueAdmin, type QueueConfig, type QueueInfo, type QueueStats } from './queues.js';
 export { TopicAdmin, type TopicInfo, type PublishedCopy } from './topics.js';
+export { MessageBrowser, type MessageState, type MessageInfo, type StoredMessage, type DeadLetterOrigin, type ListMessagesOptions, type MessagePage } from './messages.js';
 export type { Duration } from './durations.js';
 export type { CallOptions } from './rpc.js';
 export {

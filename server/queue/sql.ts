@@ -479,8 +479,9 @@ export function browseMessages(schema: string, queue: string, o: { state?: Brows
   }
   const dir = o.newestFirst ? 'DESC' : 'ASC';
   return {
+    // job.id, not id: the select list's id is text, and the order must be the cursor's (uuid).
     text: `SELECT ${browseColumns(schema)} FROM ${schema}.job WHERE ${where.join(' AND ')}
-      ORDER BY created_on ${dir}, id ${dir} LIMIT $2`,
+      ORDER BY job.created_on ${dir}, job.id ${dir} LIMIT $2`,
     values,
   };
 }
