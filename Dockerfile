@@ -1,23 +1,42 @@
 # inboxd for deployments that bring their own Postgres (see docker-compose.yml).
+#   docker build -t inboxd .
+#   docker run -e DATABASE_URL=postgres://… -p 50051:50051 -p 9464:9464 inboxd
+
+# Build: the README's install command (npm ci refuses this lockfile: npm 11 leaves other
+# platforms' optional @bufbuild/buf binaries out of it), then the build, then dev dependencies go.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json buf.gen.yaml ./
 COPY proto ./proto
 COPY sdk ./sdk
 COPY server ./server
+COPY cli ./cli
 COPY workers ./workers
 COPY bench ./bench
-RUN npm run build && npm prune --omit=dev
+COPY examples ./examples
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
+# Run: the built server and CLI only, as the unprivileged `node` user.
 FROM node:24-bookworm-slim
 WORKDIR /app
-ENV NODE_ENV=production INBOXD_HOST=0.0.0.0 INBOXD_PORT=50051
+ENV NODE_ENV=production \
+    INBOXD_HOST=0.0.0.0 \
+    INBOXD_PORT=50051 \
+    INBOXD_METRICS_PORT=9464 \
+    INBOXD_LOG_FORMAT=json \
+    INBOXD_DATA_DIR=/app/.inboxd/postgres \
+    INBOXD_ADDRESS=127.0.0.1:50051
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/proto ./proto
+# Only for an image run without DATABASE_URL: the embedded Postgres keeps its data here.
+RUN mkdir -p /app/.inboxd && chown node:node /app/.inboxd
 USER node
-EXPOSE 50051
-CMD ["node", "dist/server/main.js"]
+EXPOSE 50051 9464
+# The standard gRPC health service, through the CLI (`inboxd health`: exit 0 when SERVING).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["node", "dist/cli/main.js", "health", "--timeout", "3s"]
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/cli/main.js", "serve"]
