@@ -8,7 +8,8 @@ import { Subscriber, type Handler } from './subscriber.js';
 import { QueueAdmin } from './queues.js';
 import { TopicAdmin, publish, type PublishedCopy } from './topics.js';
 import { MessageBrowser } from './messages.js';
-import { ReceivedMessage, type Settler } from './received-message.js';
+import { Requests, type RequestOptions } from './request-reply.js';
+import { ReceivedMessage, type Settler, type Replier } from './received-message.js';
 import { toMs, toProto, type Duration } from './durations.js';
 import { DEFAULT_CLIENT, type ClientOptions, type PublisherOptions, type SubscriberOptions, type RetryOptions } from './default-options.js';
 
@@ -55,6 +56,8 @@ export class InboxdClient {
   private defaultPublisher?: Publisher;
   private readonly subscribers = new Set<Subscriber>();
   private readonly pullSettler: Settler;
+  private readonly replier: Replier = (queue, payload, options) => this.send(queue, payload, options);
+  private requests?: Requests;
 
   constructor(o: CreateClientOptions) {
     const endpoints = o.endpoints ?? (o.address ? [o.address] : []);
@@ -108,6 +111,20 @@ export class InboxdClient {
     return publish(this.rpc, topic, Buffer.from(JSON.stringify(value), 'utf8'), { contentType: 'application/json', ...options });
   }
 
+  /**
+   * Sends a request to `queue` and waits for its reply (a responder calls `message.reply()`).
+   * Resolves with the reply, already acked; rejects DEADLINE_EXCEEDED after `timeout` (default
+   * 30s), CANCELLED when `signal` aborts. Replies come to this client's private reply queue.
+   */
+  request(queue: string, payload: Payload, options?: RequestOptions): Promise<ReceivedMessage> {
+    this.requests ??= new Requests(this.rpc, (q, handler) => this.subscribe(q, handler), this.replier);
+    return this.requests.request(queue, payload, options);
+  }
+
+  requestJson(queue: string, value: unknown, options: RequestOptions = {}): Promise<ReceivedMessage> {
+    return this.request(queue, Buffer.from(JSON.stringify(value), 'utf8'), { contentType: 'application/json', ...options });
+  }
+
   /** Sends what the shared publisher holds. */
   async flush(): Promise<void> {
     await this.defaultPublisher?.flush();
@@ -123,7 +140,7 @@ export class InboxdClient {
   subscribe(queue: string, a?: Handler | Partial<SubscriberOptions>, b?: Partial<SubscriberOptions>): Subscriber {
     const handler = typeof a === 'function' ? a : undefined;
     const o = typeof a === 'function' ? b : a;
-    const sub = new Subscriber(this.pool, queue, { ...this.options.subscriber, ...o }, this.options.retry, handler);
+    const sub = new Subscriber(this.pool, queue, { ...this.options.subscriber, ...o }, this.options.retry, handler, this.replier);
     this.subscribers.add(sub);
     return sub;
   }
@@ -139,7 +156,7 @@ export class InboxdClient {
     const waitMs = options.wait === undefined ? 0 : toMs(options.wait);
     const retry = { attemptTimeout: Math.max(toMs(this.options.retry.attemptTimeout), waitMs + 10_000), ...options.retry };
     const res = await this.rpc.call(c => [c.inbox, c.inbox.lease], req, { ...options, retry });
-    return res.deliveries.map(d => new ReceivedMessage(d, this.pullSettler));
+    return res.deliveries.map(d => new ReceivedMessage(d, this.pullSettler, this.replier));
   }
 
   /** Acks lease tokens (or messages). Rejects FAILED_PRECONDITION if any was stale; the rest are acked. */
@@ -160,10 +177,15 @@ export class InboxdClient {
     return res.leases.map(l => l.leaseExpiresAt ?? new Date());
   }
 
-  /** Flushes the shared publisher, closes subscribers (draining) and the channels. */
+  /**
+   * Flushes the shared publisher, fails requests still waiting for a reply (CANCELLED), closes
+   * subscribers (draining), deletes the reply queue, and closes the channels.
+   */
   async close(options: { timeout?: Duration } = {}): Promise<void> {
     await this.defaultPublisher?.close().catch(() => {});
+    const requests = this.requests?.close();
     await Promise.all([...this.subscribers].map(s => s.close({ timeout: options.timeout }).catch(() => {})));
+    await requests;
     this.pool.close();
   }
 }

@@ -1,5 +1,13 @@
 import type { Delivery } from './gen/inboxd/v1/message.js';
 import type { Duration } from './durations.js';
+import type { Payload, SendOptions } from './publisher.js';
+import { InboxdError, Code } from './errors.js';
+
+/** Sends a reply (the client's publisher): resolves with the reply's id once stored. */
+export type Replier = (queue: string, payload: Payload, options: SendOptions) => Promise<string>;
+
+/** Options of a reply: those of a send, but its correlation id is the request's. */
+export type ReplyOptions = Omit<SendOptions, 'correlationId'>;
 
 /** How a received message settles: through the stream it came on, or through unary calls. */
 export interface Settler {
@@ -33,7 +41,7 @@ export class ReceivedMessage {
   readonly leaseMs: number;
   private settlement?: Promise<void>;
 
-  constructor(d: Delivery, private readonly settler: Settler) {
+  constructor(d: Delivery, private readonly settler: Settler, private readonly replier?: Replier) {
     const m = d.message!;
     this.id = m.id;
     this.queue = m.queue;
@@ -75,6 +83,24 @@ export class ReceivedMessage {
   /** Not done: deliver again after `delay` (unset: the queue's retry delay). */
   nack(delay?: Duration): Promise<void> {
     return (this.settlement ??= this.settler.nack(this, delay));
+  }
+
+  /**
+   * Sends `payload` to this message's reply_to, with correlation_id = this message's correlation
+   * id (or its id when it has none). Resolves with the reply's id once stored; rejects
+   * FAILED_PRECONDITION when the message names no reply_to. Does not settle this message.
+   */
+  async reply(payload: Payload, options: ReplyOptions = {}): Promise<string> {
+    if (!this.replyTo) {
+      throw new InboxdError(Code.FAILED_PRECONDITION, `message ${this.id} in ${this.queue} has no reply_to: there is nowhere to send a reply`);
+    }
+    if (!this.replier) throw new InboxdError(Code.FAILED_PRECONDITION, 'this message was not received through an inboxd client, which reply() sends with');
+    return this.replier(this.replyTo, payload, { ...options, correlationId: this.correlationId || this.id });
+  }
+
+  /** reply() with JSON.stringify(value) as application/json. */
+  replyJson(value: unknown, options: ReplyOptions = {}): Promise<string> {
+    return this.reply(Buffer.from(JSON.stringify(value), 'utf8'), { contentType: 'application/json', ...options });
   }
 
   /** Keep the lease `by` longer from now (unset: the subscription's visibility timeout). */

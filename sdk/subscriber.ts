@@ -4,7 +4,7 @@ import { SubscribeRequest, type SubscribeResponse, type SettleResults } from './
 import { InboxdError, Code } from './errors.js';
 import { toMs, toProto, type Duration } from './durations.js';
 import { backoffMs, RETRYABLE } from './retry.js';
-import { ReceivedMessage, type Settler } from './received-message.js';
+import { ReceivedMessage, type Settler, type Replier } from './received-message.js';
 import type { SubscriberOptions, RetryOptions } from './default-options.js';
 import type { ChannelPool } from './channel-pool.js';
 
@@ -75,6 +75,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     private readonly opts: SubscriberOptions,
     private readonly retry: RetryOptions,
     private readonly handler?: Handler,
+    /** How its messages' reply() sends. */
+    private readonly replier?: Replier,
   ) {
     super();
     this.settler = {
@@ -152,7 +154,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     if (r.nackResults) this.answer('nack', r.nackResults);
     if (r.extendResults) this.answer('extend', r.extendResults);
     for (const d of r.deliveries) {
-      const m = new ReceivedMessage(d, this.settler);
+      const m = new ReceivedMessage(d, this.settler, this.replier);
       this.held.set(m.leaseToken, { message: m });
       this.maxHeld = Math.max(this.maxHeld, this.held.size);
       if (this.shuttingDown) {
