@@ -133,6 +133,16 @@ describe('metrics endpoint', () => {
     expect(value(end, 'inboxd_messages_nacked_total', { queue: b })).toBe(1);
     expect(value(end, 'inboxd_rpc_handled_total', { method: 'Inbox/Subscribe', code: 'OK' })).toBe(1);
 
+    // Message TTL: an expired message is counted (in Postgres, read at scrape time).
+    const t = `m-t-${randomUUID().slice(0, 6)}`;
+    await call(c.queues, c.queues.createQueue, CreateQueueRequest.fromPartial({ name: t, config: { messageTtl: dur(1) } }));
+    await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: t, payload: Buffer.from('z') }, { queue: t, payload: Buffer.from('z') }] }));
+    await waitFor(async () => value(await scrape(), 'inboxd_messages_expired_total', { queue: t }) === 2, 10_000, 'two messages to expire by TTL');
+    const ttl = await scrape();
+    expect(value(ttl, 'inboxd_queue_depth', { queue: t })).toBe(0);
+    expect(value(ttl, 'inboxd_messages_dropped_total', { queue: t })).toBe(0);
+    expect(ttl.find(x => x.name === 'inboxd_messages_dropped_total' && x.labels.queue === t)).toBeDefined();
+
     // A failed call is counted with its code.
     await call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue: 'no-such-queue' })).catch(() => {});
     expect(value(await scrape(), 'inboxd_rpc_handled_total', { method: 'Inbox/Lease', code: 'NOT_FOUND' })).toBe(1);

@@ -13,6 +13,8 @@ interface QueueSnapshot {
   leased: number;
   deadLettered: number;
   oldestAgeSec: number;
+  expired: number;
+  dropped: number;
 }
 
 /**
@@ -79,6 +81,21 @@ export class Metrics {
     queueGauge('inboxd_queue_leased', 'Messages leased and not yet settled.', q => q.leased);
     queueGauge('inboxd_queue_dead_lettered', 'Messages dead-lettered and kept in their queue.', q => q.deadLettered);
     queueGauge('inboxd_queue_oldest_age_seconds', 'Age of the oldest queued (ready or delayed) message; 0 when none.', q => q.oldestAgeSec);
+    // Counted in Postgres by whichever replica ended the message, since the queue was created:
+    // read, not incremented, here.
+    const stored = (name: string, help: string, value: (q: QueueSnapshot) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['queue'] as const,
+        registers,
+        async collect() {
+          this.reset();
+          for (const q of await self.queues()) this.inc({ queue: q.name }, value(q));
+        },
+      });
+    stored('inboxd_messages_expired_total', 'Messages that passed their expires_at (message TTL) before delivery, since the queue was created (all replicas).', q => q.expired);
+    stored('inboxd_messages_dropped_total', "Messages dropped by a bounded queue's overflow policy, since the queue was created (all replicas).", q => q.dropped);
 
     new Gauge({
       name: 'inboxd_db_pool_connections',
@@ -145,18 +162,16 @@ export class Metrics {
     if (names.length === 0) return [];
     const q = sql.liveCounts(this.schema, names);
     const { rows } = await core.boss.getDb().executeSql(q.text, q.values);
-    const byName = new Map(rows.map(r => [r.name as string, r as Record<string, string>]));
     // Queues with no live message report 0, not nothing: an alert on depth sees them drain.
-    return names.map(name => {
-      const r = byName.get(name);
-      return {
-        name,
-        ready: Number(r?.ready ?? 0),
-        delayed: Number(r?.delayed ?? 0),
-        leased: Number(r?.leased ?? 0),
-        deadLettered: Number(r?.dead_lettered ?? 0),
-        oldestAgeSec: Math.max(0, Number(r?.oldest_age_s ?? 0)),
-      };
-    });
+    return (rows as Record<string, string | null>[]).map(r => ({
+      name: r.name as string,
+      ready: Number(r.ready ?? 0),
+      delayed: Number(r.delayed ?? 0),
+      leased: Number(r.leased ?? 0),
+      deadLettered: Number(r.dead_lettered ?? 0),
+      oldestAgeSec: Math.max(0, Number(r.oldest_age_s ?? 0)),
+      expired: Number(r.expired ?? 0),
+      dropped: Number(r.dropped ?? 0),
+    }));
   }
 }

@@ -382,21 +382,25 @@ export function notify(channel: string, queue: string, dueInMs?: number): Sql {
 }
 
 /**
- * For metrics: per queue of `queues`, its live messages by state and the age of its oldest
- * queued one. Counts only live rows (job_i14's states, not acked ones retained), so a scrape
- * costs an index range per queue however much history the queues keep.
+ * For metrics: per queue of `queues`, its live messages by state, the age of its oldest queued
+ * one, and its expired/dropped counters. Counts only live rows (job_i14's states, not acked ones
+ * retained), so a scrape costs an index range per queue however much history the queues keep.
  */
 export function liveCounts(schema: string, queues: string[]): Sql {
   return {
-    text: `SELECT name,
-        count(*) FILTER (WHERE state < 'active' AND start_after <= ${schema}.job_now()) AS ready,
-        count(*) FILTER (WHERE state < 'active' AND start_after > ${schema}.job_now()) AS delayed,
-        count(*) FILTER (WHERE state = 'active') AS leased,
-        count(*) FILTER (WHERE state = 'failed') AS dead_lettered,
-        COALESCE(EXTRACT(EPOCH FROM (${schema}.job_now() - min(created_on) FILTER (WHERE state < 'active'))), 0) AS oldest_age_s
-      FROM ${schema}.job
-      WHERE name = ANY($1::text[]) AND state IN ('created', 'retry', 'active', 'failed')
-      GROUP BY name`,
+    text: `SELECT q.name, c.ready, c.delayed, c.leased, c.dead_lettered, c.oldest_age_s, x.expired::float8 AS expired, x.dropped::float8 AS dropped
+      FROM unnest($1::text[]) AS q(name)
+      LEFT JOIN (
+        SELECT name,
+          count(*) FILTER (WHERE state < 'active' AND start_after <= ${schema}.job_now()) AS ready,
+          count(*) FILTER (WHERE state < 'active' AND start_after > ${schema}.job_now()) AS delayed,
+          count(*) FILTER (WHERE state = 'active') AS leased,
+          count(*) FILTER (WHERE state = 'failed') AS dead_lettered,
+          COALESCE(EXTRACT(EPOCH FROM (${schema}.job_now() - min(created_on) FILTER (WHERE state < 'active'))), 0) AS oldest_age_s
+        FROM ${schema}.job
+        WHERE name = ANY($1::text[]) AND state IN ('created', 'retry', 'active', 'failed')
+        GROUP BY name) c ON c.name = q.name
+      LEFT JOIN ${schema}.inboxd_queue x ON x.name = q.name`,
     values: [queues],
   };
 }
