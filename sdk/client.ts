@@ -9,7 +9,7 @@ import { QueueAdmin } from './queues.js';
 import { TopicAdmin, publish, type PublishedCopy } from './topics.js';
 import { MessageBrowser } from './messages.js';
 import { Requests, type RequestOptions } from './request-reply.js';
-import { ReceivedMessage, type Settler, type Replier } from './received-message.js';
+import { ReceivedMessage, nackOptions, type NackOptions, type Settler, type Replier } from './received-message.js';
 import { toMs, toProto, type Duration } from './durations.js';
 import { DEFAULT_CLIENT, type ClientOptions, type PublisherOptions, type SubscriberOptions, type RetryOptions } from './default-options.js';
 
@@ -80,7 +80,7 @@ export class InboxdClient {
     this.messages = new MessageBrowser(this.rpc);
     this.pullSettler = {
       ack: async m => void (await this.ack(m)),
-      nack: async (m, delay) => void (await this.nack(m, delay)),
+      nack: async (m, o) => void (await this.nack(m, o)),
       extend: async (m, by) => (await this.extend(m, by ?? m.leaseMs))[0],
     };
   }
@@ -164,9 +164,18 @@ export class InboxdClient {
     return (await this.rpc.call(c => [c.inbox, c.inbox.ack], AckRequest.fromPartial({ leaseTokens: tokensOf(tokens) }), options)).acked;
   }
 
-  /** Returns messages to their queue after `delay` (unset: the queue's retry delay). */
-  async nack(tokens: Tokens, delay?: Duration, options?: CallOptions): Promise<{ requeued: number; deadLettered: number }> {
-    const req = NackRequest.fromPartial({ leaseTokens: tokensOf(tokens), delay: delay === undefined ? undefined : toProto(delay) });
+  /**
+   * Returns messages to their queue after `delay` (unset: the queue's retry delay), or with
+   * `{ deadLetter: true, error }` straight to the dead-letter queue.
+   */
+  async nack(tokens: Tokens, arg?: Duration | NackOptions, options?: CallOptions): Promise<{ requeued: number; deadLettered: number }> {
+    const o = nackOptions(arg);
+    const req = NackRequest.fromPartial({
+      leaseTokens: tokensOf(tokens),
+      delay: o.delay === undefined ? undefined : toProto(o.delay),
+      deadLetter: o.deadLetter ?? false,
+      error: o.error ?? '',
+    });
     return this.rpc.call(c => [c.inbox, c.inbox.nack], req, options);
   }
 

@@ -22,6 +22,12 @@ export interface SendOptions {
   deliverAt?: Date;
   /** …or before this long from now. */
   delay?: Duration;
+  /** Not delivered after this time (removed and counted as expired)… */
+  expiresAt?: Date;
+  /** …or after this long from now. Unset: the queue's message_ttl. */
+  ttl?: Duration;
+  /** Within the queue's dedup window, a second message with this key is not stored: its send resolves with the first one's id. */
+  dedupKey?: string;
 }
 
 interface Item {
@@ -70,6 +76,8 @@ export class Publisher {
       replyTo: options.replyTo ?? '',
       priority: options.priority ?? 0,
       deliverAt: options.deliverAt ?? (options.delay !== undefined ? new Date(Date.now() + toMs(options.delay)) : undefined),
+      expiresAt: options.expiresAt ?? (options.ttl !== undefined ? new Date(Date.now() + toMs(options.ttl)) : undefined),
+      dedupKey: options.dedupKey ?? '',
     });
     // Counted before waiting for room: a flush() called right after send() waits for this message.
     this.accepted++;

@@ -5,6 +5,10 @@ import {
   DeleteQueueRequest,
   PurgeQueueRequest,
   GetQueueStatsRequest,
+  UpdateQueueRequest,
+  RedriveRequest,
+  OverflowPolicy,
+  QueueConfig as ProtoQueueConfig,
   type Queue as ProtoQueue,
 } from './gen/inboxd/v1/queues.js';
 import { InboxdError, Code } from './errors.js';
@@ -20,6 +24,66 @@ export interface QueueConfig {
   retryBackoff?: boolean;
   retryDelayMax?: Duration;
   ackedRetention?: Duration;
+  /** Messages sent without an expiry expire this long after sending (unset: never). */
+  messageTtl?: Duration;
+  /** How long a dedup key (or payload hash) is remembered (default 5m). */
+  dedupWindow?: Duration;
+  /** Deduplicate on the sha256 of the payload within dedupWindow. */
+  contentDedup?: boolean;
+  /** Most messages waiting (0 or unset: unbounded)… */
+  maxDepth?: number;
+  /** …and what a send to a full queue does (default 'reject': RESOURCE_EXHAUSTED). */
+  overflow?: Overflow;
+}
+
+export type Overflow = 'reject' | 'drop_oldest' | 'drop_newest';
+
+const OVERFLOW: Record<Overflow, OverflowPolicy> = {
+  reject: OverflowPolicy.OVERFLOW_POLICY_REJECT,
+  drop_oldest: OverflowPolicy.OVERFLOW_POLICY_DROP_OLDEST,
+  drop_newest: OverflowPolicy.OVERFLOW_POLICY_DROP_NEWEST,
+};
+const overflowOf = (p: OverflowPolicy | undefined): Overflow =>
+  p === OverflowPolicy.OVERFLOW_POLICY_DROP_OLDEST ? 'drop_oldest' : p === OverflowPolicy.OVERFLOW_POLICY_DROP_NEWEST ? 'drop_newest' : 'reject';
+
+/** QueueConfig's fields by their proto names, for UpdateQueue's mask. */
+const PROTO_NAME: Record<keyof QueueConfig, string> = {
+  visibilityTimeout: 'visibility_timeout',
+  maxAttempts: 'max_attempts',
+  deadLetterQueue: 'dead_letter_queue',
+  retryDelay: 'retry_delay',
+  retryBackoff: 'retry_backoff',
+  retryDelayMax: 'retry_delay_max',
+  ackedRetention: 'acked_retention',
+  messageTtl: 'message_ttl',
+  dedupWindow: 'dedup_window',
+  contentDedup: 'content_dedup',
+  maxDepth: 'max_depth',
+  overflow: 'overflow',
+};
+
+function toProtoConfig(config: QueueConfig): ProtoQueueConfig {
+  return ProtoQueueConfig.fromPartial({
+    visibilityTimeout: opt(config.visibilityTimeout),
+    maxAttempts: config.maxAttempts ?? 0,
+    deadLetterQueue: config.deadLetterQueue ?? '',
+    retryDelay: opt(config.retryDelay),
+    retryBackoff: config.retryBackoff ?? false,
+    retryDelayMax: opt(config.retryDelayMax),
+    ackedRetention: opt(config.ackedRetention),
+    messageTtl: opt(config.messageTtl),
+    dedupWindow: opt(config.dedupWindow),
+    contentDedup: config.contentDedup ?? false,
+    maxDepth: String(config.maxDepth ?? 0),
+    overflow: config.overflow ? OVERFLOW[config.overflow] : OverflowPolicy.OVERFLOW_POLICY_UNSPECIFIED,
+  });
+}
+
+/** What a redrive did. */
+export interface RedriveResult {
+  redriven: number;
+  /** Messages left where they were, and why (code NOT_FOUND or FAILED_PRECONDITION). */
+  failed: { messageId: string; code: Code; message: string }[];
 }
 
 /** A queue as the server describes it, durations in milliseconds. */
@@ -32,6 +96,11 @@ export interface QueueInfo {
   retryBackoff: boolean;
   retryDelayMaxMs: number;
   ackedRetentionMs: number;
+  messageTtlMs: number;
+  dedupWindowMs: number;
+  contentDedup: boolean;
+  maxDepth: number;
+  overflow: Overflow;
   createdAt?: Date;
 }
 
@@ -44,6 +113,12 @@ export interface QueueStats {
   deadLettered: number;
   acked: number;
   oldestAgeMs: number;
+  /** Since the queue was created. */
+  expired: number;
+  dropped: number;
+  /** Per second, over the last minute. */
+  sendRate: number;
+  ackRate: number;
 }
 
 function toInfo(q: ProtoQueue | undefined): QueueInfo {
@@ -57,6 +132,11 @@ function toInfo(q: ProtoQueue | undefined): QueueInfo {
     retryBackoff: c?.retryBackoff ?? false,
     retryDelayMaxMs: fromProto(c?.retryDelayMax),
     ackedRetentionMs: fromProto(c?.ackedRetention),
+    messageTtlMs: fromProto(c?.messageTtl),
+    dedupWindowMs: fromProto(c?.dedupWindow),
+    contentDedup: c?.contentDedup ?? false,
+    maxDepth: Number(c?.maxDepth ?? 0),
+    overflow: overflowOf(c?.overflow),
     createdAt: q?.createdAt,
   };
 }
@@ -68,19 +148,25 @@ export class QueueAdmin {
   constructor(private readonly rpc: Rpc) {}
 
   async create(name: string, config: QueueConfig = {}, options?: CallOptions): Promise<QueueInfo> {
-    const req = CreateQueueRequest.fromPartial({
-      name,
-      config: {
-        visibilityTimeout: opt(config.visibilityTimeout),
-        maxAttempts: config.maxAttempts ?? 0,
-        deadLetterQueue: config.deadLetterQueue ?? '',
-        retryDelay: opt(config.retryDelay),
-        retryBackoff: config.retryBackoff ?? false,
-        retryDelayMax: opt(config.retryDelayMax),
-        ackedRetention: opt(config.ackedRetention),
-      },
-    });
+    const req = CreateQueueRequest.fromPartial({ name, config: toProtoConfig(config) });
     return toInfo((await this.rpc.call(c => [c.queues, c.queues.createQueue], req, options)).queue);
+  }
+
+  /** Changes the settings given (others keep their values); returns the queue as it now is. */
+  async update(name: string, config: QueueConfig, options?: CallOptions): Promise<QueueInfo> {
+    const fields = (Object.keys(config) as (keyof QueueConfig)[]).filter(k => config[k] !== undefined);
+    const req = UpdateQueueRequest.fromPartial({ name, config: toProtoConfig(config), updateMask: fields.map(f => PROTO_NAME[f]) });
+    return toInfo((await this.rpc.call(c => [c.queues, c.queues.updateQueue], req, options)).queue);
+  }
+
+  /**
+   * Moves dead-lettered messages from dead-letter queue `queue` back to the queues they failed in
+   * (or to `destination`): all (up to `limit`, default 1000) or those with the given ids.
+   */
+  async redrive(queue: string, opts: { ids?: string[]; destination?: string; limit?: number } = {}, options?: CallOptions): Promise<RedriveResult> {
+    const req = RedriveRequest.fromPartial({ queue, messageIds: opts.ids ?? [], destination: opts.destination ?? '', limit: opts.limit ?? 0 });
+    const res = await this.rpc.call(c => [c.queues, c.queues.redrive], req, options);
+    return { redriven: Number(res.redriven), failed: res.failed.map(f => ({ messageId: f.messageId, code: f.code as Code, message: f.message })) };
   }
 
   /** Creates the queue unless it exists; either way returns it. */
@@ -127,6 +213,10 @@ export class QueueAdmin {
       deadLettered: Number(s?.deadLettered ?? 0),
       acked: Number(s?.acked ?? 0),
       oldestAgeMs: fromProto(s?.oldestAge),
+      expired: Number(s?.expired ?? 0),
+      dropped: Number(s?.dropped ?? 0),
+      sendRate: s?.sendRate ?? 0,
+      ackRate: s?.ackRate ?? 0,
     };
   }
 }

@@ -9,10 +9,25 @@ export type Replier = (queue: string, payload: Payload, options: SendOptions) =>
 /** Options of a reply: those of a send, but its correlation id is the request's. */
 export type ReplyOptions = Omit<SendOptions, 'correlationId'>;
 
+/** How a nack returns a message. */
+export interface NackOptions {
+  /** Deliver again no sooner than this (unset: the queue's retry delay and backoff). */
+  delay?: Duration;
+  /** Straight to the dead-letter queue, whatever attempts remain (no delay). */
+  deadLetter?: boolean;
+  /** Why it failed: kept as the message's last_error (at most 1000 characters). */
+  error?: string;
+}
+
+/** A nack's argument: a delay, or options. */
+export function nackOptions(arg: Duration | NackOptions | undefined): NackOptions {
+  return arg === undefined ? {} : typeof arg === 'object' ? arg : { delay: arg };
+}
+
 /** How a received message settles: through the stream it came on, or through unary calls. */
 export interface Settler {
   ack(m: ReceivedMessage): Promise<void>;
-  nack(m: ReceivedMessage, delay?: Duration): Promise<void>;
+  nack(m: ReceivedMessage, options: NackOptions): Promise<void>;
   extend(m: ReceivedMessage, by?: Duration): Promise<Date>;
 }
 
@@ -80,9 +95,12 @@ export class ReceivedMessage {
     return (this.settlement ??= this.settler.ack(this));
   }
 
-  /** Not done: deliver again after `delay` (unset: the queue's retry delay). */
-  nack(delay?: Duration): Promise<void> {
-    return (this.settlement ??= this.settler.nack(this, delay));
+  /**
+   * Not done: deliver again after `delay` (unset: the queue's retry delay), or with
+   * `{ deadLetter: true, error }` send it straight to the dead-letter queue.
+   */
+  nack(arg?: Duration | NackOptions): Promise<void> {
+    return (this.settlement ??= this.settler.nack(this, nackOptions(arg)));
   }
 
   /**

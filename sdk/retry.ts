@@ -3,8 +3,15 @@ import { InboxdError, cancelled } from './errors.js';
 import { toMs } from './durations.js';
 import type { RetryOptions, RetryBudgetOptions } from './default-options.js';
 
-/** Statuses worth another attempt: the server was unreachable, overloaded, slow, or in a conflict. */
-export const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.DEADLINE_EXCEEDED, status.ABORTED]);
+/**
+ * Statuses worth another attempt of a call: the server was unreachable, slow, or in a conflict.
+ * Not RESOURCE_EXHAUSTED: inboxd answers it for a full queue (max_depth, overflow REJECT) and a
+ * message over the size limit, which an immediate retry does not change; the caller decides.
+ */
+export const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED]);
+
+/** Statuses after which a subscription reconnects (with backoff) rather than failing. */
+export const STREAM_RETRYABLE = new Set<status>([...RETRYABLE, status.RESOURCE_EXHAUSTED]);
 
 /**
  * Client-wide retry throttling, as gRPC specifies it: each failed attempt costs a token, each

@@ -3,7 +3,7 @@ import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { SubscribeRequest, type SubscribeResponse, type SettleResults } from './gen/inboxd/v1/inbox.js';
 import { InboxdError, Code } from './errors.js';
 import { toMs, toProto, type Duration } from './durations.js';
-import { backoffMs, RETRYABLE } from './retry.js';
+import { backoffMs, STREAM_RETRYABLE } from './retry.js';
 import { ReceivedMessage, type Settler, type Replier } from './received-message.js';
 import type { SubscriberOptions, RetryOptions } from './default-options.js';
 import type { ChannelPool } from './channel-pool.js';
@@ -24,6 +24,8 @@ interface Waiter {
   token: string;
   delayMs?: number;
   extendMs?: number;
+  deadLetter?: boolean;
+  error?: string;
   resolve: (expiresAt?: Date) => void;
   reject: (e: unknown) => void;
   /** Written on a stream that then died: its outcome is unknown, so it is sent again. */
@@ -31,7 +33,7 @@ interface Waiter {
 }
 
 /** Statuses that end a subscription instead of reconnecting: retrying cannot help. */
-const FATAL = (code: Code) => !RETRYABLE.has(code) && code !== Code.CANCELLED && code !== Code.INTERNAL && code !== Code.UNKNOWN;
+const FATAL = (code: Code) => !STREAM_RETRYABLE.has(code) && code !== Code.CANCELLED && code !== Code.INTERNAL && code !== Code.UNKNOWN;
 
 /**
  * A streaming subscription to one queue, over the Subscribe RPC.
@@ -82,8 +84,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.settler = {
       // Settled either way: a failed ack (a stale lease) means the message is no longer ours.
       ack: m => this.settle('ack', m.leaseToken).then(() => undefined).finally(() => this.forget(m.leaseToken)),
-      nack: (m, delay) =>
-        this.settle('nack', m.leaseToken, { delayMs: delay === undefined ? undefined : toMs(delay) })
+      nack: (m, o) =>
+        this.settle('nack', m.leaseToken, { delayMs: o.delay === undefined ? undefined : toMs(o.delay), deadLetter: o.deadLetter, error: o.error })
           .then(() => undefined)
           .finally(() => this.forget(m.leaseToken)),
       extend: async (m, by) => (await this.settle('extend', m.leaseToken, { extendMs: by === undefined ? undefined : toMs(by) }))!,
@@ -210,7 +212,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.finishIfIdle();
   }
 
-  private settle(kind: Kind, token: string, extra: { delayMs?: number; extendMs?: number } = {}): Promise<Date | undefined> {
+  private settle(kind: Kind, token: string, extra: { delayMs?: number; extendMs?: number; deadLetter?: boolean; error?: string } = {}): Promise<Date | undefined> {
     if (this.stopped) return Promise.reject(new InboxdError(Code.FAILED_PRECONDITION, 'subscription is closed'));
     return new Promise((resolve, reject) => {
       this.queued.push({ kind, token, ...extra, resolve, reject });
@@ -237,11 +239,11 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     const batch = this.queued.splice(0);
     const groups = new Map<string, Waiter[]>();
     for (const w of batch) {
-      const key = `${w.kind}:${w.delayMs ?? ''}:${w.extendMs ?? ''}`;
+      const key = `${w.kind}:${w.delayMs ?? ''}:${w.extendMs ?? ''}:${w.deadLetter ? 1 : 0}:${w.error ?? ''}`;
       (groups.get(key) ?? groups.set(key, []).get(key)!).push(w);
     }
     for (const ws of groups.values()) {
-      const { kind, delayMs, extendMs } = ws[0];
+      const { kind, delayMs, extendMs, deadLetter, error } = ws[0];
       const tokens = ws.map(w => w.token);
       for (const w of ws) (this.sent.get(w.token) ?? this.sent.set(w.token, []).get(w.token)!).push(w);
       stream.write(
@@ -249,7 +251,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
           kind === 'ack'
             ? { ackLeaseTokens: tokens }
             : kind === 'nack'
-              ? { nackLeaseTokens: tokens, nackDelay: delayMs === undefined ? undefined : toProto(delayMs) }
+              ? { nackLeaseTokens: tokens, nackDelay: delayMs === undefined ? undefined : toProto(delayMs), nackDeadLetter: deadLetter ?? false, nackError: error ?? '' }
               : { extendLeaseTokens: tokens, extendVisibilityTimeout: extendMs === undefined ? undefined : toProto(extendMs) },
         ),
       );

@@ -13,10 +13,6 @@ export interface InboxServiceOptions {
   maxMessageBytes: number;
 }
 
-const unimplemented = (what: string) => async (): Promise<never> => {
-  throw new InboxdError(status.UNIMPLEMENTED, `${what} is not implemented yet`);
-};
-
 /** Unary settle calls are all or nothing in their answer: any stale token fails the call. */
 function throwIfStale(outcomes: TokenOutcome[], verb: string): void {
   const bad = outcomes.filter(o => !o.ok);

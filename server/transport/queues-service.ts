@@ -3,8 +3,6 @@ import type { QueueCore } from '../queue/core.js';
 import type { QueueInfo } from '../queue/queue-registry.js';
 import { QUEUE_DEFAULTS, overflowFromProto, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';
 import { invalid } from '../errors.js';
-import { status } from '@grpc/grpc-js';
-import { InboxdError } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
 import { topicAdminHandlers } from './topics-service.js';
@@ -73,11 +71,6 @@ export function withUpdates(current: QueueConfig, update: QueueConfig, mask: str
 }
 
 const snake = (s: string) => s.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`);
-
-/** Transitional: answers UNIMPLEMENTED until the handler lands (issue 5, in progress). */
-const unimplemented = (what: string) => async () => {
-  throw new InboxdError(status.UNIMPLEMENTED, `${what} is not implemented yet`);
-};
 
 function toQueue(q: QueueInfo): Queue {
   return { name: q.name, config: toProtoConfig(q.config), createdAt: q.createdAt };
