@@ -49,7 +49,8 @@ export async function startBenchPostgres(prefix = 'inboxd-bench-pg-'): Promise<B
       password: 'postgres',
       persistent: false,
       createPostgresUser: process.getuid?.() === 0,
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+      // BENCH_PG_FLAGS adds server flags, e.g. "-c shared_preload_libraries=pg_stat_statements" to profile SQL.
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', ...(process.env.BENCH_PG_FLAGS?.split(/\s+/).filter(Boolean) ?? [])],
       onLog: () => {},
       onError: m => console.error(String(m)),
     });

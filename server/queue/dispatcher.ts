@@ -16,6 +16,8 @@ interface QueueState {
 export interface DispatcherOptions {
   /** Most messages leased in one fetch. */
   maxBatch: number;
+  /** Fetches one queue's pump runs at once (for several subscribers, or one with credit for more than a batch). */
+  parallelFetches: number;
   /** Look this often, for all queues whose subscribers have credit, for messages no wake-up
    *  announced (a notification lost with a connection, a due time nobody here was told of). */
   pollIntervalMs: number;
@@ -95,22 +97,34 @@ export class Dispatcher {
   private async run(queue: string, q: QueueState): Promise<void> {
     do {
       q.again = false;
-      let drained = false;
-      for (let turn = 0; turn < q.subs.length && !drained && !this.stopped; turn++) {
-        const sub = q.subs[(q.next + turn) % q.subs.length];
-        const credit = sub.credit();
-        if (credit === 0) continue;
-        const deliveries = await this.store.lease(queue, Math.min(credit, this.opts.maxBatch), sub.leaseSec);
-        if (sub.closed) {
-          // The stream went away while we leased for it: give the messages straight back.
-          await this.store.nack(deliveries.map(d => d.leaseToken), 0, 'subscriber gone');
-        } else if (deliveries.length > 0) {
-          sub.deliver(deliveries);
-        }
-        if (deliveries.length < Math.min(credit, this.opts.maxBatch)) drained = true;
-        else q.again = true;
+      // Plan a round: fetches of up to maxBatch, handed to subscribers in turn from q.next while
+      // they have credit, at most parallelFetches of them, run at once (SKIP LOCKED keeps them
+      // apart). One serial fetch at a time left the database idle between fetches.
+      const plan: { sub: Subscription; n: number }[] = [];
+      const left = new Map(q.subs.map(s => [s, s.credit()]));
+      for (let i = 0; plan.length < this.opts.parallelFetches && i < q.subs.length * this.opts.parallelFetches; i++) {
+        const sub = q.subs[(q.next + i) % q.subs.length];
+        const n = Math.min(left.get(sub)!, this.opts.maxBatch);
+        if (n === 0) continue;
+        left.set(sub, left.get(sub)! - n);
+        plan.push({ sub, n });
       }
       q.next = (q.next + 1) % Math.max(1, q.subs.length);
+      if (plan.length === 0 || this.stopped) return;
+      const full = await Promise.all(
+        plan.map(async ({ sub, n }) => {
+          const deliveries = await this.store.lease(queue, n, sub.leaseSec);
+          if (sub.closed) {
+            // The stream went away while we leased for it: give the messages straight back.
+            if (deliveries.length > 0) await this.store.nack(deliveries.map(d => d.leaseToken), 0, 'subscriber gone');
+          } else if (deliveries.length > 0) {
+            sub.deliver(deliveries);
+          }
+          return deliveries.length === n;
+        }),
+      );
+      // Every fetch came back full: the queue may hold more.
+      if (full.every(Boolean)) q.again = true;
     } while (q.again && !this.stopped);
   }
 
