@@ -293,9 +293,13 @@ describe('inboxd CLI', () => {
       expect(redrive.stderr).toContain('dlq redrive is not supported by this server yet');
     } else {
       expect(list.code).toBe(0);
-      expect(list.stdout).toContain('doomed');
-      expect(redrive.code).toBe(0);
-      expect(redrive.stdout).toMatch(/^redriven 1\n/);
+      expect(list.stdout).toMatch(/^ID\s+STATE\s+FROM QUEUE\s+ATTEMPTS\s+LAST ERROR\s+CREATED\s+PAYLOAD$/m);
+      expect(list.stdout).toMatch(/\s+cli-work\s+1\s+.*doomed$/m);
+      expect(redrive).toMatchObject({ code: 0, stdout: 'redriven 1\n' });
+      // Back in the queue it failed in, with fresh attempts; the dead-letter queue is empty.
+      expect(json<any[]>((await cli(['queues', 'stats', 'cli-work', '--json'])).stdout)[0]).toMatchObject({ ready: 1 });
+      expect(json<any[]>((await cli(['dlq', 'list', 'cli-dead', '--json'])).stdout).filter(m => m.state === 'queued')).toEqual([]);
+      expect((await cli(['dlq', 'redrive', 'no-such-dlq'])).code).toBe(4);
     }
   });
 
