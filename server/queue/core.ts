@@ -89,7 +89,7 @@ export class QueueCore {
     this.browser = new Browser(this.boss, schema, this.registry);
     this.store = new MessageStore(this.boss, schema, channel, this.leasePool);
     this.admission = new Admission(this.boss, schema, this.txPool);
-    this.wakeups = new Wakeups(this.opts.databaseUrl, channel, queue => this.store.nextDue(queue), this.log);
+    this.wakeups = new Wakeups(this.opts.databaseUrl, channel, queues => this.store.nextDue(queues), this.log);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
       this.inserted(queue, msgs),
@@ -125,8 +125,8 @@ export class QueueCore {
     this.wakeups.emit(queue);
     this.store
       .wake(queue)
-      .then(() => this.store.nextDue(queue))
-      .then(ms => (ms !== undefined ? this.store.wake(queue, ms) : undefined))
+      .then(() => this.store.nextDue([queue]))
+      .then(due => (due.has(queue) ? this.store.wake(queue, due.get(queue)) : undefined))
       .catch(err => this.log.debug({ err }, 'notify failed'));
   }
 

@@ -164,10 +164,10 @@ export class MessageStore {
     return rows.map(r => ({ name: r.name as string, dueInMs: Number(r.dueInMs) }));
   }
 
-  /** In how many ms `queue`'s earliest message not yet due becomes due; undefined: none waits. */
-  async nextDue(queue: string): Promise<number | undefined> {
-    const { rows } = await this.exec(sql.nextDue(this.schema, queue));
-    return rows.length > 0 ? Number(rows[0].dueInMs) : undefined;
+  /** For those of `queues` holding a message not yet due: in how many ms the earliest is due. */
+  async nextDue(queues: string[]): Promise<Map<string, number>> {
+    const { rows } = await this.exec(sql.nextDue(this.schema, queues));
+    return new Map(rows.map(r => [r.name as string, Number(r.dueInMs)]));
   }
 
   /** Ends up to `limit` waiting messages past their expires_at; returns how many. */

@@ -180,13 +180,18 @@ export function queuesDue(schema: string, queues: string[]): Sql {
   };
 }
 
-/** In how many milliseconds `queue`'s earliest message not yet due becomes due (none: no row). */
-export function nextDue(schema: string, queue: string): Sql {
+/**
+ * For each of `queues` holding a message not yet due: in how many milliseconds the earliest
+ * becomes due. One statement for all of them, an index probe each (job_i14).
+ */
+export function nextDue(schema: string, queues: string[]): Sql {
   return {
-    text: `SELECT EXTRACT(EPOCH FROM (min(start_after) - ${schema}.job_now())) * 1000 AS "dueInMs"
-      FROM ${schema}.job WHERE name = $1 AND state < 'active' AND start_after > ${schema}.job_now()
-      HAVING min(start_after) IS NOT NULL`,
-    values: [queue],
+    text: `SELECT name, EXTRACT(EPOCH FROM (due - ${schema}.job_now())) * 1000 AS "dueInMs" FROM (
+        SELECT q.name, (SELECT min(j.start_after) FROM ${schema}.job j
+          WHERE j.name = q.name AND j.state < 'active' AND j.start_after > ${schema}.job_now()) AS due
+        FROM unnest($1::text[]) AS q(name)) d
+      WHERE due IS NOT NULL`,
+    values: [queues],
   };
 }
 

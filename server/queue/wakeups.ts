@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 
 type Listener = () => void;
 
-/** In how many ms a queue's earliest message not yet due becomes due; undefined: none waits. */
-export type NextDue = (queue: string) => Promise<number | undefined>;
+/** For those of `queues` holding a message not yet due: in how many ms the earliest is due. */
+export type NextDue = (queues: string[]) => Promise<Map<string, number>>;
 
 /** A due-time wake-up armed this much late, so the message is due when the pump looks. */
 const DUE_SLACK_MS = 2;
@@ -23,6 +23,8 @@ const DUE_SLACK_MS = 2;
 export class Wakeups {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly due = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  /** Queues whose next due time to look up, in one statement on the next turn. */
+  private toLookUp = new Set<string>();
   private client?: pg.Client;
   private closed = false;
   private reconnectTimer?: NodeJS.Timeout;
@@ -106,11 +108,21 @@ export class Wakeups {
     this.due.set(queue, { at, timer });
   }
 
+  /**
+   * Looks up when `queue` next has a message due, together with every other queue asking in the
+   * same turn: 10,000 subscriptions opening at once cost one statement, not 10,000.
+   */
   private lookUpDue(queue: string): void {
     if (this.closed) return;
-    this.nextDue(queue)
-      .then(ms => ms !== undefined && this.wakeIn(queue, ms))
-      .catch(err => this.log.debug({ err, queue }, 'due-time lookup failed; the ready-queue poll covers it'));
+    this.toLookUp.add(queue);
+    if (this.toLookUp.size > 1) return;
+    setImmediate(() => {
+      const queues = [...this.toLookUp];
+      this.toLookUp = new Set();
+      this.nextDue(queues)
+        .then(due => due.forEach((ms, q) => this.wakeIn(q, ms)))
+        .catch(err => this.log.debug({ err }, 'due-time lookup failed; the ready-queue poll covers it'));
+    });
   }
 
   /** Resolves on the next wake-up of `queue`, or after `ms`, or when `signal` aborts. */
