@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse, type LeaseResponse } from '../sdk/gen/inboxd/v1/inbox.js';
 import type { Message } from '../sdk/gen/inboxd/v1/message.js';
 import {
@@ -276,6 +276,22 @@ describe('deduplication', () => {
       expect(again.results[0]).toMatchObject({ id: first.results[0].id, duplicate: true });
     } finally {
       await s2.stop();
+    }
+  });
+
+  it('content hashes are the same when batches go to worker threads (threshold 1 byte): content_dedup still matches', async () => {
+    const workers = await startServer(databaseUrl, { hashWorkerThresholdBytes: 1 });
+    try {
+      const b = api(workers.clients);
+      const q = fresh('cdedup-workers');
+      await b.create(q, { contentDedup: true });
+      const first = await b.send([msg(q, 'hashed on a worker')]);
+      expect(first.results[0].contentHash).toBe(createHash('sha256').update('hashed on a worker').digest('hex'));
+      // Hashed on the main thread by the other server: the same key.
+      const again = await a.send([msg(q, 'hashed on a worker')]);
+      expect(again.results[0]).toMatchObject({ id: first.results[0].id, duplicate: true });
+    } finally {
+      await workers.stop();
     }
   });
 

@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Piscina } from 'piscina';
-import hashBatch from '../../workers/hash.js';
+import hashBatch, { encodeBatch } from '../../workers/hash.js';
 import { workerFile } from '../../server/queue/hasher.js';
-import { toStored } from '../../server/queue/codec.js';
 import { SETTINGS } from '../../server/config.js';
-import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
 import { rate, type Result } from '../lib/report.js';
 import type { Ctx } from '../lib/context.js';
 
@@ -18,36 +16,6 @@ export const CONCURRENT = 4;
 export const THREADS = 2;
 /** Time per payload size, mode and thread choice. */
 export const BUDGET_MS = { full: 1500, quick: 400 };
-
-/**
- * The codec work the server does on a Send batch, whole: content hashes (Hasher), the stored form
- * of each message (codec.ts toStored: base64 payload) and the JSON text pg-boss's insert sends to
- * Postgres (JSON.stringify of the rows). Exported so this module is also the Piscina worker for
- * the `codec` mode (`name: 'encodeBatch'`); it has no side effects on import.
- */
-export function encodeBatch(payloads: Uint8Array[]): string {
-  const hashes = hashBatch(payloads);
-  const now = Date.now();
-  const rows = payloads.map((payload, i) => {
-    // Only the fields a plain Send sets; the cast keeps this independent of optional fields the
-    // message type grows.
-    const m = {
-      id: `0190a1b2-c3d4-7e5f-8a9b-${String(i).padStart(12, '0')}`,
-      queue: 'bench',
-      payload: payload as Buffer, // toStored only reads it through Buffer.from and .length
-      contentType: 'application/octet-stream',
-      headers: {},
-      sender: '',
-      subject: '',
-      correlationId: '',
-      replyTo: '',
-      priority: 0,
-      contentHash: '',
-    } as Message;
-    return { id: m.id, data: toStored(m, hashes[i], 'bench', now), priority: 0 };
-  });
-  return JSON.stringify(rows);
-}
 
 export type Mode = 'hash' | 'codec';
 
@@ -123,38 +91,44 @@ function verdictOf(mode: Mode, rows: WorkersRow[], from: number | null, threshol
   const best = Math.max(...rows.map(r => r.worker_over_main));
   const lost = from === null ? undefined : [...rows].reverse().find(r => r.batch_bytes < from);
   const won = from === null ? '' : `workers win from ${formatBytes(from)} batches (${formatBytes(from / BATCH)} payloads × ${BATCH}${lost ? `; they lose at ${formatBytes(lost.batch_bytes)}` : ''})`;
-  if (mode === 'codec') {
-    // The server does toStored and the insert's JSON on the main thread, whatever the batch.
-    return from === null
-      ? `hash+encode: workers never win up to ${formatBytes(largest.batch_bytes)} batches (best ${best}× main); the server's main-thread encoding is right`
-      : `hash+encode: ${won}; the server encodes on the main thread at every size`;
+  if (mode === 'hash') {
+    return hashVerdict(rows, from, threshold, won, best, largest);
   }
+  // hash + base64: what else a worker could take on (pg-boss turns the rows into JSON on the main thread).
+  return from === null
+    ? `hash+base64: workers never win either (best ${best}× main): the stored form is built on the main thread`
+    : `hash+base64: ${won}; the server builds the stored form on the main thread at every size`;
+}
+
+function hashVerdict(rows: WorkersRow[], from: number | null, threshold: number, won: string, best: number, largest: WorkersRow): string {
   const atOrAbove = rows.find(r => r.batch_bytes >= threshold);
   const atDefault = atOrAbove ? ` (${atOrAbove.worker_over_main}× main at ${formatBytes(atOrAbove.batch_bytes)})` : '';
   if (from === null) {
     return (
-      `hashing: workers never win up to ${formatBytes(largest.batch_bytes)} batches (best ${best}× main); ` +
-      `the default threshold ${formatBytes(threshold)} offloads only batches that large${atDefault}, a throughput cost taken to keep the event loop free`
+      `hashing (what the server offloads): workers never win up to ${formatBytes(largest.batch_bytes)} batches (best ${best}× main); ` +
+      `the default threshold ${formatBytes(threshold)} is above the largest Send the default limits accept (4 MiB frames), so workers are off by default; ` +
+      `raising INBOXD_MAX_MESSAGE_BYTES brings batches that large${atDefault} to workers, a throughput cost taken to keep the event loop free`
     );
   }
   const rel =
     from === threshold
       ? `equals the default threshold ${formatBytes(threshold)}`
       : from < threshold
-        ? `is below the default threshold ${formatBytes(threshold)}: the default keeps batches on the main thread that workers win on`
-        : `is above the default threshold ${formatBytes(threshold)}: batches from there up to ${formatBytes(from)} may go to workers that lose on them`;
-  return `hashing: ${won}; that ${rel}`;
+        ? `is below the default threshold ${formatBytes(threshold)}${atDefault}: the default leaves batches from ${formatBytes(from)} on the main thread, where workers win by little`
+        : `is above the default threshold ${formatBytes(threshold)}: batches from there up to ${formatBytes(from)} go to workers that lose on them`;
+  return `hashing (what the server offloads): ${won}; that ${rel}`;
 }
 
 /**
  * Batches of `BATCH` payloads of each size, processed on the main thread vs on a Piscina pool of
  * `THREADS` threads with `CONCURRENT` batches in flight, for `budgetMs` per size, mode and side.
- * Modes: `hash`, what the server's Hasher offloads (workers/hash.ts); `codec`, the whole per-batch
- * codec work (encodeBatch above), what a worker could take on instead.
+ * Modes: `hash`, what the server's Hasher hands a worker past INBOXD_HASH_WORKER_THRESHOLD_BYTES
+ * (workers/hash.ts); `codec`, sha256 and base64 of each payload (encodeBatch), what else a worker
+ * could take on.
  */
 export async function measureWorkers(budgetMs: number, progress: (line: string) => void = () => {}): Promise<WorkersReport> {
   const hashPool = new Piscina({ filename: workerFile('hash'), minThreads: THREADS, maxThreads: THREADS });
-  const codecPool = new Piscina({ filename: import.meta.url, name: 'encodeBatch', minThreads: THREADS, maxThreads: THREADS });
+  const codecPool = new Piscina({ filename: workerFile('hash'), name: 'encodeBatch', minThreads: THREADS, maxThreads: THREADS });
   const rows: WorkersRow[] = [];
   try {
     await Promise.all([hashPool.run([new Uint8Array(1)]), codecPool.run([new Uint8Array(1)])]);

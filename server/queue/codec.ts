@@ -33,7 +33,8 @@ export interface OutgoingMessage {
  * full column set costs a date parse per timestamp per row, the hottest thing in a lease profile.
  */
 export function toStored(m: Message, hash: string, sender: string, enqueuedAt: number, expiresAt?: number): StoredMessage {
-  const s: StoredMessage = { p: Buffer.from(m.payload).toString('base64'), n: m.payload.length, hash, at: enqueuedAt };
+  const bytes = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength); // a view, not a copy
+  const s: StoredMessage = { p: bytes.toString('base64'), n: m.payload.length, hash, at: enqueuedAt };
   if (expiresAt !== undefined) s.ex = expiresAt;
   if (m.dedupKey) s.dk = m.dedupKey;
   if (m.priority) s.pr = m.priority;

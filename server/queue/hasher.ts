@@ -5,8 +5,9 @@ import hashBatch from '../../workers/hash.js';
  * Content hashes for a batch of payloads. `npm run bench:workers` shows sha256 on the main thread
  * (OpenSSL, ~1.5 GB/s here) beating a Piscina round trip at every size from 64 B to 16 MiB
  * batches: copying the payloads to the worker costs more than hashing them. So batches hash on the
- * calling thread, and only batches of at least `workerThresholdBytes` (default 8 MiB, ~6 ms of
- * event-loop time) go to a worker pool, created on first use, to keep other calls moving.
+ * calling thread, and only batches of at least `workerThresholdBytes` go to a worker pool, created
+ * on first use, to keep other calls moving. The default, 8 MiB, is above the largest Send the
+ * default limits accept (4 MiB frames): workers are off unless max-message-bytes is raised.
  */
 export class Hasher {
   private pool?: Piscina;
