@@ -183,7 +183,9 @@ function thresholdCheck(report: WorkersReport): string {
   const hash = report.rows.filter(r => r.mode === 'hash');
   const atOrAbove = hash.find(r => r.batch_bytes >= threshold);
   const there = atOrAbove ? ` (${atOrAbove.worker_over_main}× main at ${formatBytes(atOrAbove.batch_bytes)})` : '';
-  if (from === null) return `workers never win at hashing; the ${formatBytes(threshold)} default offloads only batches where they lose${there}, for the event loop's sake`;
+  if (from === null) {
+    return `workers never win at hashing: the ${formatBytes(threshold)} default is above the largest Send default limits accept (4 MiB frames), so workers are off unless max-message-bytes is raised (then they lose${there}, for the event loop's sake)`;
+  }
   if (from === threshold) return `measured = default ${formatBytes(threshold)}`;
   return from < threshold ? `measured ${formatBytes(from)} < default ${formatBytes(threshold)}: the default could be lower` : `measured ${formatBytes(from)} > default ${formatBytes(threshold)}: the default offloads too early${there}`;
 }
