@@ -30,6 +30,25 @@ export interface SendOptions {
   dedupKey?: string;
 }
 
+/** The Message a send (or a publish, with queue '') carries: payload and options, the id chosen here. */
+export function buildMessage(queue: string, payload: Payload, options: SendOptions = {}): Message {
+  const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  return Message.fromPartial({
+    id: options.id ?? randomUUID(),
+    queue,
+    payload: bytes,
+    contentType: options.contentType ?? (typeof payload === 'string' ? 'text/plain; charset=utf-8' : ''),
+    headers: options.headers ?? {},
+    subject: options.subject ?? '',
+    correlationId: options.correlationId ?? '',
+    replyTo: options.replyTo ?? '',
+    priority: options.priority ?? 0,
+    deliverAt: options.deliverAt ?? (options.delay !== undefined ? new Date(Date.now() + toMs(options.delay)) : undefined),
+    expiresAt: options.expiresAt ?? (options.ttl !== undefined ? new Date(Date.now() + toMs(options.ttl)) : undefined),
+    dedupKey: options.dedupKey ?? '',
+  });
+}
+
 interface Item {
   message: Message;
   bytes: number;
@@ -64,21 +83,8 @@ export class Publisher {
   /** Queues a message; resolves with its id once the server has stored it. */
   async send(queue: string, payload: Payload, options: SendOptions = {}): Promise<string> {
     if (this.closed) throw new InboxdError(Code.FAILED_PRECONDITION, 'publisher is closed');
-    const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    const message = Message.fromPartial({
-      id: options.id ?? randomUUID(),
-      queue,
-      payload: bytes,
-      contentType: options.contentType ?? (typeof payload === 'string' ? 'text/plain; charset=utf-8' : ''),
-      headers: options.headers ?? {},
-      subject: options.subject ?? '',
-      correlationId: options.correlationId ?? '',
-      replyTo: options.replyTo ?? '',
-      priority: options.priority ?? 0,
-      deliverAt: options.deliverAt ?? (options.delay !== undefined ? new Date(Date.now() + toMs(options.delay)) : undefined),
-      expiresAt: options.expiresAt ?? (options.ttl !== undefined ? new Date(Date.now() + toMs(options.ttl)) : undefined),
-      dedupKey: options.dedupKey ?? '',
-    });
+    const message = buildMessage(queue, payload, options);
+    const bytes = message.payload;
     // Counted before waiting for room: a flush() called right after send() waits for this message.
     this.accepted++;
     // Into the batch synchronously when there is room, so sends made in one tick share a batch

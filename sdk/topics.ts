@@ -1,9 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { Message } from './gen/inboxd/v1/message.js';
 import { PublishRequest } from './gen/inboxd/v1/inbox.js';
 import { AddTopicSubscriptionRequest, RemoveTopicSubscriptionRequest, ListTopicsRequest } from './gen/inboxd/v1/queues.js';
-import { toMs } from './durations.js';
-import type { Payload, SendOptions } from './publisher.js';
+import { buildMessage, type Payload, type SendOptions } from './publisher.js';
 import type { CallOptions, Rpc } from './rpc.js';
 
 /** A topic and the queues subscribed to it. */
@@ -22,27 +19,6 @@ export interface PublishedCopy {
   duplicate: boolean;
   /** sha256 of the payload (hex). */
   contentHash: string;
-}
-
-/** A Message from a payload and send options: what Publisher.send builds, without a queue. */
-export function buildMessage(queue: string, payload: Payload, options: SendOptions = {}): Message {
-  const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  // Message fields SendOptions may carry beyond those named here pass through as they are.
-  const more = options as { expiresAt?: Date; dedupKey?: string };
-  return Message.fromPartial({
-    id: options.id ?? randomUUID(),
-    queue,
-    payload: bytes,
-    contentType: options.contentType ?? (typeof payload === 'string' ? 'text/plain; charset=utf-8' : ''),
-    headers: options.headers ?? {},
-    subject: options.subject ?? '',
-    correlationId: options.correlationId ?? '',
-    replyTo: options.replyTo ?? '',
-    priority: options.priority ?? 0,
-    deliverAt: options.deliverAt ?? (options.delay !== undefined ? new Date(Date.now() + toMs(options.delay)) : undefined),
-    expiresAt: more.expiresAt,
-    dedupKey: more.dedupKey ?? '',
-  });
 }
 
 /**
