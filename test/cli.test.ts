@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, credentials, Metadata, status } from '@grpc/grpc-js';
 import { createDatabase, spawnServer, ROOT, type ServerProcess } from './support/harness.js';
 import { freePort } from './support/net.js';
 import { runCli } from './support/cli.js';
@@ -96,8 +95,14 @@ describe('inboxd CLI', () => {
     const created = await cli(['queues', 'create', 'cli-q', '--max-attempts', '3', '--visibility-timeout', '45s', '--retry-delay', '2s']);
     expect(created.code).toBe(0);
     const [header, row] = created.stdout.trim().split('\n');
-    expect(header).toMatch(/^NAME\s+VISIBILITY\s+MAX ATTEMPTS\s+DEAD LETTER QUEUE\s+RETRY DELAY\s+ACKED RETENTION\s+CREATED$/);
-    expect(row).toMatch(/^cli-q\s+45s\s+3\s+-\s+2s\s+1h\s+\d{4}-\d\d-\d\dT/);
+    expect(header).toMatch(/^NAME\s+VISIBILITY\s+MAX ATTEMPTS\s+DEAD LETTER QUEUE\s+RETRY DELAY\s+ACKED RETENTION\s+TTL\s+MAX DEPTH\s+DEDUP\s+CREATED$/);
+    expect(row).toMatch(/^cli-q\s+45s\s+3\s+-\s+2s\s+1h\s+-\s+-\s+5m\s+\d{4}-\d\d-\d\dT/);
+    const bounded = await cli(['queues', 'create', 'cli-bounded', '--max-depth', '10', '--overflow', 'drop_oldest', '--message-ttl', '10m', '--content-dedup', '--json']);
+    expect(bounded.code).toBe(0);
+    expect(json(bounded.stdout)).toMatchObject({ maxDepth: 10, overflow: 'drop_oldest', messageTtlMs: 600_000, contentDedup: true });
+    const badOverflow = await cli(['queues', 'create', 'cli-bad', '--overflow', 'sometimes']);
+    expect(badOverflow.code).toBe(2);
+    expect(badOverflow.stderr).toContain('expected reject, drop_oldest or drop_newest');
 
     const again = await cli(['queues', 'create', 'cli-q']);
     expect(again).toMatchObject({ code: 1, stdout: '' });
@@ -128,8 +133,8 @@ describe('inboxd CLI', () => {
     expect((await cli(['send', 'cli-q', 'two'])).code).toBe(0);
     const stats = await cli(['queues', 'stats', 'cli-q']);
     expect(stats.code).toBe(0);
-    expect(stats.stdout).toMatch(/^QUEUE\s+DEPTH\s+READY\s+DELAYED\s+LEASED\s+DEAD-LETTERED\s+ACKED\s+OLDEST$/m);
-    expect(stats.stdout).toMatch(/^cli-q\s+2\s+2\s+0\s+0\s+0\s+0\s+\d+s$/m);
+    expect(stats.stdout).toMatch(/^QUEUE\s+DEPTH\s+READY\s+DELAYED\s+LEASED\s+DEAD-LETTERED\s+ACKED\s+OLDEST\s+EXPIRED\s+DROPPED\s+SENT\/S\s+ACKED\/S$/m);
+    expect(stats.stdout).toMatch(/^cli-q\s+2\s+2\s+0\s+0\s+0\s+0\s+\d+s\s+0\s+0\s+0\.03\s+0\.00$/m);
     const statsJson = json<{ queue: string; depth: number }[]>((await cli(['queues', 'stats', '--json'])).stdout);
     expect(statsJson.find(s => s.queue === 'cli-q')).toMatchObject({ depth: 2, ready: 2 });
     expect(statsJson.find(s => s.queue === 'cli-q2')).toMatchObject({ depth: 0 });
@@ -276,31 +281,25 @@ describe('inboxd CLI', () => {
     const leased = json<any[]>((await cli(['lease', 'cli-work', '--json'])).stdout);
     expect(json((await cli(['nack', leased[0].leaseToken, '--json'])).stdout)).toEqual({ requeued: 0, deadLettered: 1 });
 
-    // Does this server implement ListMessages (issue 5)? Ask it directly.
-    const probe = new Client(server.address, credentials.createInsecure());
-    const implemented = await new Promise<boolean>(resolve =>
-      probe.makeUnaryRequest('/inboxd.v1.Inbox/ListMessages', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new Metadata(), (err: { code?: number } | null) =>
-        resolve(err?.code !== status.UNIMPLEMENTED),
-      ),
-    );
-    probe.close();
-
     const [list, redrive] = [await cli(['dlq', 'list', 'cli-dead']), await cli(['dlq', 'redrive', 'cli-dead'])];
-    if (!implemented) {
-      expect(list.code).toBe(1);
-      expect(list.stderr).toContain('dlq list is not supported by this server yet');
-      expect(redrive.code).toBe(1);
-      expect(redrive.stderr).toContain('dlq redrive is not supported by this server yet');
-    } else {
-      expect(list.code).toBe(0);
-      expect(list.stdout).toMatch(/^ID\s+STATE\s+FROM QUEUE\s+ATTEMPTS\s+LAST ERROR\s+CREATED\s+PAYLOAD$/m);
-      expect(list.stdout).toMatch(/\s+cli-work\s+1\s+.*doomed$/m);
-      expect(redrive).toMatchObject({ code: 0, stdout: 'redriven 1\n' });
-      // Back in the queue it failed in, with fresh attempts; the dead-letter queue is empty.
-      expect(json<any[]>((await cli(['queues', 'stats', 'cli-work', '--json'])).stdout)[0]).toMatchObject({ ready: 1 });
-      expect(json<any[]>((await cli(['dlq', 'list', 'cli-dead', '--json'])).stdout).filter(m => m.state === 'queued')).toEqual([]);
-      expect((await cli(['dlq', 'redrive', 'no-such-dlq'])).code).toBe(4);
-    }
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^ID\s+STATE\s+FROM QUEUE\s+ATTEMPTS\s+LAST ERROR\s+CREATED\s+PAYLOAD$/m);
+    expect(list.stdout).toMatch(/\s+cli-work\s+1\s+.*doomed$/m);
+    expect(redrive).toMatchObject({ code: 0, stdout: 'redriven 1\n' });
+    // Back in the queue it failed in, with fresh attempts; the dead-letter queue is empty.
+    expect(json<any[]>((await cli(['queues', 'stats', 'cli-work', '--json'])).stdout)[0]).toMatchObject({ ready: 1 });
+    expect(json<any[]>((await cli(['dlq', 'list', 'cli-dead', '--json'])).stdout).filter(m => m.state === 'queued')).toEqual([]);
+    expect((await cli(['dlq', 'redrive', 'no-such-dlq'])).code).toBe(4);
+
+    // nack --dead-letter --error: straight there with attempts to spare, the error kept.
+    const again = json<any[]>((await cli(['lease', 'cli-work', '--json'])).stdout);
+    await cli(['queues', 'create', 'cli-work2', '--max-attempts', '9', '--dead-letter-queue', 'cli-dead']);
+    await cli(['send', 'cli-work2', 'poison']);
+    const poison = json<any[]>((await cli(['lease', 'cli-work2', '--json'])).stdout);
+    expect(json((await cli(['nack', poison[0].leaseToken, '--dead-letter', '--error', 'schema v3 unsupported', '--json'])).stdout)).toEqual({ requeued: 0, deadLettered: 1 });
+    const dead = await cli(['dlq', 'list', 'cli-dead']);
+    expect(dead.stdout).toMatch(/\s+cli-work2\s+1\s+schema v3 unsupported\s+.*poison$/m);
+    await cli(['ack', again[0].leaseToken]);
   });
 
   it('serve: runs the server with its settings as flags; a bad one exits 2 naming it', async () => {

@@ -65,10 +65,12 @@ export function messageCommands(): Command[] {
     new Command('nack')
       .description('nack leased messages: back to the queue for another attempt (dead-lettered on their last)')
       .argument('<lease-tokens...>', 'lease tokens, as lease printed them')
-      .option('--delay <duration>', "deliver again no sooner than this (default: the queue's retry delay)", parseDuration),
-  ).action(async (tokens: string[], o: ClientFlags & { delay?: number }) =>
+      .option('--delay <duration>', "deliver again no sooner than this (default: the queue's retry delay)", parseDuration)
+      .option('--dead-letter', 'straight to the dead-letter queue, whatever attempts remain')
+      .option('--error <text>', "why they failed: kept as the messages' last error"),
+  ).action(async (tokens: string[], o: ClientFlags & { delay?: number; deadLetter?: boolean; error?: string }) =>
     withClient(o, async (client, out) => {
-      const r = await client.nack(tokens, o.delay);
+      const r = await client.nack(tokens, { delay: o.delay, deadLetter: o.deadLetter, error: o.error });
       print(out, r, () => `requeued ${r.requeued}, dead-lettered ${r.deadLettered}\n`);
     }),
   );

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import type { QueueInfo, QueueStats, QueueConfig } from '../../sdk/index.js';
+import { InvalidArgumentError } from 'commander';
+import type { QueueInfo, QueueStats, QueueConfig, Overflow } from '../../sdk/index.js';
 import { withClient, withClientOptions, parseDuration, parseCount, type ClientFlags } from '../client.js';
 import { print, table, formatDuration, formatAge } from '../output.js';
 
@@ -11,8 +12,16 @@ const infoTable = (qs: QueueInfo[]) =>
     { header: 'DEAD LETTER QUEUE', value: q => q.deadLetterQueue || '-' },
     { header: 'RETRY DELAY', value: q => formatDuration(q.retryDelayMs) + (q.retryBackoff ? ' (backoff)' : ''), right: true },
     { header: 'ACKED RETENTION', value: q => formatDuration(q.ackedRetentionMs), right: true },
+    { header: 'TTL', value: q => (q.messageTtlMs ? formatDuration(q.messageTtlMs) : '-'), right: true },
+    { header: 'MAX DEPTH', value: q => (q.maxDepth ? `${q.maxDepth} (${q.overflow})` : '-'), right: true },
+    { header: 'DEDUP', value: q => `${formatDuration(q.dedupWindowMs)}${q.contentDedup ? ' +content' : ''}`, right: true },
     { header: 'CREATED', value: q => q.createdAt?.toISOString() ?? '' },
   ]);
+
+function parseOverflow(v: string): Overflow {
+  if (v === 'reject' || v === 'drop_oldest' || v === 'drop_newest') return v;
+  throw new InvalidArgumentError('expected reject, drop_oldest or drop_newest');
+}
 
 const statsTable = (ss: QueueStats[]) =>
   table(ss, [
@@ -24,6 +33,10 @@ const statsTable = (ss: QueueStats[]) =>
     { header: 'DEAD-LETTERED', value: s => s.deadLettered, right: true },
     { header: 'ACKED', value: s => s.acked, right: true },
     { header: 'OLDEST', value: s => formatAge(s.oldestAgeMs), right: true },
+    { header: 'EXPIRED', value: s => s.expired, right: true },
+    { header: 'DROPPED', value: s => s.dropped, right: true },
+    { header: 'SENT/S', value: s => s.sendRate.toFixed(2), right: true },
+    { header: 'ACKED/S', value: s => s.ackRate.toFixed(2), right: true },
   ]);
 
 const jsonInfo = (q: QueueInfo) => ({ ...q, createdAt: q.createdAt?.toISOString() });
@@ -44,6 +57,11 @@ export function queuesCommand(): Command {
       .option('--retry-backoff', 'double the retry delay on each attempt, with jitter')
       .option('--retry-delay-max <duration>', 'cap of the backed-off retry delay (needs --retry-backoff)', parseDuration)
       .option('--acked-retention <duration>', 'how long acked messages are kept (default 1h)', parseDuration)
+      .option('--message-ttl <duration>', 'messages sent without an expiry expire this long after sending (default never)', parseDuration)
+      .option('--dedup-window <duration>', 'how long dedup keys are remembered (default 5m)', parseDuration)
+      .option('--content-dedup', 'deduplicate on the sha256 of the payload')
+      .option('--max-depth <n>', 'most messages waiting (default unbounded)', parseCount(1, 100_000_000))
+      .option('--overflow <policy>', 'a send to a full queue: reject (default), drop_oldest, drop_newest', parseOverflow)
       .option('--if-not-exists', 'succeed when the queue already exists (and print it)'),
   ).action(async (name: string, o: ClientFlags & Record<string, unknown>) =>
     withClient(o, async (client, out) => {
@@ -55,6 +73,11 @@ export function queuesCommand(): Command {
         retryBackoff: o.retryBackoff as boolean | undefined,
         retryDelayMax: o.retryDelayMax as number | undefined,
         ackedRetention: o.ackedRetention as number | undefined,
+        messageTtl: o.messageTtl as number | undefined,
+        dedupWindow: o.dedupWindow as number | undefined,
+        contentDedup: o.contentDedup as boolean | undefined,
+        maxDepth: o.maxDepth as number | undefined,
+        overflow: o.overflow as Overflow | undefined,
       };
       const q = o.ifNotExists ? await client.queues.ensure(name, config) : await client.queues.create(name, config);
       print(out, jsonInfo(q), () => infoTable([q]));
