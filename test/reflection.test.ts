@@ -108,6 +108,7 @@ describe('server reflection (grpcurl without .proto files)', () => {
     expect(sent.results).toHaveLength(1);
     expect(sent.results[0].id).toMatch(/^[0-9a-f-]{36}$/);
     expect(sent.results[0].contentHash).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'); // sha256("hello")
+    expect(sent.results[0]).toMatchObject({ queue: 'demo' });
     expect(sent.results[0].duplicate).toBeUndefined(); // false: left out, as grpcurl does
 
     const leaseBody = { queue: 'demo', maxMessages: 10, visibilityTimeout: '30s' };
