@@ -7,6 +7,8 @@ import { type ResolvedQueueConfig, type ExtraQueueConfig, fromBossOptions, toBos
 /** A queue name a client can use (the rule of validate.queueName). */
 const ADDRESSABLE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
+type Extra = ExtraQueueConfig & { expired: number; dropped: number };
+
 export interface QueueInfo {
   name: string;
   config: ResolvedQueueConfig;
@@ -79,10 +81,16 @@ export class QueueRegistry {
     return info;
   }
 
-  private async extra(name: string): Promise<(ExtraQueueConfig & { expired: number; dropped: number }) | undefined> {
-    const { text, values } = sql.queueExtra(this.schema, name);
+  private async extra(name: string): Promise<Extra | undefined> {
+    return (await this.extras([name])).get(name);
+  }
+
+  /** Several queues' own settings and counters in one statement. */
+  private async extras(names: string[]): Promise<Map<string, Extra>> {
+    if (names.length === 0) return new Map();
+    const { text, values } = sql.queueExtras(this.schema, names);
     const { rows } = await this.boss.getDb().executeSql(text, values);
-    return rows[0] as (ExtraQueueConfig & { expired: number; dropped: number }) | undefined;
+    return new Map((rows as (Extra & { name: string })[]).map(r => [r.name, r]));
   }
 
   /** Applies a validated new configuration; replicas' caches see it within their cache TTL. */
@@ -118,7 +126,8 @@ export class QueueRegistry {
     let cursor = after || undefined;
     for (;;) {
       const qs = await this.boss.getQueues(undefined, { limit, after: cursor });
-      for (const q of qs) if (ADDRESSABLE.test(q.name)) out.push(toInfo(q, await this.extra(q.name)));
+      const extras = await this.extras(qs.filter(q => ADDRESSABLE.test(q.name)).map(q => q.name));
+      for (const q of qs) if (ADDRESSABLE.test(q.name)) out.push(toInfo(q, extras.get(q.name)));
       if (out.length >= limit || qs.length < limit) return out.slice(0, limit);
       cursor = qs[qs.length - 1].name;
     }

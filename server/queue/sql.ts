@@ -145,13 +145,13 @@ export function upsertQueueExtra(schema: string, name: string, extra: ExtraQueue
   return { text: upsertExtraText(schema, '$1', extra, false), values: [name] };
 }
 
-/** A queue's own settings and counters; no row: the defaults, counters 0. */
-export function queueExtra(schema: string, name: string): Sql {
+/** Queues' own settings and counters, by name; a queue without a row has the defaults, counters 0. */
+export function queueExtras(schema: string, names: string[]): Sql {
   return {
-    text: `SELECT message_ttl_sec AS "messageTtlSec", dedup_window_sec AS "dedupWindowSec", content_dedup AS "contentDedup",
+    text: `SELECT name, message_ttl_sec AS "messageTtlSec", dedup_window_sec AS "dedupWindowSec", content_dedup AS "contentDedup",
         max_depth::float8 AS "maxDepth", overflow, expired::float8 AS expired, dropped::float8 AS dropped
-      FROM ${schema}.inboxd_queue WHERE name = $1`,
-    values: [name],
+      FROM ${schema}.inboxd_queue WHERE name = ANY($1::text[])`,
+    values: [names],
   };
 }
 
