@@ -176,20 +176,6 @@ export async function workers(ctx: Ctx): Promise<Result[]> {
   return toResults(report);
 }
 
-/** The measured hashing threshold against the server's default, in a few words for the table. */
-function thresholdCheck(report: WorkersReport): string {
-  const threshold = report.default_threshold_bytes;
-  const from = report.win_from_batch_bytes.hash;
-  const hash = report.rows.filter(r => r.mode === 'hash');
-  const atOrAbove = hash.find(r => r.batch_bytes >= threshold);
-  const there = atOrAbove ? ` (${atOrAbove.worker_over_main}× main at ${formatBytes(atOrAbove.batch_bytes)})` : '';
-  if (from === null) {
-    return `workers never win at hashing: the ${formatBytes(threshold)} default is above the largest Send default limits accept (4 MiB frames), so workers are off unless max-message-bytes is raised (then they lose${there}, for the event loop's sake)`;
-  }
-  if (from === threshold) return `measured = default ${formatBytes(threshold)}`;
-  return from < threshold ? `measured ${formatBytes(from)} < default ${formatBytes(threshold)}: the default could be lower` : `measured ${formatBytes(from)} > default ${formatBytes(threshold)}: the default offloads too early${there}`;
-}
-
 export function toResults(report: WorkersReport): Result[] {
   const perSize: Result[] = SIZES.map(size => {
     const hash = report.rows.find(r => r.mode === 'hash' && r.payload_bytes === size)!;
@@ -219,7 +205,7 @@ export function toResults(report: WorkersReport): Result[] {
       hash_workers_win_from: fmt(report.win_from_batch_bytes.hash),
       codec_workers_win_from: fmt(report.win_from_batch_bytes.codec),
       default_threshold: formatBytes(report.default_threshold_bytes),
-      threshold_check: thresholdCheck(report),
+      threshold_check: report.verdict.hash,
       verdict: report.verdict,
       setup: { batch: report.batch, concurrent: report.concurrent, threads: report.threads, budget_ms: report.budget_ms },
     },

@@ -89,7 +89,7 @@ export class QueueCore {
     this.browser = new Browser(this.boss, schema, this.registry);
     this.store = new MessageStore(this.boss, schema, channel, this.leasePool);
     this.admission = new Admission(this.boss, schema, this.txPool);
-    this.wakeups = new Wakeups(this.opts.databaseUrl, channel, queues => this.store.nextDue(queues), this.log);
+    this.wakeups = new Wakeups(this.opts.databaseUrl, channel, queues => this.store.queuesDue(queues, true), this.log);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
       this.inserted(queue, msgs),
@@ -125,7 +125,7 @@ export class QueueCore {
     this.wakeups.emit(queue);
     this.store
       .wake(queue)
-      .then(() => this.store.nextDue([queue]))
+      .then(() => this.store.queuesDue([queue], true))
       .then(due => (due.has(queue) ? this.store.wake(queue, due.get(queue)) : undefined))
       .catch(err => this.log.debug({ err }, 'notify failed'));
   }
@@ -148,27 +148,31 @@ export class QueueCore {
     // Queues with dedup keys or a bound go through admission (one transaction each); the rest
     // share group inserts with concurrent Sends.
     const byQueue = new Map<string, number[]>();
-    outgoing.forEach((m, i) => byQueue.set(m.queue, [...(byQueue.get(m.queue) ?? []), i]));
+    outgoing.forEach((m, i) => {
+      const idx = byQueue.get(m.queue);
+      if (idx) idx.push(i);
+      else byQueue.set(m.queue, [i]);
+    });
     const results: InsertResult[] = new Array(messages.length);
     const plain: number[] = [];
-    const admitted: Promise<void>[] = [];
+    const stored: Promise<void>[] = [];
     for (const [queue, idx] of byQueue) {
       const msgs = idx.map(i => outgoing[i]);
       if (!needsAdmission(msgs, configs.get(queue)!)) {
         plain.push(...idx);
         continue;
       }
-      admitted.push(
-        this.admission.send(queue, msgs, configs.get(queue)!).then(({ results: r, stored }) => {
+      stored.push(
+        this.admission.send(queue, msgs, configs.get(queue)!).then(({ results: r, stored: kept }) => {
           idx.forEach((i, j) => (results[i] = r[j]));
-          if (stored.length > 0) this.inserted(queue, stored);
+          if (kept.length > 0) this.inserted(queue, kept);
         }),
       );
     }
     if (plain.length > 0) {
-      admitted.push(this.batcher.send(plain.map(i => outgoing[i])).then(r => plain.forEach((i, j) => (results[i] = r[j]))));
+      stored.push(this.batcher.send(plain.map(i => outgoing[i])).then(r => plain.forEach((i, j) => (results[i] = r[j]))));
     }
-    await Promise.all(admitted);
+    await Promise.all(stored);
     return results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i], queue: messages[i].queue }));
   }
 

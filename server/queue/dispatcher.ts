@@ -160,7 +160,7 @@ export class Dispatcher {
     const now = Date.now();
     const idle = [...this.queues].filter(([, q]) => !q.pumping && q.subs.some(s => s.credit(now) > 0)).map(([name]) => name);
     if (idle.length === 0) return;
-    for (const { name, dueInMs } of await this.store.queuesDue(idle)) {
+    for (const [name, dueInMs] of await this.store.queuesDue(idle)) {
       if (dueInMs <= 0) this.pump(name);
       else this.wakeups.wakeIn(name, dueInMs);
     }

@@ -158,15 +158,12 @@ export class MessageStore {
     return res.settled?.length ?? 0;
   }
 
-  /** Of `queues`, those holding queued messages, with when the earliest is due (ms from now, ≤ 0: now). */
-  async queuesDue(queues: string[]): Promise<{ name: string; dueInMs: number }[]> {
-    const { rows } = await this.exec(sql.queuesDue(this.schema, queues));
-    return rows.map(r => ({ name: r.name as string, dueInMs: Number(r.dueInMs) }));
-  }
-
-  /** For those of `queues` holding a message not yet due: in how many ms the earliest is due. */
-  async nextDue(queues: string[]): Promise<Map<string, number>> {
-    const { rows } = await this.exec(sql.nextDue(this.schema, queues));
+  /**
+   * Of `queues`, those holding waiting messages (with `futureOnly`, messages not yet due), with
+   * when the earliest is due, in ms from now (≤ 0: now).
+   */
+  async queuesDue(queues: string[], futureOnly = false): Promise<Map<string, number>> {
+    const { rows } = await this.exec(sql.queuesDue(this.schema, queues, futureOnly));
     return new Map(rows.map(r => [r.name as string, Number(r.dueInMs)]));
   }
 

@@ -165,30 +165,16 @@ export function deleteQueueExtra(schema: string, name: string): Sql {
 }
 
 /**
- * For each of `queues` that holds queued messages: in how many milliseconds its earliest one is
- * due (0 or less: deliverable now). One statement for all of them, an index probe each (job_i14).
- * Relative to the database's clock, so a skew between hosts does not move wake-ups.
+ * For each of `queues` holding a waiting message (with `futureOnly`, one not yet due): in how
+ * many milliseconds the earliest is due (0 or less: deliverable now). One statement for all of
+ * them, an index probe each (job_i14). Relative to the database's clock, so a skew between hosts
+ * does not move wake-ups.
  */
-export function queuesDue(schema: string, queues: string[]): Sql {
+export function queuesDue(schema: string, queues: string[], futureOnly: boolean): Sql {
   return {
     text: `SELECT name, EXTRACT(EPOCH FROM (due - ${schema}.job_now())) * 1000 AS "dueInMs" FROM (
         SELECT q.name, (SELECT min(j.start_after) FROM ${schema}.job j
-          WHERE j.name = q.name AND j.state < 'active') AS due
-        FROM unnest($1::text[]) AS q(name)) d
-      WHERE due IS NOT NULL`,
-    values: [queues],
-  };
-}
-
-/**
- * For each of `queues` holding a message not yet due: in how many milliseconds the earliest
- * becomes due. One statement for all of them, an index probe each (job_i14).
- */
-export function nextDue(schema: string, queues: string[]): Sql {
-  return {
-    text: `SELECT name, EXTRACT(EPOCH FROM (due - ${schema}.job_now())) * 1000 AS "dueInMs" FROM (
-        SELECT q.name, (SELECT min(j.start_after) FROM ${schema}.job j
-          WHERE j.name = q.name AND j.state < 'active' AND j.start_after > ${schema}.job_now()) AS due
+          WHERE j.name = q.name AND j.state < 'active'${futureOnly ? ` AND j.start_after > ${schema}.job_now()` : ''}) AS due
         FROM unnest($1::text[]) AS q(name)) d
       WHERE due IS NOT NULL`,
     values: [queues],
