@@ -2,7 +2,7 @@ import type { Duration } from './durations.js';
 
 /** Retries of one call (see retry.ts). */
 export interface RetryOptions {
-  /** Attempts in all, the first included. */
+  /** Attempts in all, the first included (default: as many as totalTimeout allows). */
   maxAttempts: number;
   initialBackoff: Duration;
   maxBackoff: Duration;
@@ -13,23 +13,27 @@ export interface RetryOptions {
   totalTimeout: Duration;
 }
 
+// A server restart or a Postgres failover takes seconds: calls ride it out within totalTimeout,
+// retrying at least once a second, so work resumes within about a second of the server's return.
 export const DEFAULT_RETRY: RetryOptions = {
-  maxAttempts: 10,
+  maxAttempts: Infinity,
   initialBackoff: 100,
-  maxBackoff: 5000,
+  maxBackoff: 1000,
   multiplier: 2,
   attemptTimeout: '30s',
   totalTimeout: '2m',
 };
 
-/** A client-wide cap on retries, as gRPC's retry throttling: retries stop while more calls fail than succeed. */
+/** A client-wide brake on retries, as gRPC's retry throttling: while more calls fail than succeed, retries slow down. */
 export interface RetryBudgetOptions {
   maxTokens: number;
   /** Tokens a successful call gives back. */
   tokenRatio: number;
+  /** While throttled, each retry waits about this long (half fixed, half random) instead of its backoff. */
+  throttledBackoff: Duration;
 }
 
-export const DEFAULT_RETRY_BUDGET: RetryBudgetOptions = { maxTokens: 100, tokenRatio: 0.1 };
+export const DEFAULT_RETRY_BUDGET: RetryBudgetOptions = { maxTokens: 100, tokenRatio: 0.1, throttledBackoff: 2000 };
 
 export interface PublisherOptions {
   /** Send a batch once it holds this many messages… */

@@ -14,9 +14,11 @@ export const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EX
 export const STREAM_RETRYABLE = new Set<status>([...RETRYABLE, status.RESOURCE_EXHAUSTED]);
 
 /**
- * Client-wide retry throttling, as gRPC specifies it: each failed attempt costs a token, each
- * success returns `tokenRatio`; retries are allowed only while more than half the tokens remain.
- * A server that is down for long gets a trickle of retries, not a storm.
+ * Client-wide retry throttling, after gRPC's: each failed attempt costs a token, each success
+ * returns `tokenRatio`; while half the tokens or fewer remain, the client is throttled. Throttled
+ * retries are slowed to `throttledBackoff`, not refused: a server that is down for long gets a
+ * trickle of retries, not a storm, and a call still inside its deadline is not failed for what
+ * other calls did (a 3 s restart used to fail thousands of sends once the budget ran dry).
  */
 export class RetryBudget {
   private tokens: number;
@@ -31,6 +33,12 @@ export class RetryBudget {
   }
   canRetry(): boolean {
     return this.tokens > this.opts.maxTokens / 2;
+  }
+  /** How long the next retry of a call waits: its own backoff, or the throttled pace. */
+  waitMs(attempt: number, opts: RetryOptions): number {
+    if (this.canRetry()) return backoffMs(attempt, opts);
+    const step = toMs(this.opts.throttledBackoff);
+    return step / 2 + (Math.random() * step) / 2;
   }
 }
 
@@ -63,8 +71,9 @@ export interface Attempt {
 }
 
 /**
- * Runs `fn` until it succeeds, fails with a status that is not retryable, runs out of attempts,
- * time or budget, or `signal` aborts (then it rejects with CANCELLED at once).
+ * Runs `fn` until it succeeds, fails with a status that is not retryable, runs out of attempts or
+ * time, or `signal` aborts (then it rejects with CANCELLED at once). A throttled budget slows the
+ * retries down; it never ends a call early.
  */
 export async function withRetry<T>(fn: (a: Attempt) => Promise<T>, opts: RetryOptions, budget: RetryBudget, signal?: AbortSignal): Promise<T> {
   const end = Date.now() + toMs(opts.totalTimeout);
@@ -80,8 +89,9 @@ export async function withRetry<T>(fn: (a: Attempt) => Promise<T>, opts: RetryOp
       if (signal?.aborted) throw cancelled();
       if (!RETRYABLE.has(err.code)) throw err;
       budget.onFailure();
-      const wait = backoffMs(n, opts);
-      if (n >= opts.maxAttempts || Date.now() + wait >= end || !budget.canRetry()) throw err;
+      // The last try goes just before the deadline rather than not at all.
+      const wait = Math.min(budget.waitMs(n, opts), end - Date.now() - 50);
+      if (n >= opts.maxAttempts || wait < 0) throw err;
       await sleep(wait, signal);
     }
   }

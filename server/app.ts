@@ -78,9 +78,16 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
       err ? reject(err) : resolve(p),
     ),
   );
-  for (const s of ['', ...SERVICES]) health.setStatus(s, 'SERVING');
-
+  // Health follows the database: a load balancer stops sending calls that could only fail.
   let stopping: Promise<void> | undefined;
+  const setHealth = () => {
+    const serving = !stopping && core.db.up;
+    for (const s of ['', ...SERVICES]) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+  };
+  core.db.on('down', setHealth);
+  core.db.on('up', setHealth);
+  setHealth();
+
   return {
     address: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
     port,
@@ -88,20 +95,29 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
     metrics,
     stop: () =>
       (stopping ??= (async () => {
+        // One deadline for the whole drain: a supervisor's grace period (Docker's is 10 s) is one number.
+        const deadline = Date.now() + opts.shutdownTimeoutMs;
+        const left = () => Math.max(0, deadline - Date.now());
         for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
-        await calls.drain(opts.shutdownTimeoutMs);
-        await core.drainSends();
-        await new Promise<void>(resolve => {
-          const t = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, opts.shutdownTimeoutMs);
-          server.tryShutdown(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-        await core.stop();
+        core.db.off('down', setHealth);
+        core.db.off('up', setHealth);
+        const drained = (async () => {
+          await calls.drain(left());
+          await core.drainSends();
+          await new Promise<void>(resolve => server.tryShutdown(() => resolve()));
+        })();
+        let timer: NodeJS.Timeout | undefined;
+        const late = await Promise.race([
+          drained.then(() => false),
+          new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), left()))),
+        ]);
+        clearTimeout(timer);
+        if (late) {
+          log.warn({ timeoutMs: opts.shutdownTimeoutMs }, 'drain did not finish within the shutdown timeout: cutting the calls still open');
+          server.forceShutdown();
+        }
+        // Bounded too: a database that does not answer must not hold the process past its deadline.
+        await Promise.race([core.stop(), new Promise<void>(resolve => setTimeout(resolve, Math.max(left(), 250)).unref())]);
       })()),
   };
 }

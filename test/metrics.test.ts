@@ -56,8 +56,8 @@ describe('metrics endpoint', () => {
     // Process metrics and pool sizes are there from the start.
     expect(value(s, 'process_cpu_seconds_total')).toBeGreaterThan(0);
     expect(s.some(x => x.name === 'nodejs_eventloop_lag_seconds')).toBe(true);
-    expect(value(s, 'inboxd_db_pool_connections', { pool: 'pgboss', state: 'max' })).toBe(10);
-    expect(value(s, 'inboxd_db_pool_connections', { pool: 'lease', state: 'max' })).toBe(5);
+    expect(value(s, 'inboxd_db_pool_connections', { pool: 'pgboss', state: 'max' })).toBe(20);
+    expect(value(s, 'inboxd_database_up')).toBe(1);
     expect(value(s, 'inboxd_db_pool_connections', { pool: 'pgboss', state: 'total' })).toBeGreaterThan(0);
   });
 

@@ -99,7 +99,7 @@ export class Metrics {
 
     new Gauge({
       name: 'inboxd_db_pool_connections',
-      help: 'Postgres connections of each pool (pgboss: sends, acks, admin; lease: leasing), by state: total open, idle, and callers waiting for one; max is the pool size.',
+      help: 'Postgres connections of the pool every statement runs on (pool="pgboss"), by state: total open, idle, and callers waiting for one; max is the pool size.',
       labelNames: ['pool', 'state'] as const,
       registers,
       collect() {
@@ -111,6 +111,15 @@ export class Metrics {
           this.set({ pool, state: 'waiting' }, c.waiting);
           this.set({ pool, state: 'max' }, c.max);
         }
+      },
+    });
+
+    new Gauge({
+      name: 'inboxd_database_up',
+      help: 'Whether Postgres answered the last health probe (1) or not (0); gRPC health is NOT_SERVING while 0.',
+      registers,
+      collect() {
+        if (self.core) this.set(self.core.db.up ? 1 : 0);
       },
     });
 
@@ -136,12 +145,7 @@ export class Metrics {
   private pools(): Record<string, { max: number; total: number; idle: number; waiting: number } | null | undefined> {
     const core = this.core;
     if (!core) return {};
-    // The lease pool is QueueCore's own (private to it); read, never used, here.
-    const lease = core['leasePool'];
-    return {
-      pgboss: core.boss.getDb().poolCounts?.(),
-      lease: { max: lease.options.max ?? 0, total: lease.totalCount, idle: lease.idleCount, waiting: lease.waitingCount },
-    };
+    return { pgboss: core.db.poolCounts() };
   }
 
   /** Live counts of the first MAX_QUEUES_REPORTED queues: one statement per scrape. */
@@ -160,8 +164,7 @@ export class Metrics {
     if (!core?.registry) return [];
     const names = (await core.registry.list(MAX_QUEUES_REPORTED)).map(q => q.name);
     if (names.length === 0) return [];
-    const q = sql.liveCounts(this.schema, names);
-    const { rows } = await core.boss.getDb().executeSql(q.text, q.values);
+    const { rows } = await core.db.exec(sql.liveCounts(this.schema, names));
     // Queues with no live message report 0, not nothing: an alert on depth sees them drain.
     return (rows as Record<string, string | null>[]).map(r => ({
       name: r.name as string,

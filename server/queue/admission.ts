@@ -1,5 +1,5 @@
-import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
+import type { Database } from './database.js';
 import { status } from '@grpc/grpc-js';
 import { InboxdError } from '../errors.js';
 import * as sql from './sql.js';
@@ -36,16 +36,13 @@ export function needsAdmission(messages: OutgoingMessage[], config: ResolvedQueu
 export class Admission {
   constructor(
     private readonly boss: PgBoss,
+    private readonly db: Database,
     private readonly schema: string,
-    /** Durable-commit connections. */
-    private readonly pool: pg.Pool,
   ) {}
 
-  async send(queue: string, messages: OutgoingMessage[], config: ResolvedQueueConfig): Promise<Admitted> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const q = (s: sql.Sql) => client.query(s.text, s.values);
+  send(queue: string, messages: OutgoingMessage[], config: ResolvedQueueConfig): Promise<Admitted> {
+    return this.db.transaction(async tx => {
+      const q = (s: sql.Sql) => tx.executeSql(s.text, s.values);
       if (config.maxDepth > 0) await q(sql.lockQueueDepth(queue));
 
       // 1. Dedup: the first message with a key in this batch claims it; later ones in the batch,
@@ -101,7 +98,6 @@ export class Admission {
       if (dropped > 0) await q(sql.countDropped(this.schema, queue, dropped));
 
       // 3. Insert what stays, in this transaction.
-      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
       const unique = [...new Map(accepted.map(m => [m.id, m])).values()];
       const inserted = new Set(
         unique.length === 0
@@ -111,10 +107,9 @@ export class Admission {
               unique
                 .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
                 .map(m => ({ id: m.id, data: m.data, priority: m.priority, startAfter: m.deliverAt })),
-              { returnId: true, db },
+              { returnId: true, db: tx },
             )) ?? []),
       );
-      await client.query('COMMIT');
       const answered = new Set<string>(); // an id repeated in the batch is stored once: the first
       return {
         results: messages.map((m, i) => {
@@ -126,11 +121,6 @@ export class Admission {
         }),
         stored: unique.filter(m => inserted.has(m.id)),
       };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 }

@@ -1,5 +1,4 @@
 import { PgBoss } from 'pg-boss';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Message, Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import type { SendResult } from '../../sdk/gen/inboxd/v1/inbox.js';
@@ -20,6 +19,7 @@ import { Dispatcher } from './dispatcher.js';
 import { Sweeper } from './sweeper.js';
 import { Topics } from './topics.js';
 import { Browser } from './browse.js';
+import { Database } from './database.js';
 
 export interface CoreOptions {
   databaseUrl: string;
@@ -33,6 +33,9 @@ export interface CoreOptions {
   sweepIntervalMs: number;
   hashWorkerThresholdBytes: number;
   dbPoolSize: number;
+  dbConnectTimeoutMs: number;
+  dbStatementTimeoutMs: number;
+  dbHealthIntervalMs: number;
 }
 
 /**
@@ -41,6 +44,8 @@ export interface CoreOptions {
  */
 export class QueueCore {
   readonly boss: PgBoss;
+  /** Owns every connection to Postgres and knows whether the database answers. */
+  readonly db: Database;
   registry!: QueueRegistry;
   store!: MessageStore;
   dispatcher!: Dispatcher;
@@ -49,47 +54,49 @@ export class QueueCore {
   browser!: Browser;
   private batcher!: SendBatcher;
   private admission!: Admission;
-  /** Durable-commit connections for transactions of our own (admission). Connects on first use. */
-  private readonly txPool: pg.Pool;
   private sweeper!: Sweeper;
   private readonly hasher: Hasher;
-  private readonly leasePool: pg.Pool;
 
   constructor(private readonly opts: CoreOptions, private readonly log: Logger) {
+    this.db = new Database(
+      {
+        url: opts.databaseUrl,
+        poolSize: opts.dbPoolSize,
+        connectTimeoutMs: opts.dbConnectTimeoutMs,
+        statementTimeoutMs: opts.dbStatementTimeoutMs,
+        healthIntervalMs: opts.dbHealthIntervalMs,
+      },
+      log,
+    );
     this.boss = new PgBoss({
-      connectionString: opts.databaseUrl,
+      ...this.db.poolConfig(),
       schema: opts.schema,
-      max: opts.dbPoolSize,
-      application_name: 'inboxd',
       useListenNotify: false, // inboxd listens itself (Wakeups); pg-boss runs no workers here
       registerInstance: false,
     } as ConstructorParameters<typeof PgBoss>[0]);
-    this.boss.on('error', err => this.log.warn({ err }, 'pg-boss error'));
+    // A pooled connection that dies while idle: the pool drops it, the next call opens another.
+    this.boss.on('error', err => this.log.debug({ err }, 'pg-boss error'));
     this.hasher = new Hasher(opts.hashWorkerThresholdBytes);
-    this.leasePool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: Math.max(2, Math.ceil(opts.dbPoolSize / 2)),
-      application_name: 'inboxd-lease',
-      options: '-c synchronous_commit=off',
+    // Back from an outage: every replica's waiters look now (the LISTEN connection is new, and
+    // sends made elsewhere meanwhile were announced to nobody here).
+    this.db.on('up', () => {
+      this.wakeups?.reconnectNow();
+      this.wakeups?.emitAll();
     });
-    this.leasePool.on('error', err => this.log.warn({ err }, 'lease pool connection error'));
-    this.txPool = new pg.Pool({ connectionString: opts.databaseUrl, max: Math.max(2, Math.ceil(opts.dbPoolSize / 2)), application_name: 'inboxd-tx' });
-    this.txPool.on('error', err => this.log.warn({ err }, 'transaction pool connection error'));
   }
 
   async start(): Promise<void> {
     await this.boss.start();
+    this.db.attach(this.boss);
     const { schema } = this.opts;
-    const ddl = sql.ensureSchema(schema);
-    await this.boss.getDb().executeSql(ddl.text, ddl.values);
-    const q = sql.notifyChannel(schema);
-    const channel = (await this.boss.getDb().executeSql(q.text, q.values)).rows[0].channel as string;
+    await this.db.exec(sql.ensureSchema(schema));
+    const channel = (await this.db.exec(sql.notifyChannel(schema))).rows[0].channel as string;
     this.registry = new QueueRegistry(this.boss, schema);
     this.topics = new Topics(this.boss, schema, this.registry, messages => this.send(messages));
     this.browser = new Browser(this.boss, schema, this.registry);
-    this.store = new MessageStore(this.boss, schema, channel, this.leasePool);
-    this.admission = new Admission(this.boss, schema, this.txPool);
-    this.wakeups = new Wakeups(this.opts.databaseUrl, channel, queues => this.store.queuesDue(queues, true), this.log);
+    this.store = new MessageStore(this.boss, this.db, schema, channel);
+    this.admission = new Admission(this.boss, this.db, schema);
+    this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
       this.inserted(queue, msgs),
@@ -199,7 +206,7 @@ export class QueueCore {
   async redrive(queue: string, ids: string[], destination: string | undefined, limit: number): Promise<{ redriven: number; failed: RedriveFailure[] }> {
     await this.registry.get(queue);
     if (destination) await this.registry.get(destination);
-    const exec = (s: sql.Sql) => this.boss.getDb().executeSql(s.text, s.values);
+    const exec = (s: sql.Sql) => this.db.exec(s);
     const waiting = ids.length > 0 ? new Set((await exec(sql.waitingIds(this.opts.schema, queue, ids))).rows.map(r => r.id as string)) : undefined;
     const filter = { ids: ids.length > 0 ? ids : undefined, destination, limit };
     const preview = await this.boss.previewRedrive(queue, filter);
@@ -237,8 +244,7 @@ export class QueueCore {
     await this.sweeper?.stop();
     await this.wakeups?.close();
     await this.hasher.close();
-    await this.leasePool.end().catch(() => {});
-    await this.txPool.end().catch(() => {});
+    await this.db.stop();
     await this.boss.stop({ graceful: false, close: true });
   }
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { MessageStore } from './message-store.js';
 import type { Wakeups } from './wakeups.js';
 import type { Subscription } from './subscription.js';
-import { isQueueNotFound, notFound } from '../errors.js';
+import { isConnectionError, isQueueNotFound, notFound } from '../errors.js';
 
 interface QueueState {
   subs: Subscription[];
@@ -10,8 +10,14 @@ interface QueueState {
   pumping: boolean;
   again: boolean;
   timer?: NodeJS.Timeout;
+  /** Fetches that failed in a row (the database away): the next try waits longer. */
+  failures: number;
   off: () => void;
 }
+
+/** After a failed fetch, the next try waits this much, doubling per failure up to RETRY_MAX_MS. */
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 1000;
 
 export interface DispatcherOptions {
   /** Most messages leased in one fetch. */
@@ -48,7 +54,7 @@ export class Dispatcher {
   add(sub: Subscription): void {
     let q = this.queues.get(sub.queue);
     if (!q) {
-      const state: QueueState = { subs: [], next: 0, pumping: false, again: false, off: () => {} };
+      const state: QueueState = { subs: [], next: 0, pumping: false, again: false, failures: 0, off: () => {} };
       state.off = this.wakeups.on(sub.queue, () => this.pump(sub.queue));
       this.queues.set(sub.queue, (q = state));
     }
@@ -78,18 +84,28 @@ export class Dispatcher {
     q.pumping = true;
     clearTimeout(q.timer);
     q.timer = undefined;
+    let failed = false;
     this.run(queue, q)
+      .then(() => (q.failures = 0))
       .catch(err => {
         if (isQueueNotFound(err)) {
           for (const s of q.subs) s.fail(notFound(`queue ${queue} was deleted`));
           return;
         }
-        this.log.warn({ err, queue }, 'dispatch failed; retrying on the next poll');
+        failed = true;
+        q.failures++;
+        // An outage is logged once by the database's owner; anything else here is worth a line.
+        if (isConnectionError(err)) this.log.debug({ err, queue }, 'dispatch failed: database unavailable; retrying');
+        else this.log.warn({ err, queue }, 'dispatch failed; retrying');
       })
       .finally(() => {
         q.pumping = false;
         if (this.queues.get(queue) !== q || this.stopped) return;
-        if (q.again) this.pump(queue);
+        if (failed) {
+          // Soon, not at the next poll: subscribers get messages again within a second of the database.
+          q.again = false;
+          q.timer = setTimeout(() => this.pump(queue), Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (q.failures - 1)));
+        } else if (q.again) this.pump(queue);
         else this.arm(queue, q);
       });
   }
@@ -149,7 +165,7 @@ export class Dispatcher {
       if (this.stopped) return;
       this.poller = setTimeout(() => {
         this.pollReady()
-          .catch(err => this.log.warn({ err }, 'ready-queue poll failed'))
+          .catch(err => (isConnectionError(err) ? this.log.debug({ err }, 'ready-queue poll failed: database unavailable') : this.log.warn({ err }, 'ready-queue poll failed')))
           .finally(loop);
       }, this.opts.pollIntervalMs);
     };

@@ -1,5 +1,5 @@
 import type { PgBoss } from 'pg-boss';
-import type pg from 'pg';
+import type { Database } from './database.js';
 import { status } from '@grpc/grpc-js';
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import * as sql from './sql.js';
@@ -26,19 +26,13 @@ const STALE = 'lease is stale: it expired and the message was released or redeli
 export class MessageStore {
   constructor(
     private readonly boss: PgBoss,
+    private readonly db: Database,
     private readonly schema: string,
     private readonly channel: string,
-    /**
-     * Connections for leasing, committing without waiting for the WAL flush
-     * (synchronous_commit off). A lease lost to a crash only means the message is delivered
-     * again, which at-least-once allows; sends, acks and nacks stay on durable commits, and
-     * flushing their WAL flushes any lease before them. Saves an fsync wait per lease.
-     */
-    private readonly leasePool: pg.Pool,
   ) {}
 
   private exec(q: sql.Sql) {
-    return this.boss.getDb().executeSql(q.text, q.values);
+    return this.db.exec(q);
   }
 
   /** One insert for a batch of messages to one queue. Ids already present come back duplicate. */
@@ -68,21 +62,21 @@ export class MessageStore {
     // Taken before the fetch starts them, so the lease end reported is never later than the real one.
     const startedBy = Date.now();
     // One transaction: a crash between the fetch and the lease update must not leave messages
-    // leased for the queue's default instead of the length asked for.
-    const client = await this.leasePool.connect();
-    try {
-      await client.query('BEGIN');
-      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+    // leased for the queue's default instead of the length asked for. It commits durably
+    // (Database forces synchronous_commit on) before any delivery leaves: a lease lost to a crash
+    // would come back as the same attempt under the same token, and that token would then settle
+    // the next holder's delivery. Durable, each delivery counts as an attempt and its token names it alone.
+    const jobs = await this.db.transaction(async tx => {
       const jobs: Awaited<ReturnType<typeof this.boss.fetch<StoredMessage>>> = [];
       // Messages past their expires_at are ended here, never delivered; fetch again for the room they leave.
       for (let want = max; want > 0; ) {
-        const got = await this.boss.fetch<StoredMessage>(queue, { batchSize: want, db });
+        const got = await this.boss.fetch<StoredMessage>(queue, { batchSize: want, db: tx });
         const now = Date.now();
         const expired = got.filter(j => j.data.ex !== undefined && j.data.ex <= now).map(j => j.id);
         for (const j of got) if (!(j.data.ex !== undefined && j.data.ex <= now)) jobs.push(j);
         if (expired.length > 0) {
           const x = sql.expireLeased(this.schema, queue, expired);
-          await client.query(x.text, x.values);
+          await tx.executeSql(x.text, x.values);
         }
         if (expired.length === 0 || got.length < want) break;
         want = max - jobs.length;
@@ -91,20 +85,15 @@ export class MessageStore {
       const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
       if (other.length > 0) {
         const q = sql.setLease(this.schema, queue, other, leaseSec);
-        await client.query(q.text, q.values);
+        await tx.executeSql(q.text, q.values);
       }
-      await client.query('COMMIT');
-      const expiresAt = new Date(startedBy + leaseSec * 1000);
-      // pg-boss picks by priority and age, but its UPDATE … RETURNING hands rows back in no set
-      // order: deliver them in the order they were picked.
-      jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
-      return jobs.map(j => toDelivery(j, expiresAt));
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      return jobs;
+    });
+    const expiresAt = new Date(startedBy + leaseSec * 1000);
+    // pg-boss picks by priority and age, but its UPDATE … RETURNING hands rows back in no set
+    // order: deliver them in the order they were picked.
+    jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
+    return jobs.map(j => toDelivery(j, expiresAt));
   }
 
   async ack(tokens: string[]): Promise<TokenOutcome[]> {

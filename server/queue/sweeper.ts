@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { MessageStore } from './message-store.js';
+import { isConnectionError } from '../errors.js';
 
 /**
  * Returns messages whose lease ran out to their queue. pg-boss's supervisor would too, but on its
@@ -28,7 +29,7 @@ export class Sweeper {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.running = this.sweep().then(() => undefined)
-        .catch(err => this.log.warn({ err }, 'lease sweep failed'))
+        .catch(err => (isConnectionError(err) ? this.log.debug({ err }, 'lease sweep failed: database unavailable') : this.log.warn({ err }, 'lease sweep failed')))
         .finally(() => this.arm());
     }, this.intervalMs);
   }

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { Database } from './database.js';
 
 type Listener = () => void;
 
@@ -8,6 +9,8 @@ export type NextDue = (queues: string[]) => Promise<Map<string, number>>;
 
 /** A due-time wake-up armed this much late, so the message is due when the pump looks. */
 const DUE_SLACK_MS = 2;
+/** A lost LISTEN connection is made again after this, and at once when the database is back. */
+const RECONNECT_MS = 250;
 
 /**
  * Tells whoever waits on a queue that it may have messages: on a local send at once, and on a
@@ -30,39 +33,52 @@ export class Wakeups {
   private reconnectTimer?: NodeJS.Timeout;
 
   constructor(
-    private readonly databaseUrl: string,
+    private readonly db: Database,
     private readonly channel: string,
     private readonly nextDue: NextDue,
     private readonly log: Logger,
   ) {}
 
   async start(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'inboxd-listen' });
-    client.on('notification', n => n.payload && this.onNotification(n.payload));
-    client.on('error', err => {
-      this.log.warn({ err }, 'wake-up listener lost its connection; reconnecting');
-      this.scheduleReconnect();
+    let client: pg.Client | undefined;
+    client = await this.db.client('inboxd-listen', err => {
+      this.log.debug({ err }, 'wake-up listener lost its connection; reconnecting');
+      if (this.client === client) this.client = undefined;
+      this.scheduleReconnect(RECONNECT_MS);
     });
-    await client.connect();
-    await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+    client.on('notification', n => n.payload && this.onNotification(n.payload));
+    try {
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    if (this.closed) return void (await client.end().catch(() => {}));
     this.client = client;
   }
 
-  private scheduleReconnect(): void {
-    if (this.closed || this.reconnectTimer) return;
-    const old = this.client;
-    this.client = undefined;
-    old?.end().catch(() => {});
+  /** The database is back: listen again now rather than at the next try. */
+  reconnectNow(): void {
+    if (!this.client && !this.closed) this.scheduleReconnect(0);
+  }
+
+  private scheduleReconnect(ms: number): void {
+    if (this.closed) return;
+    if (this.reconnectTimer) {
+      if (ms > 0) return;
+      clearTimeout(this.reconnectTimer);
+    }
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      if (this.closed) return;
+      if (this.closed || this.client) return;
       this.start()
+        // Notifications sent while nobody listened are lost: everyone waiting looks now.
         .then(() => this.emitAll())
         .catch(err => {
-          this.log.warn({ err }, 'wake-up listener reconnect failed');
-          this.scheduleReconnect();
+          this.log.debug({ err }, 'wake-up listener reconnect failed');
+          this.scheduleReconnect(RECONNECT_MS);
         });
-    }, 1000);
+    }, ms);
     this.reconnectTimer.unref();
   }
 
@@ -145,7 +161,8 @@ export class Wakeups {
     if (set) for (const fn of [...set]) fn();
   }
 
-  private emitAll(): void {
+  /** Wakes every waiter on every queue. */
+  emitAll(): void {
     for (const q of [...this.listeners.keys()]) this.emit(q);
   }
 

@@ -14,6 +14,8 @@ export interface Closable {
  */
 export class CallTracker {
   accepting = true;
+  /** Aborted when the server starts draining: long-polls answer with what they have, at once. */
+  private readonly draining = new AbortController();
   private inFlight = 0;
   private readonly streams = new Set<Closable>();
   private idle?: () => void;
@@ -47,9 +49,20 @@ export class CallTracker {
     if (this.inFlight === 0) this.idle?.();
   }
 
-  /** Stops accepting, closes every stream, waits for unary calls in flight. */
+  /** A signal for a call that waits (a long-poll): aborted when the call is cancelled or the server drains. */
+  waitSignal(call: { on(event: 'cancelled', fn: () => void): unknown }): AbortSignal {
+    const cancelled = new AbortController();
+    call.on('cancelled', () => cancelled.abort());
+    return AbortSignal.any([cancelled.signal, this.draining.signal]);
+  }
+
+  /**
+   * Stops accepting, answers long-polls, closes every stream (telling its client UNAVAILABLE, so
+   * the SDK reconnects elsewhere), and waits up to `timeoutMs` for unary calls in flight.
+   */
   async drain(timeoutMs: number): Promise<void> {
     this.accepting = false;
+    this.draining.abort();
     await Promise.all([...this.streams].map(s => s.close('server is shutting down').catch(err => this.log.warn({ err }, 'closing a stream failed'))));
     if (this.inFlight === 0) return;
     await new Promise<void>(resolve => {

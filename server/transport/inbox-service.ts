@@ -73,9 +73,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       const max = v.count(req.maxMessages, 'max_messages', 1, v.LIMITS.batch, 1);
       const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : undefined;
       const waitMs = v.durationMs(req.wait, 'wait', 0, v.LIMITS.maxWaitMs, 0);
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      return { deliveries: await core.lease(queue, max, leaseSec, waitMs, abort.signal) };
+      return { deliveries: await core.lease(queue, max, leaseSec, waitMs, calls.waitSignal(call)) };
     }),
 
     subscribe: call => handleSubscribe(call, core, calls),

@@ -50,15 +50,33 @@ describe('retry', () => {
     expect(attempts).toBe(3);
   });
 
-  it('stops retrying when the client-wide budget is spent, and recovers with successes', async () => {
-    const budget = new RetryBudget({ maxTokens: 10, tokenRatio: 1 });
+  it('slows retries down when the client-wide budget is spent, without failing calls inside their deadline; recovers with successes', async () => {
+    const budget = new RetryBudget({ maxTokens: 10, tokenRatio: 1, throttledBackoff: 40 });
     let attempts = 0;
-    const down = async () => (attempts++, Promise.reject(new InboxdError(status.UNAVAILABLE, 'down')));
-    await withRetry(down, { ...fast, maxAttempts: 100 }, budget).catch(() => {});
-    expect(attempts).toBe(5); // 10 tokens, retries only above half
+    const at: number[] = [];
+    // Down for 12 attempts, then up: the budget runs dry after 5, the call still succeeds.
+    const flaky = async () => {
+      at.push(Date.now());
+      if (++attempts <= 12) throw new InboxdError(status.UNAVAILABLE, 'down');
+      return 'ok';
+    };
+    expect(await withRetry(flaky, { ...fast, maxAttempts: Infinity }, budget)).toBe('ok');
+    expect(attempts).toBe(13);
+    // Throttled retries wait the throttled pace (20–40 ms), far longer than the 1–4 ms backoff.
+    const gaps = at.slice(1).map((t, i) => t - at[i]);
+    expect(Math.min(...gaps.slice(6))).toBeGreaterThanOrEqual(18);
     expect(budget.canRetry()).toBe(false);
-    for (let i = 0; i < 3; i++) budget.onSuccess();
+    for (let i = 0; i < 5; i++) budget.onSuccess();
     expect(budget.canRetry()).toBe(true);
+  });
+
+  it('with a spent budget a call still ends at its total timeout, with the last error', async () => {
+    const budget = new RetryBudget({ maxTokens: 2, tokenRatio: 0.1, throttledBackoff: 50 });
+    const started = Date.now();
+    const err = await withRetry(async () => Promise.reject(new InboxdError(status.UNAVAILABLE, 'down')), { ...fast, maxAttempts: Infinity, totalTimeout: 400 }, budget).catch(e => e);
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(Date.now() - started).toBeGreaterThan(300);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('an abort stops at once with CANCELLED, also during backoff', async () => {
