@@ -1,11 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { LeaseRequest, SendRequest, SubscribeRequest, type SubscribeResponse } from '../sdk/gen/inboxd/v1/inbox.js';
 import { CreateQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
 import { createClient, type InboxdClient } from '../sdk/index.js';
-import { ControlledPostgres } from './support/controlled-postgres.js';
+import { ChaosPostgres } from '../bench/chaos/postgres.js';
 import { call, connect, dur, sleep, spawnServer, waitFor, type Clients, type ServerProcess } from './support/harness.js';
 import { freePort } from '../bench/lib/postgres.js';
 
@@ -28,12 +27,12 @@ function health(address: string): Promise<string> {
 const alive = (p: ServerProcess) => p.proc.exitCode === null && p.proc.signalCode === null;
 
 describe('faults: the database fails under a running server', () => {
-  let pg: ControlledPostgres;
+  let pg: ChaosPostgres;
   const procs: ServerProcess[] = [];
   const cleanups: (() => unknown)[] = [];
 
   beforeAll(async () => {
-    pg = await ControlledPostgres.create();
+    pg = await ChaosPostgres.create();
   });
   afterAll(async () => {
     await pg?.destroy();
@@ -52,7 +51,7 @@ describe('faults: the database fails under a running server', () => {
   });
 
   const start = async (env: Record<string, string> = {}) => {
-    const db = await pg.createDatabase(`faults_${randomUUID().slice(0, 8).replace(/-/g, '')}`);
+    const db = await pg.createDatabase('faults');
     const p = await spawnServer(db, { INBOXD_LOG_LEVEL: 'info', ...env });
     procs.push(p);
     const c = connect(p.address);
@@ -90,9 +89,10 @@ describe('faults: the database fails under a running server', () => {
     const kinds = new Set<string>();
     for (let round = 0; round < 10; round++) {
       await sleep(150);
-      const { rows } = await pg.query(
-        `SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'inboxd%'`,
-        [new URL(db).pathname.slice(1)],
+      const { rows } = await pg.admin(c =>
+        c.query(`SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'inboxd%'`, [
+          new URL(db).pathname.slice(1),
+        ]),
       );
       for (const r of rows) kinds.add(r.application_name);
       expect(alive(p), `server exited:\n${p.output().slice(-3000)}`).toBe(true);
@@ -217,12 +217,12 @@ describe('faults: the database fails under a running server', () => {
 });
 
 describe('faults: shutdown and restarts of the server', () => {
-  let pg: ControlledPostgres;
+  let pg: ChaosPostgres;
   const procs: ServerProcess[] = [];
   const clients: (Clients | InboxdClient)[] = [];
 
   beforeAll(async () => {
-    pg = await ControlledPostgres.create();
+    pg = await ChaosPostgres.create();
   });
   afterAll(async () => {
     await pg?.destroy();
