@@ -40,6 +40,8 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
   let unregister = () => {};
   // Requests are handled one at a time, in order, so an ack never overtakes the request before it.
   let chain: Promise<void> = Promise.resolve();
+  /** Off once the server drains: requests arriving later are not applied (the client resends them elsewhere). */
+  let intake = true;
 
   const fail = (err: unknown) => {
     const e = calls.toError(err);
@@ -70,6 +72,10 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     sub = new Subscription(queue, leaseSec, limits, deliveries => call.write({ deliveries }), fail);
     unregister = calls.openStream({
       close: async reason => {
+        // Acks and nacks the client sent before the drain are applied first: released instead,
+        // their messages would be delivered again although the client had settled them.
+        intake = false;
+        await chain.catch(() => {});
         await close();
         call.emit('error', calls.toError(new InboxdError(status.UNAVAILABLE, reason)));
       },
@@ -113,7 +119,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
   call.on('data', (req: SubscribeRequest) => {
     const isFirst = first;
     first = false;
-    chain = chain.then(() => (closing ? undefined : isFirst ? open(req) : update(req))).catch(fail);
+    chain = chain.then(() => (closing || !intake ? undefined : isFirst ? open(req) : update(req))).catch(fail);
   });
   call.on('end', () => {
     void chain.then(close).then(() => call.end());
