@@ -8,6 +8,7 @@ import { InboxService } from '../sdk/gen/inboxd/v1/inbox.js';
 import { QueuesService } from '../sdk/gen/inboxd/v1/queues.js';
 import { QueueCore, type CoreOptions } from './queue/core.js';
 import { CallTracker } from './transport/call-tracker.js';
+import { strictRequests } from './transport/strict-decode.js';
 import { inboxService } from './transport/inbox-service.js';
 import { queuesService } from './transport/queues-service.js';
 import { linkableDescriptors, reflectionProtoPaths } from './reflection.js';
@@ -60,8 +61,8 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
     interceptors: [callInterceptor(metrics, log)],
   });
   const calls = new CallTracker(log);
-  server.addService(InboxService, inboxService(core, calls, { maxMessageBytes: opts.maxMessageBytes }));
-  server.addService(QueuesService, queuesService(core, calls));
+  server.addService(strictRequests(InboxService), inboxService(core, calls, { maxMessageBytes: opts.maxMessageBytes }));
+  server.addService(strictRequests(QueuesService), queuesService(core, calls));
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICES.map(s => [s, 'NOT_SERVING' as const])) });
   health.addToServer(server);

@@ -1,4 +1,5 @@
 import { invalid } from '../errors.js';
+import { QUEUE_NAME } from './queue-name.js';
 
 /**
  * A lease token names one delivery attempt: the queue, the message id and the attempt's
@@ -26,7 +27,7 @@ export function tryDecodeLeaseToken(token: string): LeaseRef | undefined {
   const parts = Buffer.from(token, 'base64url').toString('utf8').split('\n');
   if (parts.length !== 3) return undefined;
   const [queue, id, count] = parts;
-  if (!queue || !UUID.test(id) || !/^\d{1,9}$/.test(count)) return undefined;
+  if (!QUEUE_NAME.test(queue) || !UUID.test(id) || !/^\d{1,9}$/.test(count)) return undefined;
   return { queue, id, retryCount: Number(count) };
 }
 

@@ -1,5 +1,6 @@
 import type { MessageStore, InsertResult } from './message-store.js';
 import type { OutgoingMessage } from './codec.js';
+import { isConnectionError } from '../errors.js';
 
 interface Pending {
   messages: OutgoingMessage[];
@@ -56,43 +57,73 @@ export class SendBatcher {
     this.inFlight++;
     this.schedule();
     try {
-      const byQueue = new Map<string, OutgoingMessage[]>();
+      // Each call's messages per queue, in the call's order; one insert per queue for all calls.
+      const byQueue = new Map<string, Map<Pending, OutgoingMessage[]>>();
       for (const p of batch) for (const m of p.messages) {
-        const list = byQueue.get(m.queue) ?? [];
-        list.push(m);
-        byQueue.set(m.queue, list);
+        let calls = byQueue.get(m.queue);
+        if (!calls) byQueue.set(m.queue, (calls = new Map()));
+        const list = calls.get(p);
+        if (list) list.push(m);
+        else calls.set(p, [m]);
       }
-      const outcomes = new Map<string, InsertResult[] | Error>();
-      await Promise.all(
-        [...byQueue].map(async ([queue, msgs]) => {
-          try {
-            outcomes.set(queue, await this.store.insert(queue, msgs));
-            this.onInserted(queue, msgs);
-          } catch (err) {
-            outcomes.set(queue, err as Error);
-          }
-        }),
-      );
+      const outcomes = new Map<Pending, Map<string, InsertResult[] | Error>>(batch.map(p => [p, new Map()]));
+      await Promise.all([...byQueue].map(([queue, calls]) => this.insertQueue(queue, calls, outcomes)));
       // Hand each call its own results, in its own order, or the first error of its queues.
-      const cursor = new Map<string, number>();
       for (const p of batch) {
-        const results: InsertResult[] = [];
-        let failure: Error | undefined;
-        for (const m of p.messages) {
-          const out = outcomes.get(m.queue)!;
-          const i = cursor.get(m.queue) ?? 0;
-          cursor.set(m.queue, i + 1);
-          if (out instanceof Error) failure ??= out;
-          else results.push(out[i]);
+        const mine = outcomes.get(p)!;
+        const failure = [...mine.values()].find((o): o is Error => o instanceof Error);
+        if (failure) {
+          p.reject(failure);
+          continue;
         }
-        if (failure) p.reject(failure);
-        else p.resolve(results);
+        const cursor = new Map<string, number>();
+        p.resolve(
+          p.messages.map(m => {
+            const i = cursor.get(m.queue) ?? 0;
+            cursor.set(m.queue, i + 1);
+            return (mine.get(m.queue) as InsertResult[])[i];
+          }),
+        );
       }
     } finally {
       this.inFlight--;
       this.schedule();
       if (this.inFlight === 0 && this.pending.length === 0) for (const fn of this.idle) fn();
     }
+  }
+
+  /**
+   * One insert for every call's messages to `queue`. When it fails for a reason of the data (not
+   * the database being away), each call's part is inserted again on its own: the calls whose
+   * messages are fine succeed, and only the one that brought what the database refuses fails.
+   */
+  private async insertQueue(queue: string, calls: Map<Pending, OutgoingMessage[]>, outcomes: Map<Pending, Map<string, InsertResult[] | Error>>): Promise<void> {
+    const all = [...calls.values()].flat();
+    try {
+      const results = await this.store.insert(queue, all);
+      this.onInserted(queue, all);
+      let at = 0;
+      for (const [p, msgs] of calls) {
+        outcomes.get(p)!.set(queue, results.slice(at, at + msgs.length));
+        at += msgs.length;
+      }
+      return;
+    } catch (err) {
+      if (calls.size === 1 || isConnectionError(err)) {
+        for (const p of calls.keys()) outcomes.get(p)!.set(queue, err as Error);
+        return;
+      }
+    }
+    await Promise.all(
+      [...calls].map(async ([p, msgs]) => {
+        try {
+          outcomes.get(p)!.set(queue, await this.store.insert(queue, msgs));
+          this.onInserted(queue, msgs);
+        } catch (err) {
+          outcomes.get(p)!.set(queue, err as Error);
+        }
+      }),
+    );
   }
 
   /** Resolves once nothing is pending or in flight. */

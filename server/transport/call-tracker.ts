@@ -2,6 +2,7 @@ import type { sendUnaryData, ServerUnaryCall, ServiceError } from '@grpc/grpc-js
 import type { Logger } from 'pino';
 import { unavailable } from '../errors.js';
 import { toServiceError } from './error-status.js';
+import { throwIfMalformed } from './strict-decode.js';
 
 /** A stream the server can end on shutdown, releasing what it holds. */
 export interface Closable {
@@ -27,7 +28,8 @@ export class CallTracker {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       if (!this.accepting) return callback(this.toError(unavailable('server is shutting down')));
       this.inFlight++;
-      fn(call.request, call)
+      Promise.resolve()
+        .then(() => (throwIfMalformed(call.request), fn(call.request, call)))
         .then(res => callback(null, res))
         .catch(err => callback(this.toError(err)))
         .finally(() => this.done());

@@ -6,6 +6,7 @@ import { InboxdError, failedPrecondition } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
 import { handleSubscribe } from './subscribe-stream.js';
+import { throwIfMalformed } from './strict-decode.js';
 import { publishHandler } from './topics-service.js';
 import { browseHandlers } from './browse-service.js';
 
@@ -47,12 +48,12 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       call.on('data', (req: SendStreamRequest) => {
         pending++;
         Promise.resolve()
-          .then(() => core.send(v.sendBatch(req.messages, limits)))
+          .then(() => (throwIfMalformed(req), core.send(v.sendBatch(req.messages, limits))))
           .then(
             results => call.write({ sequence: req.sequence, results, errorCode: 0, errorMessage: '' }),
             err => {
               const e = calls.toError(err);
-              call.write({ sequence: req.sequence, results: [], errorCode: e.code, errorMessage: e.details });
+              call.write({ sequence: req.sequence ?? '0', results: [], errorCode: e.code, errorMessage: e.details });
             },
           )
           .finally(() => {

@@ -5,6 +5,7 @@ import type { TokenOutcome } from '../queue/message-store.js';
 import { Subscription, type FlowLimits } from '../queue/subscription.js';
 import { InboxdError, invalid } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
+import { throwIfMalformed } from './strict-decode.js';
 import * as v from './validate.js';
 
 function flowLimits(fc: SubscribeRequest['flowControl']): FlowLimits {
@@ -119,7 +120,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
   call.on('data', (req: SubscribeRequest) => {
     const isFirst = first;
     first = false;
-    chain = chain.then(() => (closing || !intake ? undefined : isFirst ? open(req) : update(req))).catch(fail);
+    chain = chain.then(() => (closing || !intake ? undefined : (throwIfMalformed(req), isFirst ? open(req) : update(req)))).catch(fail);
   });
   call.on('end', () => {
     void chain.then(close).then(() => call.end());

@@ -3,6 +3,7 @@ import type { Duration } from '../../sdk/gen/google/protobuf/duration.js';
 import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
 import { invalid } from '../errors.js';
 import { decodeLeaseToken } from '../queue/lease-token.js';
+import { QUEUE_NAME } from '../queue/queue-name.js';
 
 /**
  * Validation at the gRPC edge: every request field that reaches the queue core has been checked
@@ -24,7 +25,28 @@ export const LIMITS = {
   errorText: 1000,
 };
 
-const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Earliest and latest times accepted for deliver_at and expires_at (Postgres and JavaScript both hold them). */
+const MIN_TIME = Date.UTC(1970, 0, 1);
+const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59);
+
+/**
+ * A text field that is stored: U+0000 cannot be (Postgres refuses it in text and JSON), so it is
+ * refused here, naming the field, before it can reach a batch shared with other callers.
+ */
+export function text(value: string, field: string): string {
+  const nul = value.indexOf('\u0000');
+  if (nul >= 0) throw invalid(`${field} contains U+0000 (a NUL character) at position ${nul}: text fields cannot hold it`);
+  return value;
+}
+
+/** A timestamp field: a real time between 1970 and 9999. */
+function time(d: Date, field: string): number {
+  const t = d.getTime();
+  if (Number.isNaN(t)) throw invalid(`${field} is not a valid time`);
+  if (t < MIN_TIME || t > MAX_TIME) throw invalid(`${field} ${d.toISOString?.() ?? t} is out of range: give a time between 1970-01-01 and 9999-12-31`);
+  return t;
+}
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 export function queueName(name: string, field = 'queue'): string {
@@ -40,6 +62,7 @@ export function durationMs(d: Duration | undefined, field: string, min: number, 
   if (!d) return fallback;
   const seconds = Number(d.seconds);
   if (!Number.isFinite(seconds) || seconds < 0 || d.nanos < 0) throw invalid(`${field} must not be negative`);
+  if (!Number.isInteger(d.nanos) || d.nanos > 999_999_999) throw invalid(`${field}.nanos must be between 0 and 999999999, got ${d.nanos}: carry whole seconds in seconds`);
   const ms = seconds * 1000 + Math.ceil(d.nanos / 1e6);
   if (ms < min || ms > max) throw invalid(`${field} must be between ${fmt(min)} and ${fmt(max)}, got ${fmt(ms)}`);
   return ms;
@@ -86,26 +109,29 @@ function message(m: Message, i: number, limits: SendLimits): Message {
   let headerBytes = 0;
   for (const [k, v] of headers) {
     if (!k) throw invalid(`${at}.headers has an empty key`);
+    text(k, `${at}.headers key ${JSON.stringify(k.slice(0, 40))}`);
+    text(v, `${at}.headers[${JSON.stringify(k.slice(0, 40))}]`);
     headerBytes += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
   if (headerBytes > LIMITS.headerBytes) throw invalid(`${at}.headers total ${headerBytes} bytes, at most ${LIMITS.headerBytes}`);
   for (const f of ['contentType', 'subject', 'correlationId'] as const) {
     if (m[f].length > LIMITS.textField) throw invalid(`${at}.${snake(f)} is longer than ${LIMITS.textField} characters`);
+    text(m[f], `${at}.${snake(f)}`);
   }
   if (m.replyTo) queueName(m.replyTo, `${at}.reply_to`);
   if (!Number.isInteger(m.priority) || Math.abs(m.priority) > LIMITS.priority) {
     throw invalid(`${at}.priority must be between -${LIMITS.priority} and ${LIMITS.priority}`);
   }
-  if (m.deliverAt && Number.isNaN(m.deliverAt.getTime())) throw invalid(`${at}.deliver_at is not a valid time`);
+  if (m.deliverAt) time(m.deliverAt, `${at}.deliver_at`);
   if (m.expiresAt) {
-    const ex = m.expiresAt.getTime();
-    if (Number.isNaN(ex)) throw invalid(`${at}.expires_at is not a valid time`);
+    const ex = time(m.expiresAt, `${at}.expires_at`);
     if (ex <= Date.now()) throw invalid(`${at}.expires_at ${m.expiresAt.toISOString()} has passed: the message would never be delivered`);
     if (m.deliverAt && ex <= m.deliverAt.getTime()) {
       throw invalid(`${at}.expires_at ${m.expiresAt.toISOString()} is not after deliver_at ${m.deliverAt.toISOString()}: the message would never be delivered`);
     }
   }
   if (m.dedupKey.length > LIMITS.dedupKey) throw invalid(`${at}.dedup_key is longer than ${LIMITS.dedupKey} characters`);
+  text(m.dedupKey, `${at}.dedup_key`);
   return { ...m, id: (m.id || randomUUID()).toLowerCase() };
 }
 
@@ -126,6 +152,7 @@ export function messageIds(ids: string[], field: string, max = LIMITS.batch): st
 export function nackOptions(deadLetter: boolean, error: string, delayMs: number | undefined, prefix: string): { deadLetter: boolean; error?: string } {
   if (deadLetter && delayMs !== undefined) throw invalid(`${prefix}dead_letter sends messages straight to the dead-letter queue: leave ${prefix}delay unset`);
   if (error.length > LIMITS.errorText) throw invalid(`${prefix}error is longer than ${LIMITS.errorText} characters`);
+  text(error, `${prefix}error`);
   return { deadLetter, error: error || undefined };
 }
 

@@ -64,3 +64,43 @@ describe('send batcher', () => {
     expect(done).toBe(5);
   });
 });
+
+describe('send batcher isolation', () => {
+  it('a batch the database refuses fails only the call that brought the bad message, not the calls sharing its insert', async () => {
+    const inserts: string[][] = [];
+    const store = {
+      async insert(_queue: string, msgs: OutgoingMessage[]): Promise<InsertResult[]> {
+        inserts.push(msgs.map(m => m.id));
+        await new Promise(r => setTimeout(r, 2));
+        // As Postgres refuses a row it cannot store (22P05, 22008): the whole statement fails.
+        if (msgs.some(m => m.id.startsWith('poison'))) throw Object.assign(new Error('unsupported Unicode escape sequence'), { code: '22P05' });
+        return msgs.map(m => ({ id: m.id, duplicate: false }));
+      },
+    } as unknown as MessageStore;
+    const b = new SendBatcher(store, { maxBatch: 1000, maxInFlight: 1 }, () => {});
+    // All ten calls share one insert, the poison among them.
+    const first = b.send([msg('q', 'first')]);
+    const calls = Array.from({ length: 9 }, (_, i) => b.send([msg('q', i === 4 ? 'poison' : `good-${i}`), msg('q', `more-${i}`)]));
+    await first;
+    const outcomes = await Promise.allSettled(calls);
+    expect(outcomes.filter(o => o.status === 'rejected')).toHaveLength(1);
+    expect((outcomes[4] as PromiseRejectedResult).reason.code).toBe('22P05');
+    outcomes.forEach((o, i) => i !== 4 && expect((o as PromiseFulfilledResult<InsertResult[]>).value.map(r => r.id)).toEqual([`good-${i}`, `more-${i}`]));
+    expect(inserts.some(ids => ids.length >= 18)).toBe(true);
+  });
+
+  it('a database that is away fails every call at once, without inserting each again', async () => {
+    let n = 0;
+    const store = {
+      async insert(): Promise<InsertResult[]> {
+        n++;
+        throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+      },
+    } as unknown as MessageStore;
+    const b = new SendBatcher(store, { maxBatch: 1000, maxInFlight: 1 }, () => {});
+    const calls = Array.from({ length: 5 }, (_, i) => b.send([msg('q', `m${i}`)]));
+    const outcomes = await Promise.allSettled(calls);
+    expect(outcomes.every(o => o.status === 'rejected')).toBe(true);
+    expect(n).toBeLessThanOrEqual(2);
+  });
+});
