@@ -20,6 +20,7 @@ import { Sweeper } from './sweeper.js';
 import { Topics } from './topics.js';
 import { Browser } from './browse.js';
 import { Database } from './database.js';
+import { RESPONSE_BUDGET_BYTES } from './response-budget.js';
 
 export interface CoreOptions {
   databaseUrl: string;
@@ -189,7 +190,8 @@ export class QueueCore {
     const sec = leaseSec ?? info.config.visibilityTimeoutSec;
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const got = await this.store.lease(queue, max, sec);
+      // One response: what fits in the byte budget, the rest stays in the queue untouched.
+      const got = await this.store.lease(queue, max, sec, RESPONSE_BUDGET_BYTES);
       const left = deadline - Date.now();
       if (got.length > 0 || left <= 0 || signal?.aborted) return got;
       // Wake on a send, and look again at least every poll interval for delayed messages.

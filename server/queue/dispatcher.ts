@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { MessageStore } from './message-store.js';
 import type { Wakeups } from './wakeups.js';
 import type { Subscription } from './subscription.js';
+import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import { isConnectionError, isQueueNotFound, notFound } from '../errors.js';
 
 interface QueueState {
@@ -32,7 +33,7 @@ export interface DispatcherOptions {
 /**
  * Pushes messages to Subscribe streams. One pump per queue with subscribers, not one poller per
  * stream: a pump runs when a wake-up says the queue may have messages, when a subscriber gains
- * credit (an ack, a nack, a lease running out), and when the one ready-queue poll for all queues
+ * credit (an ack, a nack, its stream's buffer draining), and when the one ready-queue poll for all queues
  * finds messages no wake-up announced. It leases for subscribers in turn, each up to its credit,
  * until the queue is drained or nobody has credit. An idle subscription costs no query and no timer.
  *
@@ -106,53 +107,69 @@ export class Dispatcher {
           q.again = false;
           q.timer = setTimeout(() => this.pump(queue), Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (q.failures - 1)));
         } else if (q.again) this.pump(queue);
-        else this.arm(queue, q);
       });
   }
 
   private async run(queue: string, q: QueueState): Promise<void> {
     do {
       q.again = false;
-      // Plan a round: fetches of up to maxBatch, handed to subscribers in turn from q.next while
-      // they have credit, at most parallelFetches of them, run at once (SKIP LOCKED keeps them
-      // apart). One serial fetch at a time left the database idle between fetches.
-      const plan: { sub: Subscription; n: number }[] = [];
-      const left = new Map(q.subs.map(s => [s, s.credit()]));
-      for (let i = 0; plan.length < this.opts.parallelFetches && i < q.subs.length * this.opts.parallelFetches; i++) {
+      // A round: each subscriber's credit, grouped by lease length (one fetch leases for one);
+      // fetches of up to maxBatch for the group's credit, at most parallelFetches in all, run at
+      // once (SKIP LOCKED keeps them apart); then the messages dealt out one at a time in turn.
+      // Dealt, not handed in whole batches: with 200 subscribers and 1,000 messages each gets about
+      // five, so a healthy subscriber among many stuck ones is never the last to be served.
+      const credit = new Map<Subscription, number>();
+      const groups = new Map<number, Subscription[]>();
+      for (let i = 0; i < q.subs.length; i++) {
         const sub = q.subs[(q.next + i) % q.subs.length];
-        const n = Math.min(left.get(sub)!, this.opts.maxBatch);
-        if (n === 0) continue;
-        left.set(sub, left.get(sub)! - n);
-        plan.push({ sub, n });
+        const c = sub.credit();
+        if (c === 0) continue;
+        credit.set(sub, c);
+        const g = groups.get(sub.leaseSec);
+        if (g) g.push(sub);
+        else groups.set(sub.leaseSec, [sub]);
       }
+      // Who is dealt first moves on each round.
       q.next = (q.next + 1) % Math.max(1, q.subs.length);
-      if (plan.length === 0 || this.stopped) return;
-      const full = await Promise.all(
-        plan.map(async ({ sub, n }) => {
-          const deliveries = await this.store.lease(queue, n, sub.leaseSec);
-          if (sub.closed) {
-            // The stream went away while we leased for it: give the messages straight back.
-            if (deliveries.length > 0) await this.store.nack(deliveries.map(d => d.leaseToken), 0, 'subscriber gone');
-          } else if (deliveries.length > 0) {
-            sub.deliver(deliveries);
+      if (credit.size === 0 || this.stopped) return;
+      const fetches: { leaseSec: number; n: number }[] = [];
+      for (const [leaseSec, subs] of groups) {
+        let want = subs.reduce((sum, sub) => sum + credit.get(sub)!, 0);
+        while (want > 0 && fetches.length < this.opts.parallelFetches) {
+          const n = Math.min(want, this.opts.maxBatch);
+          fetches.push({ leaseSec, n });
+          want -= n;
+        }
+      }
+      const leased = await Promise.all(fetches.map(async f => ({ ...f, deliveries: await this.store.lease(queue, f.n, f.leaseSec) })));
+      const gone: string[] = [];
+      for (const [leaseSec, subs] of groups) {
+        const shares = new Map<Subscription, Delivery[]>();
+        let turn = 0;
+        for (const d of leased.filter(l => l.leaseSec === leaseSec).flatMap(l => l.deliveries)) {
+          // The group's fetches asked for no more than its credit: someone always has room.
+          for (let k = 0; k < subs.length; k++) {
+            const sub = subs[(turn + k) % subs.length];
+            const c = credit.get(sub)!;
+            if (c === 0) continue;
+            credit.set(sub, c - 1);
+            const share = shares.get(sub);
+            if (share) share.push(d);
+            else shares.set(sub, [d]);
+            turn = (turn + k + 1) % subs.length;
+            break;
           }
-          return deliveries.length === n;
-        }),
-      );
+        }
+        for (const [sub, share] of shares) {
+          // A stream that went away while we leased for it: its share goes straight back.
+          if (sub.closed) gone.push(...share.map(d => d.leaseToken));
+          else sub.deliver(share);
+        }
+      }
+      if (gone.length > 0) await this.store.nack(gone, 0, 'subscriber gone');
       // Every fetch came back full: the queue may hold more.
-      if (full.every(Boolean)) q.again = true;
+      if (leased.every(l => l.deliveries.length === l.n)) q.again = true;
     } while (q.again && !this.stopped);
-  }
-
-  /** When a delivery's lease ends its credit comes back: look again then. */
-  private arm(queue: string, q: QueueState): void {
-    const now = Date.now();
-    let next: number | undefined;
-    for (const s of q.subs) {
-      const exp = s.nextExpiry();
-      if (exp !== undefined && (next === undefined || exp < next)) next = exp;
-    }
-    if (next !== undefined) q.timer = setTimeout(() => this.pump(queue), Math.max(0, next - now) + 50);
   }
 
   /**
@@ -173,8 +190,7 @@ export class Dispatcher {
   }
 
   private async pollReady(): Promise<void> {
-    const now = Date.now();
-    const idle = [...this.queues].filter(([, q]) => !q.pumping && q.subs.some(s => s.credit(now) > 0)).map(([name]) => name);
+    const idle = [...this.queues].filter(([, q]) => !q.pumping && q.subs.some(s => s.credit() > 0)).map(([name]) => name);
     if (idle.length === 0) return;
     for (const [name, dueInMs] of await this.store.queuesDue(idle)) {
       if (dueInMs <= 0) this.pump(name);

@@ -35,6 +35,24 @@ export function setLease(schema: string, queue: string, ids: string[], seconds: 
   };
 }
 
+/**
+ * Undoes this transaction's fetch of `ids` (leased rows that will not be delivered: over a
+ * response's byte budget), as if never fetched: no attempt is counted and no token was handed out.
+ * pg-boss's fetch counts an attempt when the row had been started before (retry_count + 1), and
+ * only a first fetch leaves retry_count at 0; so 0 goes back to never started, more to one less.
+ */
+export function unlease(schema: string, queue: string, ids: string[]): Sql {
+  return {
+    text: `UPDATE ${schema}.job SET
+        state = (CASE WHEN retry_count = 0 THEN 'created' ELSE 'retry' END)::${schema}.job_state,
+        retry_count = GREATEST(retry_count - 1, 0),
+        started_on = CASE WHEN retry_count = 0 THEN NULL ELSE started_on END,
+        heartbeat_on = NULL
+      WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
+    values: [queue, ids],
+  };
+}
+
 /** Extends fenced leases to now + seconds. Returns the leases it moved, with their new end. */
 export function extendLeases(schema: string, queue: string, pairs: string[], seconds: number): Sql {
   return {

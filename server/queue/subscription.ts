@@ -15,9 +15,13 @@ interface Outstanding {
  * One open Subscribe stream as the dispatcher sees it: the queue, the lease length, the flow
  * window, and the deliveries it holds that are not yet settled.
  *
- * A delivery is outstanding from the moment it is pushed until it is acked or nacked through this
- * stream, or its lease ends. Credit is the window less what is outstanding; the dispatcher never
- * leases more than the credit.
+ * A delivery is outstanding from the moment it is pushed until the client acks or nacks it through
+ * this stream, even after its lease ran out (the ack then answers FAILED_PRECONDITION, and frees
+ * the slot all the same): the window is what the client can hold, and a client that never settles
+ * (stuck, or not reading) must not be handed message after message, each costing an attempt.
+ * Credit is the window less what is outstanding; none while the stream's write buffer is full
+ * (backpressure: the client is not reading), nor while a delivery it holds is past its lease (the
+ * client is stuck); the dispatcher never leases more than the credit.
  */
 export class Subscription {
   private readonly outstanding = new Map<string, Outstanding>();
@@ -27,20 +31,22 @@ export class Subscription {
   closed = false;
   /** The client asked for no more deliveries (it is closing); settles still work. */
   draining = false;
+  /** The last write filled the stream's buffer: nothing more until it drains. */
+  private blocked = false;
 
   constructor(
     readonly queue: string,
     readonly leaseSec: number,
     public limits: FlowLimits,
-    private readonly push: (deliveries: Delivery[]) => void,
+    /** Writes deliveries to the stream; false when its buffer is full (wait for unblocked()). */
+    private readonly push: (deliveries: Delivery[]) => boolean,
     /** The dispatcher cannot serve this subscription any more (its queue was deleted). */
     readonly fail: (err: unknown) => void,
   ) {}
 
   /** How many more messages may be delivered now. */
   credit(now = Date.now()): number {
-    if (this.closed || this.draining) return 0;
-    this.forgetExpired(now);
+    if (this.closed || this.draining || this.blocked || this.stalled(now)) return 0;
     const n = Math.max(0, this.limits.maxMessages - this.outstanding.size);
     if (this.limits.maxBytes <= 0 || n === 0) return n;
     if (this.outBytes >= this.limits.maxBytes && this.outstanding.size > 0) return 0;
@@ -57,13 +63,6 @@ export class Subscription {
     return this.largest === 0 ? room : Math.max(1, Math.floor(room / this.largest));
   }
 
-  /** Earliest lease end among outstanding deliveries (ms epoch), or undefined. */
-  nextExpiry(): number | undefined {
-    let min: number | undefined;
-    for (const o of this.outstanding.values()) if (min === undefined || o.expiresAt < min) min = o.expiresAt;
-    return min;
-  }
-
   deliver(deliveries: Delivery[]): void {
     for (const d of deliveries) {
       const bytes = d.message?.payload.length ?? 0;
@@ -71,7 +70,22 @@ export class Subscription {
       this.outstanding.set(d.leaseToken, { bytes, expiresAt: d.leaseExpiresAt?.getTime() ?? Date.now() });
       this.outBytes += bytes;
     }
-    this.push(deliveries);
+    if (!this.push(deliveries)) this.blocked = true;
+  }
+
+  /**
+   * A delivery's lease ran out while this stream held it, unsettled and not extended: the client is
+   * stuck (or not reading). It gets nothing more until it settles (a late ack too), so the messages
+   * it let go go to consumers that work, instead of back to it, an attempt burnt each time.
+   */
+  private stalled(now: number): boolean {
+    for (const o of this.outstanding.values()) if (o.expiresAt <= now) return true;
+    return false;
+  }
+
+  /** The stream's buffer drained: deliveries may flow again. */
+  unblocked(): void {
+    this.blocked = false;
   }
 
   /** Acked or nacked: no longer outstanding. */
@@ -94,9 +108,5 @@ export class Subscription {
     if (!o) return;
     this.outstanding.delete(token);
     this.outBytes -= o.bytes;
-  }
-
-  private forgetExpired(now: number): void {
-    for (const [t, o] of this.outstanding) if (o.expiresAt <= now) this.forget(t);
   }
 }

@@ -3,6 +3,8 @@ import type { SubscribeRequest, SubscribeResponse, SettleResults } from '../../s
 import type { QueueCore } from '../queue/core.js';
 import type { TokenOutcome } from '../queue/message-store.js';
 import { Subscription, type FlowLimits } from '../queue/subscription.js';
+import { chunkDeliveries } from '../queue/response-budget.js';
+import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import { InboxdError, invalid } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import { throwIfMalformed } from './strict-decode.js';
@@ -70,7 +72,14 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const info = await core.registry.get(queue);
     const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : info.config.visibilityTimeoutSec;
     if (closing) return;
-    sub = new Subscription(queue, leaseSec, limits, deliveries => call.write({ deliveries }), fail);
+    // Within the response budget: a batch of big messages goes out as several responses.
+    const write = (deliveries: Delivery[]) => chunkDeliveries(deliveries).reduce((ok, chunk) => call.write({ deliveries: chunk }) && ok, true);
+    sub = new Subscription(queue, leaseSec, limits, write, fail);
+    const s = sub;
+    call.on('drain', () => {
+      s.unblocked();
+      core.dispatcher.pump(s.queue);
+    });
     unregister = calls.openStream({
       close: async reason => {
         // Acks and nacks the client sent before the drain are applied first: released instead,

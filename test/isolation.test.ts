@@ -1,0 +1,148 @@
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { LeaseRequest, SubscribeRequest } from '../sdk/gen/inboxd/v1/inbox.js';
+import { createClient, type InboxdClient } from '../sdk/index.js';
+import { createDatabase, startServer, connect, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
+
+type Srv = Awaited<ReturnType<typeof startServer>>;
+
+describe('isolation: big messages and stuck consumers', () => {
+  let srv: Srv;
+  const closers: (() => unknown)[] = [];
+  let n = 0;
+  const fresh = (p: string) => `${p}-${++n}-${randomBytes(3).toString('hex')}`;
+
+  beforeAll(async () => {
+    srv = await startServer(await createDatabase(), { sweepIntervalMs: 100 });
+  });
+  afterAll(async () => {
+    await srv?.stop();
+  });
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await Promise.race([c(), sleep(5000)]);
+  });
+  const sdk = (): InboxdClient => {
+    const c = createClient({ address: srv.app.address });
+    closers.push(() => c.close());
+    return c;
+  };
+  const raw = (): Clients => {
+    const c = connect(srv.app.address);
+    closers.push(() => c.close());
+    return c;
+  };
+
+  it('delivers 200 × 64 KiB and 20 × 1 MiB (the size limit) through Subscribe with SDK defaults, none dead-lettered', async () => {
+    const client = sdk();
+    for (const [count, size] of [
+      [200, 64 * 1024],
+      [20, 1024 * 1024],
+    ]) {
+      const queue = fresh('big-sub');
+      await client.queues.create(queue, { maxAttempts: 2 });
+      const payload = randomBytes(size);
+      const ids = new Set(await Promise.all(Array.from({ length: count }, () => client.send(queue, payload))));
+      const got = new Set<string>();
+      let attempts = 0;
+      const sub = client.subscribe(queue, async m => {
+        expect(m.payload.length).toBe(size);
+        attempts = Math.max(attempts, m.attempt);
+        got.add(m.id);
+      });
+      closers.push(() => sub.close());
+      await waitFor(() => got.size === ids.size, 30_000, `${count} messages of ${size} bytes through Subscribe`);
+      expect(attempts).toBe(1);
+      expect((await client.queues.stats(queue)).deadLettered).toBe(0);
+    }
+  });
+
+  it('Lease answers within the response budget: each big message delivered once, on its first attempt, also to a client with 4 MiB frames', async () => {
+    const client = sdk();
+    const queue = fresh('big-lease');
+    await client.queues.create(queue);
+    const payload = randomBytes(64 * 1024);
+    const ids = new Set(await Promise.all(Array.from({ length: 200 }, () => client.send(queue, payload))));
+    // The generated client with grpc-js defaults (4 MiB per response), as grpcurl has.
+    const { inbox } = raw();
+    const seen = new Set<string>();
+    for (let round = 0; round < 20 && seen.size < ids.size; round++) {
+      const res = await call(inbox, inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages: 1000, visibilityTimeout: dur(60) }));
+      expect(res.deliveries.length).toBeGreaterThan(0);
+      expect(res.deliveries.length).toBeLessThan(60); // 3 MiB of 64 KiB messages
+      for (const d of res.deliveries) {
+        expect(d.attempt).toBe(1);
+        expect(seen.has(d.message!.id)).toBe(false);
+        seen.add(d.message!.id);
+      }
+      await call(inbox, inbox.ack, { leaseTokens: res.deliveries.map(d => d.leaseToken) });
+    }
+    expect(seen).toEqual(ids);
+    // And through the SDK's lease().
+    const q2 = fresh('big-lease-sdk');
+    await client.queues.create(q2);
+    await Promise.all(Array.from({ length: 20 }, () => client.send(q2, randomBytes(1024 * 1024))));
+    const got = await client.lease(q2, { max: 20 });
+    expect(got.length).toBeGreaterThanOrEqual(1);
+    expect(got.length).toBeLessThanOrEqual(3);
+    expect(got.every(m => m.attempt === 1 && m.payload.length === 1024 * 1024)).toBe(true);
+  });
+
+  it('200 streams that never read next to 1 healthy subscriber: the healthy one handles every message, none is dead-lettered', async () => {
+    const client = sdk();
+    const queue = fresh('stuck');
+    await client.queues.create(queue, { maxAttempts: 3, visibilityTimeout: '2s' });
+    // 200 Subscribe streams over 4 connections that ask for 100 messages each and never read a byte.
+    const stuck = Array.from({ length: 4 }, () => raw());
+    for (let i = 0; i < 200; i++) {
+      const { inbox } = stuck[i % 4];
+      const s = inbox.subscribe();
+      s.on('error', () => {});
+      s.write(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 100 } }));
+    }
+    await sleep(500);
+    const handled = new Set<string>();
+    const sub = client.subscribe(queue, async m => void handled.add(m.id));
+    closers.push(() => sub.close());
+    const ids = await Promise.all(Array.from({ length: 2000 }, (_, i) => client.send(queue, `m${i}`)));
+    await waitFor(() => handled.size === ids.length, 45_000, `the healthy subscriber to handle all 2,000 (has ${handled.size})`);
+    const stats = await client.queues.stats(queue);
+    expect(stats.deadLettered).toBe(0);
+  });
+
+  it('a stream whose client never settles keeps its credit held after leases run out: the message goes to another consumer, and a late (stale) ack frees the slot', async () => {
+    const client = sdk();
+    const queue = fresh('held');
+    await client.queues.create(queue);
+    const [id] = await Promise.all([client.send(queue, 'one')]);
+    const { inbox } = raw();
+    const stream = inbox.subscribe();
+    const deliveries: { token: string; id: string; attempt: number }[] = [];
+    stream.on('data', (r: { deliveries: { leaseToken: string; attempt: number; message?: { id: string } }[] }) =>
+      r.deliveries.forEach(d => deliveries.push({ token: d.leaseToken, id: d.message!.id, attempt: d.attempt })),
+    );
+    stream.on('error', (_: ServiceError) => {});
+    stream.write(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 1 }, visibilityTimeout: dur(1) }));
+    await waitFor(() => deliveries.length === 1, 5000, 'the first delivery');
+    // The lease runs out; the message is free for others, not pushed again to the stream that holds it.
+    let again;
+    await waitFor(
+      async () => {
+        again = (await call(inbox, inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages: 1, visibilityTimeout: dur(30) }))).deliveries[0];
+        return again !== undefined;
+      },
+      10_000,
+      'the redelivery to a Lease call',
+    );
+    expect(again!.message!.id).toBe(id);
+    expect(again!.attempt).toBe(2);
+    expect(deliveries).toHaveLength(1);
+    // A late ack of the expired delivery is stale, and gives the stream its slot back.
+    stream.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [deliveries[0].token] }));
+    await sleep(300);
+    const [next] = await Promise.all([client.send(queue, 'two')]);
+    await waitFor(() => deliveries.length === 2, 5000, 'a new message pushed to the freed slot');
+    expect(deliveries[1]).toMatchObject({ id: next, attempt: 1 });
+    stream.end();
+  });
+});
