@@ -1,6 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import { SendRequest, LeaseRequest, NackRequest } from '../sdk/gen/inboxd/v1/inbox.js';
+import { UpdateQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
 import { createDatabase, startServer, call, dur } from './support/harness.js';
 
 type Srv = Awaited<ReturnType<typeof startServer>>;
@@ -115,5 +117,41 @@ describe('bad input gets a status a person can act on, and touches nobody else',
     const queues = await raw(srv.app.address, '/inboxd.v1.Queues/GetQueue', Buffer.from([0x0a, 0x05, 0x61]));
     expect(queues.code).toBe(status.INVALID_ARGUMENT);
     expect(queues.details).toContain('GetQueue');
+  });
+
+  it('a compressed flag on a body that is not compressed is INVALID_ARGUMENT, not grpc-js\'s INTERNAL', async () => {
+    const session = http2.connect(`http://${srv.app.address}`);
+    try {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/inboxd.v1.Inbox/Send',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'grpc-encoding': 'gzip',
+      });
+      const trailers = new Promise<http2.IncomingHttpHeaders>(resolve => {
+        req.on('trailers', t => resolve(t));
+        req.on('response', h => h['grpc-status'] !== undefined && resolve(h));
+      });
+      req.on('data', () => {});
+      req.end(Buffer.from([1, 0, 0, 0, 3, 1, 2, 3]));
+      const t = await trailers;
+      expect(Number(t['grpc-status'])).toBe(status.INVALID_ARGUMENT);
+      expect(decodeURIComponent(String(t['grpc-message']))).toContain('compressed flag');
+    } finally {
+      session.close();
+    }
+  });
+
+  it('an error quoting a huge input stays a short status, and the connection keeps working', async () => {
+    const { queues, inbox } = srv.clients;
+    const r = await outcome(
+      call(queues, queues.updateQueue, UpdateQueueRequest.fromPartial({ name: 'shared', config: {}, updateMask: ['é'.repeat(70_000)] })),
+    );
+    expect(r.code).toBe(status.INVALID_ARGUMENT);
+    expect(r.details.length).toBeLessThanOrEqual(500);
+    // The same connection serves the next call.
+    const ok = await outcome(call(inbox, inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'shared', payload: Buffer.from('after') }] })));
+    expect(ok.code).toBe(status.OK);
   });
 });
