@@ -1,0 +1,168 @@
+import fc from 'fast-check';
+import type { InboxdClient } from '../../sdk/index.js';
+import { caseArb, caseJson, encodeCase, rpcOf, type FuzzCase, type FuzzContext } from './arbitraries.js';
+import { runH2 } from './http2-abuse.js';
+import { BAD_CODES, codeName, RawClient, type Outcome } from './raw-client.js';
+
+/**
+ * The fuzz loop. A batch runs `lanes` fast-check properties side by side, each with its own seed
+ * (batch and lane derive from --seed) and `perLane` runs; run i of a lane is fast-check path "i".
+ * The property never fails during the batch, so that every bad status is counted, not only the
+ * first; afterwards, the first failures of each kind are replayed from (seed, path) and shrunk by
+ * fast-check to a minimal case.
+ */
+
+export const CTX_NAMES = {
+  queues: ['fz-a', 'fz-b'],
+  dlq: 'fz-dlq',
+  scratch: ['fzc-0', 'fzc-1', 'fzc-2', 'fzc-3'],
+  topics: ['fz-topic', 'fz-topic-empty'],
+  canary: 'canary',
+};
+
+/** Refreshes the real state the generators aim at: queues exist, messages stored, live leases. */
+export async function refreshContext(client: InboxdClient): Promise<FuzzContext> {
+  const opts = { retry: { totalTimeout: 10_000 } };
+  const ctx: FuzzContext = { queues: CTX_NAMES.queues, dlq: CTX_NAMES.dlq, scratch: CTX_NAMES.scratch, topics: CTX_NAMES.topics, tokens: [], messageIds: [] };
+  const tryIt = async <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
+  await tryIt(client.queues.ensure(CTX_NAMES.dlq, {}, opts));
+  await tryIt(client.queues.ensure('fz-a', { deadLetterQueue: CTX_NAMES.dlq, maxAttempts: 3 }, opts));
+  await tryIt(client.queues.ensure('fz-b', {}, opts));
+  await tryIt(client.queues.ensure(CTX_NAMES.canary, {}, opts));
+  await tryIt(client.topics.subscribe('fz-topic', 'fz-b', opts));
+  for (const q of CTX_NAMES.queues) {
+    const ids = await Promise.all(Array.from({ length: 15 }, (_, i) => tryIt(client.send(q, `seed message ${i}`, { headers: { n: String(i) } }))));
+    ctx.messageIds.push(...ids.filter((x): x is string => !!x));
+    const leased = await tryIt(client.lease(q, { max: 10, visibilityTimeout: '10m', ...opts }));
+    ctx.tokens.push(...(leased ?? []).map(m => m.leaseToken));
+  }
+  return ctx;
+}
+
+export interface Where {
+  seed: number;
+  path: string;
+  batch: number;
+  lane: number;
+}
+
+export interface Failure extends Where {
+  /** INTERNAL, UNKNOWN, hang, or a bad code inside a streamed response. */
+  kind: string;
+  rpc: string;
+  status: string;
+  details: string;
+  request: unknown;
+  /** Each request's bytes (hex; long ones cut). */
+  hex: string[];
+  /** Set when the status comes from grpc-js's own server call, before any inboxd code runs. */
+  hint?: string;
+  shrunk?: { path: string; request: unknown; hex: string[]; status: string; details: string } | { error: string };
+}
+
+export function caseName(c: FuzzCase): string {
+  return c.kind === 'rpc' ? c.rpc : `h2.${c.abuse.t}`;
+}
+
+export function caseHex(c: FuzzCase): string[] {
+  const cut = (b: Buffer) => (b.length > 1024 ? `${b.subarray(0, 512).toString('hex')}…(${b.length} bytes)` : b.toString('hex'));
+  return c.kind === 'rpc' ? encodeCase(c).map(cut) : [];
+}
+
+/** What makes a case fail: a status nobody can act on, or no answer. */
+export function failureKind(o: Outcome): string | undefined {
+  if (o.hang) return 'hang';
+  if (o.code !== undefined && BAD_CODES.has(o.code)) return codeName(o.code);
+  const inner = o.inner.find(i => BAD_CODES.has(i.code) || i.code === -1);
+  if (inner) return inner.code === -1 ? 'undecodable response' : `${codeName(inner.code)} in a response message`;
+  return undefined;
+}
+
+export async function runCase(c: FuzzCase, raw: RawClient, deadlineMs: number): Promise<Outcome> {
+  if (c.kind === 'h2') return runH2(raw.address, c.abuse, deadlineMs);
+  const rpc = rpcOf(c.rpc);
+  const bodies = encodeCase(c);
+  if (!rpc.requestStream) return raw.unary(rpc.path, bodies[0], deadlineMs);
+  return raw.stream(rpc.path, bodies, { deadlineMs, halfClose: rpc.name !== 'Inbox.Subscribe', holdMs: 250, responseType: rpc.responseType });
+}
+
+export class Stats {
+  cases = 0;
+  /** Status → count, over every case. */
+  statuses: Record<string, number> = {};
+  /** "rpc" → status → count. */
+  byRpc: Record<string, Record<string, number>> = {};
+  failures: Failure[] = [];
+  /** Failures counted (all of them; `failures` keeps the first few of each kind and rpc). */
+  failureCount = 0;
+  /** "rpc" → failures counted. */
+  failByRpc: Record<string, number> = {};
+  private kept = new Map<string, number>();
+
+  record(c: FuzzCase, o: Outcome, where: Where): void {
+    this.cases++;
+    const name = caseName(c);
+    const s = o.inner.length ? `${o.status} (+${o.inner.map(i => codeName(i.code)).join(',')} inside)` : o.status;
+    this.statuses[o.status] = (this.statuses[o.status] ?? 0) + 1;
+    (this.byRpc[name] ??= {})[s] = (this.byRpc[name][s] ?? 0) + 1;
+    const kind = failureKind(o);
+    if (!kind) return;
+    this.failureCount++;
+    this.failByRpc[name] = (this.failByRpc[name] ?? 0) + 1;
+    const key = `${kind} ${name} ${o.details.replace(/[\d.]+/g, '#').slice(0, 60)}`;
+    const n = this.kept.get(key) ?? 0;
+    this.kept.set(key, n + 1);
+    if (n < 3) this.failures.push({ ...where, kind, rpc: name, status: o.status, details: (o.details || o.inner.map(i => `${codeName(i.code)}: ${i.message}`).join('; ')).slice(0, 500), request: caseJson(c), hex: caseHex(c), hint: hintOf(o.details) });
+  }
+}
+
+export interface BatchOptions {
+  raw: RawClient[];
+  ctx: FuzzContext;
+  seedBase: number;
+  batch: number;
+  perLane: number;
+  deadlineMs: number;
+}
+
+export const laneSeed = (seedBase: number, batch: number, lane: number) => (seedBase + batch * 7919 + lane * 104_729) | 0;
+
+/** One batch: a fast-check property per lane, run concurrently. */
+export async function runBatch(o: BatchOptions, stats: Stats): Promise<void> {
+  const arb = caseArb(o.ctx);
+  await Promise.all(
+    o.raw.map(async (raw, lane) => {
+      const seed = laneSeed(o.seedBase, o.batch, lane);
+      let index = 0;
+      const prop = fc.asyncProperty(arb, async c => {
+        const path = String(index++);
+        stats.record(c, await runCase(c, raw, o.deadlineMs), { seed, path, batch: o.batch, lane });
+        return true;
+      });
+      await fc.check(prop, { seed, numRuns: o.perLane });
+    }),
+  );
+}
+
+/** Replays a failure from its seed and path with the batch's context, and lets fast-check shrink it. */
+export async function shrink(f: Failure, ctx: FuzzContext, raw: RawClient, deadlineMs: number, timeLimitMs: number): Promise<Failure['shrunk']> {
+  let last: { c: FuzzCase; o: Outcome } | undefined;
+  const prop = fc.asyncProperty(caseArb(ctx), async c => {
+    const o = await runCase(c, raw, deadlineMs);
+    const bad = failureKind(o) !== undefined && failureKind(o) !== 'hang';
+    if (bad) last = { c, o };
+    return !bad;
+  });
+  const res = await fc.check(prop, { seed: f.seed, path: f.path, interruptAfterTimeLimit: timeLimitMs, markInterruptAsFailure: false });
+  if (!res.failed || !res.counterexample || !last) return { error: 'did not fail again on replay (it depends on state: see the request above)' };
+  const c = res.counterexample[0] as FuzzCase;
+  return { path: res.counterexamplePath ?? f.path, request: caseJson(c), hex: caseHex(c), status: last.o.status, details: last.o.details.slice(0, 300) };
+}
+
+/** grpc-js answers these itself (server-interceptors.js) before the handler: the fix is around the library, not in a handler. */
+function hintOf(details: string): string | undefined {
+  if (/^(Failed to decompress message|Error deserializing request|Invalid grpc-timeout)/.test(details)) return "status sent by grpc-js's server call itself, before any inboxd handler runs";
+  if (/session has been destroyed/.test(details)) return 'collateral: an earlier case broke this HTTP/2 connection (look for "Protocol error" on the same seed); not shrunk';
+  if (/RST_STREAM with code 2 triggered by internal client error: Protocol error/.test(details)) return "the client's HTTP/2 layer rejected the server's answer (e.g. an oversized grpc-message header): the connection and every call on it fail";
+  return undefined;
+}

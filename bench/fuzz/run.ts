@@ -1,0 +1,217 @@
+/**
+ * The fuzz suite: `npm run fuzz` (full: ≥ 50,000 fuzzed requests and the isolation scenarios at
+ * full size) or `npm run fuzz -- --quick` (CI: ≥ 2,000 cases and smaller scenarios, ≤ 90 s).
+ * Options (after `--`): --only fuzz,poison_sender,stuck_streams,big_messages,stalled_streams
+ * (pick phases), --seed N (base seed; default: time-based, printed), --cases N (fuzzed cases),
+ * --rss-bound-mb N (stalled_streams bound, default 600), --stall-bytes N (bytes each stalled
+ * stream sends of its declared message, default 16384).
+ *
+ * Phase "fuzz": a real server (dist/server/main.js on the suite's own Postgres, see env.ts) gets
+ * fast-check-generated requests for every RPC of inboxd.v1.Inbox and inboxd.v1.Queues
+ * (arbitraries.ts: valid-looking and hostile, raw protobuf so strings can be invalid UTF-8, bytes
+ * mutated), mixed with raw HTTP/2 and gRPC framing abuse (http2-abuse.ts), in batches. Every
+ * call has a deadline. After each batch (checks.ts): the process is up, Health/Check answers,
+ * and a canary send → lease → ack on its own connection succeeds.
+ * Then the isolation scenarios (scenarios/*.ts), each on a fresh server.
+ *
+ * Reading the output:
+ *   statuses            every status seen, with counts ("open": a Subscribe accepted and then
+ *                       cancelled by the fuzzer; "http 415" etc.: raw HTTP/2 answers)
+ *   per RPC             cases and statuses per RPC / abuse kind; FAIL counts INTERNAL, UNKNOWN,
+ *                       hangs (no answer by the deadline) and bad codes inside stream responses
+ *   batches             per batch: cases, failures, health and canary (ms or the error), RSS
+ *   failures            each kind's first cases with a reproducer: fast-check seed and path
+ *                       (fc.check(property, { seed, path }) replays it), the request as JSON and
+ *                       its protobuf bytes in hex, and the case fast-check shrank it to
+ *   scenarios           one row per isolation scenario with its figure and verdict
+ * The run exits 1 on any INTERNAL/UNKNOWN, hang, server crash, failed health check or canary, or
+ * failed scenario; 2 when the suite itself broke. JSON: bench/results/fuzz.json (quick:
+ * fuzz-quick.json; with --only: fuzz-only.json). Progress goes to stderr.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { leftovers, withTimeout } from '../chaos/util.js';
+import { writeResults } from '../lib/report.js';
+import { afterBatch, checkFailures, rssMb, type AfterBatch } from './checks.js';
+import { CTX_NAMES, Stats, refreshContext, runBatch, shrink } from './engine.js';
+import { World, say } from './env.js';
+import { closeStalled } from './http2-abuse.js';
+import { RawClient } from './raw-client.js';
+import { printReport, type FuzzPhase, type BatchRow } from './report.js';
+import { SCENARIOS } from './scenarios/index.js';
+import type { ScenarioOptions, ScenarioResult } from './scenarios/types.js';
+
+const PHASES = ['fuzz', ...SCENARIOS.map(s => s.name)];
+
+function args() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      seed: { type: 'string' },
+      cases: { type: 'string' },
+      'rss-bound-mb': { type: 'string', default: '600' },
+      'stall-bytes': { type: 'string', default: '16384' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`npm run fuzz [-- --quick] [-- --only ${PHASES.join(',')}] [--seed N] [--cases N] [--rss-bound-mb 600] [--stall-bytes 16384]\n`);
+    process.exit(0);
+  }
+  const only = values.only?.split(',').map(s => s.trim()).filter(Boolean);
+  const unknown = only?.filter(n => !PHASES.includes(n)) ?? [];
+  if (unknown.length) {
+    process.stderr.write(`unknown phase(s) ${unknown.join(', ')}; known: ${PHASES.join(', ')}\n`);
+    process.exit(2);
+  }
+  return {
+    quick: values.quick!,
+    only,
+    seed: values.seed !== undefined ? Number(values.seed) : Date.now() % 1_000_000_007,
+    cases: values.cases !== undefined ? Number(values.cases) : undefined,
+    rssBoundMb: Number(values['rss-bound-mb']),
+    stallBytes: Number(values['stall-bytes']),
+  };
+}
+
+const LANES = 4;
+const DEADLINE_MS = 10_000;
+
+async function fuzzPhase(world: World, quick: boolean, seed: number, casesWanted: number): Promise<FuzzPhase> {
+  const t0 = Date.now();
+  const server = await world.server('fuzz');
+  say(`fuzz: server pid ${server.pid} on ${server.address}; seed ${seed}`);
+  const admin = world.client(server);
+  const raws = Array.from({ length: LANES }, () => new RawClient(server.address));
+  const stats = new Stats();
+  const batches: BatchRow[] = [];
+  const nBatches = quick ? 5 : Math.max(5, Math.ceil(casesWanted / 2000));
+  const perLane = Math.ceil(casesWanted / nBatches / LANES);
+  const rssBefore = rssMb(server.pid);
+  const contexts = new Map<number, Awaited<ReturnType<typeof refreshContext>>>();
+  const crashesBefore = world.crashes.length;
+  try {
+    for (let b = 0; b < nBatches; b++) {
+      const ctx = await refreshContext(admin);
+      contexts.set(b, ctx);
+      const before = stats.cases;
+      const failedBefore = stats.failureCount;
+      const tb = Date.now();
+      await runBatch({ raw: raws, ctx, seedBase: seed, batch: b, perLane, deadlineMs: DEADLINE_MS }, stats);
+      const checks: AfterBatch = await afterBatch(server.address, server.running, server.pid, CTX_NAMES.canary);
+      const stalled = closeStalled();
+      const row: BatchRow = {
+        batch: b,
+        cases: stats.cases - before,
+        seconds: (Date.now() - tb) / 1000,
+        failures: stats.failureCount - failedBefore,
+        stalled_left_open: stalled,
+        health_ms: checks.health.ok ? checks.health.ms : undefined,
+        canary_ms: checks.canary.ok ? checks.canary.ms : undefined,
+        rss_mb: checks.rss_mb,
+        check_failures: checkFailures(checks),
+      };
+      batches.push(row);
+      say(`batch ${b + 1}/${nBatches}: ${row.cases} cases in ${row.seconds.toFixed(1)} s, ${row.failures} failures, health ${row.health_ms ?? 'FAIL'} ms, canary ${row.canary_ms ?? 'FAIL'} ms, RSS ${row.rss_mb} MB${row.check_failures.length ? `; CHECKS FAILED: ${row.check_failures.join('; ')}` : ''}`);
+      if (!server.running) await server.start().catch(err => say(`fuzz server did not restart: ${(err as Error).message.split('\n')[0]}`));
+    }
+    // Shrink the first failure of each kind (the others keep their seed and path).
+    const budget = quick ? 4000 : 20_000;
+    const seen = new Set<string>();
+    for (const f of stats.failures) {
+      if (f.kind === 'hang' || /session has been destroyed/.test(f.details) || seen.has(`${f.kind} ${f.rpc}`) || seen.size >= (quick ? 3 : 8)) continue;
+      seen.add(`${f.kind} ${f.rpc}`);
+      say(`shrinking ${f.kind} on ${f.rpc} (seed ${f.seed}, path ${f.path})`);
+      const fresh = new RawClient(server.address);
+      f.shrunk = await withTimeout(shrink(f, contexts.get(f.batch)!, fresh, DEADLINE_MS, budget), budget + 2 * DEADLINE_MS, 'shrink').catch(err => ({ error: (err as Error).message }));
+      fresh.close();
+    }
+    closeStalled();
+  } finally {
+    raws.forEach(r => r.close());
+    await admin.close({ timeout: 1000 }).catch(() => {});
+  }
+  const rssAfter = rssMb(server.pid);
+  const crashes = world.crashes.slice(crashesBefore).map(c => `pid ${c.pid} exited code ${c.code} signal ${c.signal}: ${c.tail.slice(-5).join(' | ')}`);
+  await world.closeServer(server);
+  return { seed, cases: stats.cases, seconds: (Date.now() - t0) / 1000, statuses: stats.statuses, by_rpc: stats.byRpc, failure_count: stats.failureCount, fail_by_rpc: stats.failByRpc, failures: stats.failures, batches, rss_before_mb: rssBefore, rss_after_mb: rssAfter, crashes };
+}
+
+async function main(): Promise<number> {
+  const a = args();
+  const started = new Date();
+  process.on('exit', () => leftovers.sweep());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.on(sig, () => {
+      say(`${sig}: killing what the suite started`);
+      leftovers.sweep();
+      process.exit(130);
+    });
+  process.on('unhandledRejection', err => say(`(unhandled rejection in the suite: ${(err as Error)?.message ?? err})`));
+  const watchdog = setTimeout(
+    () => {
+      say('the whole run exceeded its time limit: killing everything');
+      leftovers.sweep();
+      process.exit(3);
+    },
+    a.quick ? 180_000 : 3_600_000,
+  );
+  watchdog.unref();
+
+  const world = new World();
+  const wants = (n: string) => !a.only || a.only.includes(n);
+  const casesWanted = a.cases ?? (a.quick ? 2000 : 52_000);
+  const opts: ScenarioOptions = { quick: a.quick, rssBoundMb: a.rssBoundMb, stallBytes: a.stallBytes };
+  let fuzz: FuzzPhase | undefined;
+  const scenarios: ScenarioResult[] = [];
+  try {
+    if (wants('fuzz')) fuzz = await fuzzPhase(world, a.quick, a.seed, casesWanted);
+    for (const s of SCENARIOS) {
+      if (!wants(s.name)) continue;
+      say(`${s.name}: ${s.about}${a.quick && s.quickNote ? ` (quick: ${s.quickNote})` : ''}`);
+      const t0 = Date.now();
+      const crashesBefore = world.crashes.length;
+      const size = a.quick && s.quickNote ? `quick: ${s.quickNote}` : 'full size';
+      try {
+        const out = await withTimeout(s.run(world, opts), a.quick ? 60_000 : 300_000, s.name);
+        const crashes = world.crashes.slice(crashesBefore);
+        if (crashes.length) out.failures.push(`server crashed ${crashes.length}×`);
+        scenarios.push({ name: s.name, about: s.about, size, seconds: (Date.now() - t0) / 1000, ...out });
+      } catch (err) {
+        scenarios.push({ name: s.name, about: s.about, size, seconds: (Date.now() - t0) / 1000, figure: '-', metrics: {}, failures: ['error'], notes: [], error: (err as Error).stack ?? String(err) });
+      }
+      const r = scenarios[scenarios.length - 1];
+      say(`${s.name}: ${r.figure} → ${r.failures.length ? `FAIL (${r.failures.join('; ')})` : 'ok'} in ${r.seconds.toFixed(1)} s${r.error ? `\n${r.error}` : ''}`);
+    }
+  } finally {
+    closeStalled();
+    await world.destroy();
+    leftovers.sweep();
+  }
+
+  const verdicts = printReport({ quick: a.quick, only: a.only, fuzz, scenarios, rssBoundMb: a.rssBoundMb });
+  const file = writeResults(a.only ? 'fuzz-only.json' : a.quick ? 'fuzz-quick.json' : 'fuzz.json', {
+    suite: 'fuzz',
+    mode: a.quick ? 'quick' : 'full',
+    only: a.only,
+    started_at: started.toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    machine: { cpus: os.cpus().length, node: process.version },
+    params: { seed: a.seed, cases: casesWanted, lanes: LANES, deadline_ms: DEADLINE_MS, rss_bound_mb: a.rssBoundMb, stall_bytes: a.stallBytes },
+    failed: verdicts,
+    fuzz,
+    scenarios,
+  });
+  process.stdout.write(`\n${verdicts.length ? `FAILED: ${verdicts.join('; ')}` : 'all checks passed'}; results in ${file}\n`);
+  return verdicts.length ? 1 : 0;
+}
+
+main().then(
+  code => process.exit(code),
+  err => {
+    say(`the suite failed: ${(err as Error)?.stack ?? err}`);
+    leftovers.sweep();
+    process.exit(2);
+  },
+);
