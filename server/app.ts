@@ -21,6 +21,8 @@ export interface AppOptions extends CoreOptions {
   host: string;
   port: number;
   maxMessageBytes: number;
+  maxStreams: number;
+  maxStreamsPerConnection: number;
   shutdownTimeoutMs: number;
 }
 
@@ -60,9 +62,10 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    'grpc.max_concurrent_streams': opts.maxStreamsPerConnection,
     interceptors: [callInterceptor(metrics, log)],
   });
-  const calls = new CallTracker(log);
+  const calls = new CallTracker(log, { maxStreams: opts.maxStreams });
   server.addService(strictRequests(InboxService), inboxService(core, calls, { maxMessageBytes: opts.maxMessageBytes }));
   server.addService(strictRequests(QueuesService), queuesService(core, calls));
 

@@ -145,4 +145,37 @@ describe('isolation: big messages and stuck consumers', () => {
     expect(deliveries[1]).toMatchObject({ id: next, attempt: 1 });
     stream.end();
   });
+
+  it('refuses a stream past INBOXD_MAX_STREAMS with RESOURCE_EXHAUSTED, and admits one again when another ends', async () => {
+    const own = await startServer(await createDatabase(), { maxStreams: 3 });
+    try {
+      const c = connect(own.app.address);
+      await call(c.queues, c.queues.createQueue, { name: 'few' });
+      const open = (): { stream: ReturnType<typeof c.inbox.subscribe>; err: Promise<ServiceError | undefined> } => {
+        const stream = c.inbox.subscribe();
+        const err = new Promise<ServiceError | undefined>(resolve => {
+          stream.on('error', (e: ServiceError) => resolve(e));
+          setTimeout(() => resolve(undefined), 1000);
+        });
+        stream.on('data', () => {});
+        stream.write(SubscribeRequest.fromPartial({ queue: 'few', flowControl: { maxOutstandingMessages: 10 } }));
+        return { stream, err };
+      };
+      const three = [open(), open(), open()];
+      await sleep(300);
+      const fourth = open();
+      const refused = await fourth.err;
+      expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused?.details).toContain('INBOXD_MAX_STREAMS');
+      for (const s of three) expect(await s.err).toBeUndefined();
+      three[0].stream.cancel();
+      await sleep(300);
+      const fifth = open();
+      expect(await fifth.err).toBeUndefined();
+      for (const s of [...three, fifth]) s.stream.cancel();
+      c.close();
+    } finally {
+      await own.stop();
+    }
+  });
 });

@@ -1,6 +1,8 @@
 import type { sendUnaryData, ServerUnaryCall, ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { unavailable } from '../errors.js';
+import type { EventEmitter } from 'node:events';
+import { status } from '@grpc/grpc-js';
+import { InboxdError, unavailable } from '../errors.js';
 import { toServiceError } from './error-status.js';
 import { throwIfMalformed } from './strict-decode.js';
 
@@ -21,7 +23,35 @@ export class CallTracker {
   private readonly streams = new Set<Closable>();
   private idle?: () => void;
 
-  constructor(readonly log: Logger) {}
+  /** Streaming calls open now (admitted by enterStream, not yet ended). */
+  private openCalls = 0;
+
+  constructor(readonly log: Logger, private readonly limits: { maxStreams: number } = { maxStreams: Infinity }) {}
+
+  /**
+   * Admits a streaming call, or says why not (shutting down: UNAVAILABLE; the server's stream limit
+   * reached: RESOURCE_EXHAUSTED). Counted until the call ends, however it ends.
+   */
+  enterStream(call: EventEmitter): ServiceError | undefined {
+    if (!this.accepting) return this.toError(unavailable('server is shutting down'));
+    if (this.openCalls >= this.limits.maxStreams) {
+      return this.toError(
+        new InboxdError(
+          status.RESOURCE_EXHAUSTED,
+          `this server has ${this.openCalls} streams open, its limit (INBOXD_MAX_STREAMS): close streams you do not need, or retry later or on another replica`,
+        ),
+      );
+    }
+    this.openCalls++;
+    let counted = true;
+    const leave = () => {
+      if (!counted) return;
+      counted = false;
+      this.openCalls--;
+    };
+    for (const e of ['cancelled', 'error', 'finish', 'close']) call.once(e, leave);
+    return undefined;
+  }
 
   /** Wraps an async unary handler: refusal while shutting down, error mapping, drain accounting. */
   unary<Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {

@@ -31,8 +31,9 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
     send: calls.unary(async req => ({ results: await core.send(v.sendBatch(req.messages, limits)) })),
 
     sendStream(call: ServerDuplexStream<SendStreamRequest, SendStreamResponse>) {
-      if (!calls.accepting) {
-        call.emit('error', calls.toError(new InboxdError(status.UNAVAILABLE, 'server is shutting down')));
+      const refused = calls.enterStream(call);
+      if (refused) {
+        call.emit('error', refused);
         return;
       }
       let pending = 0;

@@ -121,8 +121,9 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     core.dispatcher.pump(s.queue);
   };
 
-  if (!calls.accepting) {
-    call.emit('error', calls.toError(new InboxdError(status.UNAVAILABLE, "server is shutting down")));
+  const refused = calls.enterStream(call);
+  if (refused) {
+    call.emit('error', refused);
     return;
   }
   let first = true;
