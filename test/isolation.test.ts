@@ -178,4 +178,26 @@ describe('isolation: big messages and stuck consumers', () => {
       await own.stop();
     }
   });
+
+  it('a stream that stops reading holds at most 16 MiB written and unsent; the rest of the queue stays untouched for others', async () => {
+    const client = sdk();
+    const queue = fresh('unread');
+    await client.queues.create(queue);
+    const payload = randomBytes(1024 * 1024);
+    await Promise.all(Array.from({ length: 100 }, () => client.send(queue, payload)));
+    const { inbox } = raw();
+    const stream = inbox.subscribe();
+    stream.on('error', () => {});
+    // Asks for 1,000 and never reads a byte.
+    stream.write(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 1000 }, visibilityTimeout: dur(60) }));
+    await waitFor(() => srv.app.core.dispatcher.buffers.used > 0, 10_000, 'deliveries written and left unread');
+    await sleep(1000);
+    const buffered = srv.app.core.dispatcher.buffers.used;
+    expect(buffered).toBeLessThanOrEqual(16 * 1024 * 1024 + 3 * 1024 * 1024);
+    const stats = await client.queues.stats(queue);
+    expect(stats.leased).toBeLessThanOrEqual(20);
+    expect(stats.ready).toBeGreaterThanOrEqual(80);
+    stream.cancel();
+    await waitFor(() => srv.app.core.dispatcher.buffers.used === 0, 5000, 'the buffer to be freed when the stream ends');
+  });
 });

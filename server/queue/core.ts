@@ -37,6 +37,7 @@ export interface CoreOptions {
   dbConnectTimeoutMs: number;
   dbStatementTimeoutMs: number;
   dbHealthIntervalMs: number;
+  maxBufferedBytes: number;
 }
 
 /**
@@ -102,7 +103,7 @@ export class QueueCore {
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
       this.inserted(queue, msgs),
     );
-    this.dispatcher = new Dispatcher(this.store, this.wakeups, { maxBatch: this.opts.dispatchMaxBatch, parallelFetches: this.opts.dispatchParallelFetches, pollIntervalMs: this.opts.pollIntervalMs }, this.log);
+    this.dispatcher = new Dispatcher(this.store, this.wakeups, { maxBatch: this.opts.dispatchMaxBatch, parallelFetches: this.opts.dispatchParallelFetches, pollIntervalMs: this.opts.pollIntervalMs, maxBufferedBytes: this.opts.maxBufferedBytes }, this.log);
     this.dispatcher.start();
     this.sweeper = new Sweeper(this.store, this.opts.sweepIntervalMs, queue => this.released(queue), this.log);
     this.sweeper.start();

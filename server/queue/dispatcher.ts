@@ -3,6 +3,7 @@ import type { MessageStore } from './message-store.js';
 import type { Wakeups } from './wakeups.js';
 import type { Subscription } from './subscription.js';
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import { WriteBuffers } from './write-buffers.js';
 import { isConnectionError, isQueueNotFound, notFound } from '../errors.js';
 
 interface QueueState {
@@ -28,6 +29,8 @@ export interface DispatcherOptions {
   /** Look this often, for all queues whose subscribers have credit, for messages no wake-up
    *  announced (a notification lost with a connection, a due time nobody here was told of). */
   pollIntervalMs: number;
+  /** Bytes all Subscribe streams together may hold written and not yet sent (see WriteBuffers). */
+  maxBufferedBytes: number;
 }
 
 /**
@@ -42,6 +45,8 @@ export interface DispatcherOptions {
  */
 export class Dispatcher {
   private readonly queues = new Map<string, QueueState>();
+  /** What streams hold written and not yet sent, against the server's cap. */
+  readonly buffers: WriteBuffers;
   private stopped = false;
   private poller?: NodeJS.Timeout;
 
@@ -50,7 +55,9 @@ export class Dispatcher {
     private readonly wakeups: Wakeups,
     private readonly opts: DispatcherOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.buffers = new WriteBuffers(opts.maxBufferedBytes);
+  }
 
   add(sub: Subscription): void {
     let q = this.queues.get(sub.queue);
@@ -132,16 +139,29 @@ export class Dispatcher {
       // Who is dealt first moves on each round.
       q.next = (q.next + 1) % Math.max(1, q.subs.length);
       if (credit.size === 0 || this.stopped) return;
-      const fetches: { leaseSec: number; n: number }[] = [];
+      // Bytes too: no more than the streams may hold unsent, nor than the server's room (each
+      // fetch keeps at least one message; what does not fit is put back untouched).
+      let bytesLeft = this.buffers.room;
+      const fetches: { leaseSec: number; n: number; bytes: number }[] = [];
       for (const [leaseSec, subs] of groups) {
         let want = subs.reduce((sum, sub) => sum + credit.get(sub)!, 0);
+        let room = Math.min(bytesLeft, subs.reduce((sum, sub) => sum + sub.roomBytes(), 0));
         while (want > 0 && fetches.length < this.opts.parallelFetches) {
           const n = Math.min(want, this.opts.maxBatch);
-          fetches.push({ leaseSec, n });
+          const bytes = Math.ceil((room * n) / want);
+          fetches.push({ leaseSec, n, bytes });
+          room -= bytes;
+          bytesLeft -= bytes;
           want -= n;
         }
       }
-      const leased = await Promise.all(fetches.map(async f => ({ ...f, deliveries: await this.store.lease(queue, f.n, f.leaseSec) })));
+      const leased = await Promise.all(
+        fetches.map(async f => {
+          const out = { overBudget: false };
+          const deliveries = await this.store.lease(queue, f.n, f.leaseSec, f.bytes, out);
+          return { ...f, deliveries, overBudget: out.overBudget };
+        }),
+      );
       const gone: string[] = [];
       for (const [leaseSec, subs] of groups) {
         const shares = new Map<Subscription, Delivery[]>();
@@ -167,8 +187,8 @@ export class Dispatcher {
         }
       }
       if (gone.length > 0) await this.store.nack(gone, 0, 'subscriber gone');
-      // Every fetch came back full: the queue may hold more.
-      if (leased.every(l => l.deliveries.length === l.n)) q.again = true;
+      // Every fetch came back full, or one stopped at its byte room: the queue may hold more.
+      if (leased.every(l => l.deliveries.length === l.n) || leased.some(l => l.overBudget)) q.again = true;
     } while (q.again && !this.stopped);
   }
 

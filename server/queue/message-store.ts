@@ -5,7 +5,7 @@ import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import * as sql from './sql.js';
 import { type LeaseRef, tryDecodeLeaseToken } from './lease-token.js';
 import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
-import { chunkDeliveries } from './response-budget.js';
+import { chunkBy, storedBytes } from './response-budget.js';
 import { isQueueNotFound } from '../errors.js';
 
 /** What became of one lease token in a settle call. */
@@ -60,9 +60,10 @@ export class MessageStore {
 
   /**
    * Leases up to `max` messages for `leaseSec` seconds. With `budgetBytes`, only as many as fit in
-   * one response of that size (at least one) stay leased; the rest are put back as never fetched.
+   * that many bytes (at least one) stay leased; the rest are put back as never fetched, and
+   * `out.overBudget` says so.
    */
-  async lease(queue: string, max: number, leaseSec: number, budgetBytes?: number): Promise<Delivery[]> {
+  async lease(queue: string, max: number, leaseSec: number, budgetBytes?: number, out?: { overBudget: boolean }): Promise<Delivery[]> {
     // Taken before the fetch starts them, so the lease end reported is never later than the real one.
     const startedBy = Date.now();
     // One transaction: a crash between the fetch and the lease update must not leave messages
@@ -89,11 +90,12 @@ export class MessageStore {
       // order: deliver them in the order they were picked.
       jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
       if (budgetBytes !== undefined && jobs.length > 1) {
-        const [fits] = chunkDeliveries(jobs.map(j => toDelivery(j, new Date(0))), budgetBytes);
+        const [fits] = chunkBy(jobs, j => storedBytes(j.data), budgetBytes);
         if (fits.length < jobs.length) {
           const back = sql.unlease(this.schema, queue, jobs.slice(fits.length).map(j => j.id));
           await tx.executeSql(back.text, back.values);
           jobs.length = fits.length;
+          if (out) out.overBudget = true;
         }
       }
       // Jobs carry the queue's lease length from insert; only a different one costs an update.

@@ -1,4 +1,5 @@
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import type { StoredMessage } from './codec.js';
 
 /**
  * The most bytes of deliveries one response carries (a SubscribeResponse or a LeaseResponse).
@@ -21,13 +22,25 @@ export function deliveryBytes(d: Delivery): number {
   return n + 2 * (m.subject.length + m.contentType.length + m.correlationId.length + m.dedupKey.length);
 }
 
+/** About how many bytes a leased job takes as a delivery, from its stored form (no payload decoding). */
+export function storedBytes(data: StoredMessage): number {
+  let n = DELIVERY_OVERHEAD + data.n + (data.ct?.length ?? 0) + (data.sub?.length ?? 0) + (data.cid?.length ?? 0) + (data.rt?.length ?? 0) + (data.dk?.length ?? 0);
+  if (data.h) for (const [k, v] of Object.entries(data.h)) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 8;
+  return n + 2 * ((data.sub?.length ?? 0) + (data.ct?.length ?? 0) + (data.cid?.length ?? 0) + (data.dk?.length ?? 0));
+}
+
 /** Splits deliveries, in order, into runs of at most `budget` bytes; a delivery over the budget goes alone. */
 export function chunkDeliveries(deliveries: Delivery[], budget = RESPONSE_BUDGET_BYTES): Delivery[][] {
-  const chunks: Delivery[][] = [];
-  let chunk: Delivery[] = [];
+  return chunkBy(deliveries, deliveryBytes, budget);
+}
+
+/** Splits items, in order, into runs whose sizes add up to at most `budget`; an item over it goes alone. */
+export function chunkBy<T>(items: T[], size: (item: T) => number, budget: number): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
   let bytes = 0;
-  for (const d of deliveries) {
-    const b = deliveryBytes(d);
+  for (const d of items) {
+    const b = size(d);
     if (chunk.length > 0 && bytes + b > budget) {
       chunks.push(chunk);
       chunk = [];

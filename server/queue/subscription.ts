@@ -1,4 +1,9 @@
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import { chunkDeliveries, deliveryBytes } from './response-budget.js';
+import { STREAM_BUFFER_BYTES, type WriteBuffers } from './write-buffers.js';
+
+/** Writes one response's deliveries; `sent` runs once they left for the client. False: the stream's buffer is full. */
+export type StreamWriter = (deliveries: Delivery[], sent: () => void) => boolean;
 
 export interface FlowLimits {
   maxMessages: number;
@@ -33,20 +38,31 @@ export class Subscription {
   draining = false;
   /** The last write filled the stream's buffer: nothing more until it drains. */
   private blocked = false;
+  /** Bytes written and not yet sent on (WriteBuffers counts them too, until the stream ends). */
+  private unsent = 0;
+  /** Credit was refused for bytes waiting: look again when they are sent. */
+  private waitingToSend = false;
 
   constructor(
     readonly queue: string,
     readonly leaseSec: number,
     public limits: FlowLimits,
-    /** Writes deliveries to the stream; false when its buffer is full (wait for unblocked()). */
-    private readonly push: (deliveries: Delivery[]) => boolean,
+    /** Writes a response's deliveries to the stream (see StreamWriter). */
+    private readonly write: StreamWriter,
     /** The dispatcher cannot serve this subscription any more (its queue was deleted). */
     readonly fail: (err: unknown) => void,
+    private readonly buffers: WriteBuffers,
+    /** Bytes it waited for were sent: credit may be back. */
+    private readonly onSent: () => void = () => {},
   ) {}
 
   /** How many more messages may be delivered now. */
   credit(now = Date.now()): number {
     if (this.closed || this.draining || this.blocked || this.stalled(now)) return 0;
+    if (this.unsent > 0 && (this.unsent >= STREAM_BUFFER_BYTES || this.buffers.room === 0)) {
+      this.waitingToSend = true;
+      return 0;
+    }
     const n = Math.max(0, this.limits.maxMessages - this.outstanding.size);
     if (this.limits.maxBytes <= 0 || n === 0) return n;
     if (this.outBytes >= this.limits.maxBytes && this.outstanding.size > 0) return 0;
@@ -70,7 +86,36 @@ export class Subscription {
       this.outstanding.set(d.leaseToken, { bytes, expiresAt: d.leaseExpiresAt?.getTime() ?? Date.now() });
       this.outBytes += bytes;
     }
-    if (!this.push(deliveries)) this.blocked = true;
+    // Within the response budget: a batch of big messages goes out as several responses.
+    for (const chunk of chunkDeliveries(deliveries)) {
+      const bytes = chunk.reduce((sum, d) => sum + deliveryBytes(d), 0);
+      this.unsent += bytes;
+      this.buffers.add(bytes);
+      if (!this.write(chunk, () => this.sent(bytes))) this.blocked = true;
+    }
+  }
+
+  /** Bytes this stream may still be written before it must wait for the client to read. */
+  roomBytes(): number {
+    return Math.max(0, STREAM_BUFFER_BYTES - this.unsent);
+  }
+
+  private sent(bytes: number): void {
+    if (this.closed) return;
+    this.unsent -= bytes;
+    this.buffers.sub(bytes);
+    if (this.waitingToSend && this.unsent === 0) {
+      this.waitingToSend = false;
+      this.onSent();
+    }
+  }
+
+  /** The stream ended: what it had not sent no longer counts against the server's cap. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.buffers.sub(this.unsent);
+    this.unsent = 0;
   }
 
   /**

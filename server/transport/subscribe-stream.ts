@@ -3,8 +3,6 @@ import type { SubscribeRequest, SubscribeResponse, SettleResults } from '../../s
 import type { QueueCore } from '../queue/core.js';
 import type { TokenOutcome } from '../queue/message-store.js';
 import { Subscription, type FlowLimits } from '../queue/subscription.js';
-import { chunkDeliveries } from '../queue/response-budget.js';
-import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import { InboxdError, invalid } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import { throwIfMalformed } from './strict-decode.js';
@@ -55,7 +53,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     closing ??= (async () => {
       unregister();
       if (!sub) return;
-      sub.closed = true;
+      sub.close();
       core.dispatcher.remove(sub);
       const held = sub.tokens();
       sub.settled(held);
@@ -72,9 +70,15 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const info = await core.registry.get(queue);
     const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : info.config.visibilityTimeoutSec;
     if (closing) return;
-    // Within the response budget: a batch of big messages goes out as several responses.
-    const write = (deliveries: Delivery[]) => chunkDeliveries(deliveries).reduce((ok, chunk) => call.write({ deliveries: chunk }) && ok, true);
-    sub = new Subscription(queue, leaseSec, limits, write, fail);
+    sub = new Subscription(
+      queue,
+      leaseSec,
+      limits,
+      (deliveries, sent) => call.write({ deliveries }, () => sent()),
+      fail,
+      core.dispatcher.buffers,
+      () => core.dispatcher.pump(queue),
+    );
     const s = sub;
     call.on('drain', () => {
       s.unblocked();
