@@ -9,7 +9,7 @@ import { QueuesService } from '../sdk/gen/inboxd/v1/queues.js';
 import { QueueCore, type CoreOptions } from './queue/core.js';
 import { CallTracker } from './transport/call-tracker.js';
 import { strictRequests } from './transport/strict-decode.js';
-import { patchGrpcStatuses } from './transport/grpc-patches.js';
+import { limitPartlyReceived, patchGrpcStatuses } from './transport/grpc-patches.js';
 import { inboxService } from './transport/inbox-service.js';
 import { queuesService } from './transport/queues-service.js';
 import { linkableDescriptors, reflectionProtoPaths } from './reflection.js';
@@ -23,6 +23,7 @@ export interface AppOptions extends CoreOptions {
   maxMessageBytes: number;
   maxStreams: number;
   maxStreamsPerConnection: number;
+  maxReceivingBytes: number;
   shutdownTimeoutMs: number;
 }
 
@@ -48,6 +49,7 @@ function protoDir(): string {
 /** `metrics`: a registry to count into (serve() passes one with process metrics); else a new one. */
 export async function startApp(opts: AppOptions, log: Logger, metrics = new Metrics()): Promise<App> {
   patchGrpcStatuses();
+  limitPartlyReceived(opts.maxReceivingBytes);
   const core = new QueueCore(opts, log);
   await core.start();
   instrumentCore(core, metrics);

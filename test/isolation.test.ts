@@ -3,7 +3,9 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { LeaseRequest, SubscribeRequest } from '../sdk/gen/inboxd/v1/inbox.js';
 import { createClient, type InboxdClient } from '../sdk/index.js';
-import { createDatabase, startServer, connect, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
+import http2 from 'node:http2';
+import { SendRequest } from '../sdk/gen/inboxd/v1/inbox.js';
+import { createDatabase, startServer, spawnServer, connect, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
 
 type Srv = Awaited<ReturnType<typeof startServer>>;
 
@@ -199,5 +201,46 @@ describe('isolation: big messages and stuck consumers', () => {
     expect(stats.ready).toBeGreaterThanOrEqual(80);
     stream.cancel();
     await waitFor(() => srv.app.core.dispatcher.buffers.used === 0, 5000, 'the buffer to be freed when the stream ends');
+  });
+
+  it('requests partly received are capped in all: past INBOXD_MAX_RECEIVING_BYTES a stalling call is RESOURCE_EXHAUSTED, others are served', async () => {
+    const p = await spawnServer(await createDatabase(), { INBOXD_MAX_RECEIVING_BYTES: String(8 * 1024 * 1024), INBOXD_AUTO_CREATE_QUEUES: 'true' });
+    // One connection each: Node's HTTP/2 already caps one connection's memory (about 10 MB),
+    // the server-wide cap is for many connections.
+    const sessions = Array.from({ length: 20 }, () => http2.connect(`http://${p.address}`).on('error', () => {}));
+    try {
+      // 20 Sends that each declare a 3 MB message, send 1 MB of it, and stall.
+      const statuses = sessions.map(session => {
+        const req = session.request({ ':method': 'POST', ':path': '/inboxd.v1.Inbox/Send', 'content-type': 'application/grpc', te: 'trailers' });
+        const done = new Promise<number | undefined>(resolve => {
+          req.on('trailers', t => resolve(Number(t['grpc-status'])));
+          req.on('response', h => h['grpc-status'] !== undefined && resolve(Number(h['grpc-status'])));
+          req.on('error', () => resolve(undefined));
+          req.on('close', () => resolve(undefined));
+          setTimeout(() => resolve(-1), 5000);
+        });
+        req.on('data', () => {});
+        const header = Buffer.alloc(5);
+        header.writeUInt32BE(3_000_000, 1);
+        req.write(Buffer.concat([header, Buffer.alloc(1024 * 1024, 1)]));
+        return { req, done };
+      });
+      const codes = await Promise.all(statuses.map(s => s.done));
+      const refused = codes.filter(c => c === status.RESOURCE_EXHAUSTED).length;
+      const stalled = codes.filter(c => c === -1).length;
+      // About 8 MiB of the 20 MiB sent is held; the calls that went past it were refused.
+      expect(refused).toBeGreaterThanOrEqual(10);
+      expect(stalled).toBeLessThanOrEqual(9);
+      // Meanwhile an ordinary call on another connection is served.
+      const c = connect(p.address);
+      const res = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'canary', payload: Buffer.from('ok') }] }));
+      expect(res.results).toHaveLength(1);
+      c.close();
+      for (const s of statuses) s.req.close();
+    } finally {
+      for (const session of sessions) session.destroy();
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
   });
 });

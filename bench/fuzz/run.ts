@@ -4,7 +4,7 @@
  * Options (after `--`): --only fuzz,poison_sender,stuck_streams,big_messages,stalled_streams
  * (pick phases), --seed N (base seed; default: time-based, printed), --cases N (fuzzed cases),
  * --rss-bound-mb N (stalled_streams bound, default 600), --stall-bytes N (bytes each stalled
- * stream sends of its declared message, default 16384).
+ * stream sends of its declared message, default 1000000: past INBOXD_MAX_RECEIVING_BYTES in all).
  *
  * Phase "fuzz": a real server (dist/server/main.js on the suite's own Postgres, see env.ts) gets
  * fast-check-generated requests for every RPC of inboxd.v1.Inbox and inboxd.v1.Queues
@@ -51,12 +51,12 @@ function args() {
       seed: { type: 'string' },
       cases: { type: 'string' },
       'rss-bound-mb': { type: 'string', default: '600' },
-      'stall-bytes': { type: 'string', default: '16384' },
+      'stall-bytes': { type: 'string', default: '1000000' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`npm run fuzz [-- --quick] [-- --only ${PHASES.join(',')}] [--seed N] [--cases N] [--rss-bound-mb 600] [--stall-bytes 16384]\n`);
+    process.stdout.write(`npm run fuzz [-- --quick] [-- --only ${PHASES.join(',')}] [--seed N] [--cases N] [--rss-bound-mb 600] [--stall-bytes 1000000]\n`);
     process.exit(0);
   }
   const only = values.only?.split(',').map(s => s.trim()).filter(Boolean);
