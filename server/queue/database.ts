@@ -126,11 +126,11 @@ export class Database extends EventEmitter<{ up: [downForMs: number]; down: [err
   }
 
   /**
-   * A dedicated connection (not from the pool), connected. `onLost` is called once if it fails or
-   * ends later; the caller makes a new one.
+   * A dedicated connection (not from the pool), connected, with no statement timeouts unless
+   * `overrides` set them. `onLost` is called once if it fails or ends later; the caller makes a new one.
    */
-  async client(applicationName: string, onLost: (err: Error) => void): Promise<pg.Client> {
-    const client = new pg.Client({ ...this.connectionConfig(applicationName), query_timeout: undefined, statement_timeout: undefined });
+  async client(applicationName: string, onLost: (err: Error) => void, overrides: pg.ClientConfig = {}): Promise<pg.Client> {
+    const client = new pg.Client({ ...this.connectionConfig(applicationName), query_timeout: undefined, statement_timeout: undefined, ...overrides });
     let lost = false;
     const lose = (err: Error) => {
       if (lost) return;
@@ -180,28 +180,19 @@ export class Database extends EventEmitter<{ up: [downForMs: number]; down: [err
   private async probe(): Promise<void> {
     try {
       if (!this.probeClient) {
-        const c = new pg.Client({
-          ...this.connectionConfig('inboxd-health'),
-          connectionTimeoutMillis: Math.min(this.opts.connectTimeoutMs, 1500),
-          query_timeout: 1500,
-          statement_timeout: undefined,
-        });
-        c.on('error', err => {
-          if (this.probeClient === c) this.probeClient = undefined;
-          c.end().catch(() => {});
-          this.suspect(err);
-        });
-        try {
-          await c.connect();
-        } catch (err) {
-          c.end().catch(() => {});
-          throw err;
-        }
+        const held: { c?: pg.Client } = {};
+        held.c = await this.client(
+          'inboxd-health',
+          () => {
+            if (this.probeClient === held.c) this.probeClient = undefined;
+          },
+          { connectionTimeoutMillis: Math.min(this.opts.connectTimeoutMs, 1500), query_timeout: 1500 },
+        );
         if (this.stopped) {
-          await c.end().catch(() => {});
+          await held.c.end().catch(() => {});
           return;
         }
-        this.probeClient = c;
+        this.probeClient = held.c;
       }
       await this.probeClient.query('SELECT 1');
       this.markUp();

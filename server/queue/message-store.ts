@@ -90,11 +90,11 @@ export class MessageStore {
       // order: deliver them in the order they were picked.
       jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
       if (budgetBytes !== undefined && jobs.length > 1) {
-        const [fits] = chunkBy(jobs, j => storedBytes(j.data), budgetBytes);
-        if (fits.length < jobs.length) {
-          const back = sql.unlease(this.schema, queue, jobs.slice(fits.length).map(j => j.id));
+        const fits = chunkBy(jobs, j => storedBytes(j.data), budgetBytes)[0].items.length;
+        if (fits < jobs.length) {
+          const back = sql.unlease(this.schema, queue, jobs.slice(fits).map(j => j.id));
           await tx.executeSql(back.text, back.values);
-          jobs.length = fits.length;
+          jobs.length = fits;
           if (out) out.overBudget = true;
         }
       }

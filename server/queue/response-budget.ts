@@ -29,26 +29,30 @@ export function storedBytes(data: StoredMessage): number {
   return n + 2 * ((data.sub?.length ?? 0) + (data.ct?.length ?? 0) + (data.cid?.length ?? 0) + (data.dk?.length ?? 0));
 }
 
+/** A run of items and the bytes they add up to. */
+export interface Chunk<T> {
+  items: T[];
+  bytes: number;
+}
+
 /** Splits deliveries, in order, into runs of at most `budget` bytes; a delivery over the budget goes alone. */
-export function chunkDeliveries(deliveries: Delivery[], budget = RESPONSE_BUDGET_BYTES): Delivery[][] {
+export function chunkDeliveries(deliveries: Delivery[], budget = RESPONSE_BUDGET_BYTES): Chunk<Delivery>[] {
   return chunkBy(deliveries, deliveryBytes, budget);
 }
 
 /** Splits items, in order, into runs whose sizes add up to at most `budget`; an item over it goes alone. */
-export function chunkBy<T>(items: T[], size: (item: T) => number, budget: number): T[][] {
-  const chunks: T[][] = [];
-  let chunk: T[] = [];
-  let bytes = 0;
-  for (const d of items) {
-    const b = size(d);
-    if (chunk.length > 0 && bytes + b > budget) {
+export function chunkBy<T>(items: T[], size: (item: T) => number, budget: number): Chunk<T>[] {
+  const chunks: Chunk<T>[] = [];
+  let chunk: Chunk<T> = { items: [], bytes: 0 };
+  for (const item of items) {
+    const b = size(item);
+    if (chunk.items.length > 0 && chunk.bytes + b > budget) {
       chunks.push(chunk);
-      chunk = [];
-      bytes = 0;
+      chunk = { items: [], bytes: 0 };
     }
-    chunk.push(d);
-    bytes += b;
+    chunk.items.push(item);
+    chunk.bytes += b;
   }
-  if (chunk.length > 0) chunks.push(chunk);
+  if (chunk.items.length > 0) chunks.push(chunk);
   return chunks;
 }

@@ -1,5 +1,5 @@
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
-import { chunkDeliveries, deliveryBytes } from './response-budget.js';
+import { chunkDeliveries } from './response-budget.js';
 import { STREAM_BUFFER_BYTES, type WriteBuffers } from './write-buffers.js';
 
 /** Writes one response's deliveries; `sent` runs once they left for the client. False: the stream's buffer is full. */
@@ -87,11 +87,10 @@ export class Subscription {
       this.outBytes += bytes;
     }
     // Within the response budget: a batch of big messages goes out as several responses.
-    for (const chunk of chunkDeliveries(deliveries)) {
-      const bytes = chunk.reduce((sum, d) => sum + deliveryBytes(d), 0);
+    for (const { items, bytes } of chunkDeliveries(deliveries)) {
       this.unsent += bytes;
       this.buffers.add(bytes);
-      if (!this.write(chunk, () => this.sent(bytes))) this.blocked = true;
+      if (!this.write(items, () => this.sent(bytes))) this.blocked = true;
     }
   }
 
