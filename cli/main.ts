@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The inboxd command line: `inboxd serve` runs the server; the other commands talk to one
- * (--address, INBOXD_ADDRESS; default 127.0.0.1:50051) through the SDK. Tables for people,
- * --json for scripts; exit codes in exit-codes.ts.
+ * (--address, INBOXD_ADDRESS; default 127.0.0.1:50051) through the SDK, with an API key
+ * (--api-key, INBOXD_API_KEY) and TLS (--tls, --tls-ca, --tls-cert, --tls-key) when the server
+ * asks for them. Tables for people, --json for scripts; exit codes in exit-codes.ts.
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
@@ -15,6 +16,11 @@ import { sendCommand } from './commands/send.js';
 import { messageCommands } from './commands/messages.js';
 import { tailCommand } from './commands/tail.js';
 import { dlqCommand } from './commands/dlq.js';
+import { principalsCommand } from './commands/principals.js';
+import { keysCommand } from './commands/keys.js';
+import { grantsCommand } from './commands/grants.js';
+import { whoamiCommand } from './commands/whoami.js';
+import { auditCommand } from './commands/audit.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -29,16 +35,30 @@ const program = new Command('inboxd')
     'after',
     `
 Exit codes: 0 ok, 1 the server refused or failed, 2 bad usage (unknown flag, bad value),
-3 server unavailable (down, not serving, timed out), 4 not found.
+3 server unavailable (down, not serving, timed out), 4 not found,
+5 not allowed (no valid credential: pass --api-key / INBOXD_API_KEY; or no grant for it).
+
+Credentials (every command that talks to a server): --api-key <key> (INBOXD_API_KEY);
+TLS with --tls (system roots) or --tls-ca <file> (INBOXD_TLS_CA); a client certificate with
+--tls-cert <file> --tls-key <file> (INBOXD_TLS_CERT, INBOXD_TLS_KEY).
 
 Examples:
   inboxd serve --port 50051
   inboxd queues create jobs --max-attempts 3
   echo '{"task":"summarise"}' | inboxd send jobs --as json
-  inboxd tail jobs --ack`,
+  inboxd tail jobs --ack
+
+Access (as an admin):
+  inboxd principals create billing-agent
+  KEY=$(inboxd keys create billing-agent --expires 90d)
+  inboxd grants add billing-agent --queue 'billing.*' --verbs send,consume
+  INBOXD_API_KEY=$KEY inboxd whoami
+  inboxd audit --action denied`,
   );
 
-for (const cmd of [...messageCommands(), tailCommand(), dlqCommand()]) program.addCommand(cmd);
+for (const cmd of [...messageCommands(), tailCommand(), dlqCommand(), whoamiCommand(), principalsCommand(), keysCommand(), grantsCommand(), auditCommand()]) {
+  program.addCommand(cmd);
+}
 
 /** Every command: errors thrown (not process.exit) so they map to our exit codes; help after a usage error. */
 function configure(cmd: Command): void {
@@ -47,7 +67,7 @@ function configure(cmd: Command): void {
 }
 configure(program);
 
-let current: { address?: string; json?: boolean } = {};
+let current: { address?: string; json?: boolean; apiKey?: string } = {};
 program.hook('preAction', (_root, action) => {
   current = action.opts();
 });
@@ -61,7 +81,7 @@ async function main(): Promise<number> {
       // Commander printed the message (or the help / version, exit code 0).
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    const e = explain(err, current.address ?? DEFAULT_ADDRESS);
+    const e = explain(err, current.address ?? DEFAULT_ADDRESS, Boolean(current.apiKey?.trim()));
     if (current.json) process.stderr.write(`${JSON.stringify({ error: e })}\n`);
     else process.stderr.write(`inboxd: ${e.message}${e.requestId ? ` (request ${e.requestId})` : ''}\n`);
     return e.exitCode;

@@ -1,6 +1,7 @@
-import { Channel, Metadata, connectivityState, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Channel, Metadata, connectivityState, type ChannelCredentials, type Client, type Interceptor, type ServiceError } from '@grpc/grpc-js';
 import { InboxClient } from './gen/inboxd/v1/inbox.js';
 import { QueuesClient } from './gen/inboxd/v1/queues.js';
+import { AuthClient } from './gen/inboxd/v1/auth.js';
 import { InboxdError } from './errors.js';
 
 /** One HTTP/2 connection (a grpc-js channel with its own subchannel) and the clients on it. */
@@ -9,6 +10,7 @@ export interface PooledChannel {
   channel: Channel;
   inbox: InboxClient;
   queues: QueuesClient;
+  auth: AuthClient;
   /** Streams open on this channel. */
   streams: number;
 }
@@ -16,6 +18,8 @@ export interface PooledChannel {
 export interface PoolOptions {
   keepaliveMs: number;
   maxStreamsPerChannel: number;
+  /** Client interceptors of every call on every channel (the API key's authorization header). */
+  interceptors?: Interceptor[];
 }
 
 /**
@@ -47,11 +51,13 @@ export class ChannelPool {
       // A restarted server is found again within a second.
       'grpc.max_reconnect_backoff_ms': 1000,
     });
+    const options = { channelOverride: channel, interceptors: this.opts.interceptors ?? [] };
     return {
       address,
       channel,
-      inbox: new InboxClient(address, this.creds, { channelOverride: channel }),
-      queues: new QueuesClient(address, this.creds, { channelOverride: channel }),
+      inbox: new InboxClient(address, this.creds, options),
+      queues: new QueuesClient(address, this.creds, options),
+      auth: new AuthClient(address, this.creds, options),
       streams: 0,
     };
   }
@@ -99,6 +105,7 @@ export class ChannelPool {
     for (const c of this.channels) {
       c.inbox.close();
       c.queues.close();
+      c.auth.close();
       c.channel.close();
     }
   }

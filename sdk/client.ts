@@ -1,4 +1,4 @@
-import { credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from './gen/inboxd/v1/inbox.js';
 import { ChannelPool } from './channel-pool.js';
 import { Rpc, type CallOptions } from './rpc.js';
@@ -6,6 +6,8 @@ import { RetryBudget } from './retry.js';
 import { Publisher, type Payload, type SendOptions } from './publisher.js';
 import { Subscriber, type Handler } from './subscriber.js';
 import { QueueAdmin } from './queues.js';
+import { AuthAdmin } from './auth.js';
+import { channelCredentials, bearerInterceptor, type TlsOptions } from './credentials.js';
 import { TopicAdmin, publish, type PublishedCopy } from './topics.js';
 import { MessageBrowser } from './messages.js';
 import { Requests, type RequestOptions } from './request-reply.js';
@@ -18,7 +20,19 @@ export interface CreateClientOptions extends Partial<Omit<ClientOptions, 'endpoi
   address?: string;
   /** …or several replicas sharing one Postgres. */
   endpoints?: string[];
-  /** Default: insecure (plaintext), as for a server on localhost. */
+  /**
+   * Sent as `authorization: Bearer <apiKey>` on every call, unary and streaming: an API key
+   * (`ibx_<id>_<secret>`), the server's bootstrap admin key, or a JWT. Unset: no credential (a
+   * server with auth required answers UNAUTHENTICATED, unless a client certificate identifies you).
+   */
+  apiKey?: string;
+  /**
+   * TLS: `true` to verify the server with the system's root certificates, or PEM contents (not
+   * paths): `ca` to verify it with, `cert` + `key` for a client certificate (mTLS).
+   * Default: plaintext, as for a server on localhost. Not with `credentials`.
+   */
+  tls?: TlsOptions | boolean;
+  /** Channel credentials of your own (instead of `tls`). Default: insecure (plaintext). */
   credentials?: ChannelCredentials;
   retry?: Partial<RetryOptions>;
   publisher?: Partial<PublisherOptions>;
@@ -46,6 +60,8 @@ const tokensOf = (t: Tokens) => (Array.isArray(t) ? t : [t]).map(x => (typeof x 
  */
 export class InboxdClient {
   readonly queues: QueueAdmin;
+  /** Principals, API keys, grants and the audit log (the Auth service). */
+  readonly auth: AuthAdmin;
   /** Topic subscriptions (fan-out): subscribe(topic, queue), unsubscribe, list(). */
   readonly topics: TopicAdmin;
   /** Browsing inboxes without leasing: list(queue, { state }), get(queue, id). */
@@ -62,20 +78,25 @@ export class InboxdClient {
   constructor(o: CreateClientOptions) {
     const endpoints = o.endpoints ?? (o.address ? [o.address] : []);
     if (endpoints.length === 0) throw new RangeError('createClient: give an address or endpoints');
+    const { apiKey, tls, credentials, ...rest } = o;
+    const creds = channelCredentials({ credentials, tls });
+    const interceptors = apiKey === undefined ? [] : [bearerInterceptor(apiKey)];
     this.options = {
       ...DEFAULT_CLIENT,
-      ...o,
+      ...rest,
       endpoints,
       retry: { ...DEFAULT_CLIENT.retry, ...o.retry },
       publisher: { ...DEFAULT_CLIENT.publisher, ...o.publisher },
       subscriber: { ...DEFAULT_CLIENT.subscriber, ...o.subscriber },
     };
-    this.pool = new ChannelPool(endpoints, this.options.poolSize, o.credentials ?? grpcCredentials.createInsecure(), {
+    this.pool = new ChannelPool(endpoints, this.options.poolSize, creds, {
       keepaliveMs: toMs(this.options.keepalive),
       maxStreamsPerChannel: this.options.maxStreamsPerChannel,
+      interceptors,
     });
     this.rpc = new Rpc(this.pool, this.options.retry, new RetryBudget(this.options.retryBudget));
     this.queues = new QueueAdmin(this.rpc);
+    this.auth = new AuthAdmin(this.rpc);
     this.topics = new TopicAdmin(this.rpc);
     this.messages = new MessageBrowser(this.rpc);
     this.pullSettler = {

@@ -5,6 +5,19 @@ export { Publisher, type Payload, type SendOptions } from './publisher.js';
 export { Subscriber, type Handler, type CloseOptions } from './subscriber.js';
 export { ReceivedMessage, type ReplyOptions, type NackOptions } from './received-message.js';
 export { QueueAdmin, type QueueConfig, type QueueInfo, type QueueStats, type Overflow, type RedriveResult } from './queues.js';
+export {
+  AuthAdmin,
+  VERBS,
+  type Verb,
+  type PrincipalInfo,
+  type ApiKeyInfo,
+  type GrantInfo,
+  type AuditEventInfo,
+  type WhoAmI,
+  type CreatePrincipalOptions,
+  type AuditEventsOptions,
+} from './auth.js';
+export type { TlsOptions } from './credentials.js';
 export { TopicAdmin, type TopicInfo, type PublishedCopy } from './topics.js';
 export { MessageBrowser, type MessageState, type MessageInfo, type StoredMessage, type DeadLetterOrigin, type ListMessagesOptions, type MessagePage } from './messages.js';
 export { DEFAULT_REQUEST_TIMEOUT, type RequestOptions } from './request-reply.js';

@@ -192,8 +192,9 @@ export class Publisher {
 
   /**
    * One Send of `batch`. A Send is all or nothing, so one bad message (a missing queue, an invalid
-   * field) fails every message batched with it: then the batch is sent again in halves, until
-   * only the culprits fail. Nothing was stored, and ids are fixed, so resending is safe.
+   * field, a queue the caller may not send to) fails every message batched with it: then the
+   * batch is sent again in halves, until only the culprits fail. Nothing was stored, and ids are
+   * fixed, so resending is safe.
    */
   private async sendBatch(batch: Item[]): Promise<void> {
     try {
@@ -202,7 +203,7 @@ export class Publisher {
       batch.forEach((it, i) => it.resolve(res.results[i]?.id ?? it.message.id));
     } catch (err) {
       const e = InboxdError.from(err);
-      if (batch.length > 1 && (e.code === Code.INVALID_ARGUMENT || e.code === Code.NOT_FOUND)) {
+      if (batch.length > 1 && (e.code === Code.INVALID_ARGUMENT || e.code === Code.NOT_FOUND || e.code === Code.PERMISSION_DENIED)) {
         const mid = batch.length >> 1;
         await this.sendBatch(batch.slice(0, mid));
         await this.sendBatch(batch.slice(mid));

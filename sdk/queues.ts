@@ -102,6 +102,8 @@ export interface QueueInfo {
   maxDepth: number;
   overflow: Overflow;
   createdAt?: Date;
+  /** The principal that created it (and so holds every verb on it); '' when created with auth off, or by a send (auto-create). */
+  owner: string;
 }
 
 export interface QueueStats {
@@ -138,6 +140,7 @@ function toInfo(q: ProtoQueue | undefined): QueueInfo {
     maxDepth: Number(c?.maxDepth ?? 0),
     overflow: overflowOf(c?.overflow),
     createdAt: q?.createdAt,
+    owner: q?.owner ?? '',
   };
 }
 

@@ -6,6 +6,11 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { InboxService } from '../sdk/gen/inboxd/v1/inbox.js';
 import { QueuesService } from '../sdk/gen/inboxd/v1/queues.js';
+import { AuthService } from '../sdk/gen/inboxd/v1/auth.js';
+import { readFileSync } from 'node:fs';
+import { Auth, type AuthMode } from './auth/auth.js';
+import { authService } from './transport/auth-service.js';
+import { isLoopback } from './config.js';
 import { QueueCore, type CoreOptions } from './queue/core.js';
 import { CallTracker } from './transport/call-tracker.js';
 import { strictRequests } from './transport/strict-decode.js';
@@ -25,6 +30,19 @@ export interface AppOptions extends CoreOptions {
   maxStreamsPerConnection: number;
   maxReceivingBytes: number;
   shutdownTimeoutMs: number;
+  auth: AuthMode;
+  adminKey: string;
+  principalMaxStreams: number;
+  principalSendRate: number;
+  /** PEM files; tlsCert and tlsKey: serve TLS; tlsClientCa too: mutual TLS. */
+  tlsCert: string;
+  tlsKey: string;
+  tlsClientCa: string;
+  jwtJwksUrl: string;
+  jwtPublicKeyFile: string;
+  jwtIssuer: string;
+  jwtAudience: string;
+  jwtClaim: string;
 }
 
 export interface App {
@@ -32,13 +50,31 @@ export interface App {
   address: string;
   port: number;
   core: QueueCore;
+  auth: Auth;
   /** This server's metrics (serve them with metrics/http.ts). */
   metrics: Metrics;
   /** Drains and stops: refuse new calls, close streams (releasing leases), finish sends, stop. */
   stop(): Promise<void>;
 }
 
-const SERVICES = ['inboxd.v1.Inbox', 'inboxd.v1.Queues'];
+const SERVICES = ['inboxd.v1.Inbox', 'inboxd.v1.Queues', 'inboxd.v1.Auth'];
+
+/** A PEM file's contents, or an error naming the setting. */
+function pem(file: string, setting: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`${setting}: cannot read ${file} (${(err as Error).message})`);
+  }
+}
+
+/** Plaintext, TLS, or mutual TLS (client certificates required and verified against the CA). */
+function serverCredentials(opts: AppOptions): ServerCredentials {
+  if (!opts.tlsCert) return ServerCredentials.createInsecure();
+  const pair = { cert_chain: pem(opts.tlsCert, '--tls-cert / INBOXD_TLS_CERT_FILE'), private_key: pem(opts.tlsKey, '--tls-key / INBOXD_TLS_KEY_FILE') };
+  const ca = opts.tlsClientCa ? pem(opts.tlsClientCa, '--tls-client-ca / INBOXD_TLS_CLIENT_CA_FILE') : null;
+  return ServerCredentials.createSsl(ca, [pair], ca !== null);
+}
 
 /** Where proto/ is, from server/ in the source tree or dist/server/ in a build. */
 function protoDir(): string {
@@ -50,8 +86,27 @@ function protoDir(): string {
 export async function startApp(opts: AppOptions, log: Logger, metrics = new Metrics()): Promise<App> {
   patchGrpcStatuses();
   limitPartlyReceived(opts.maxReceivingBytes);
+  const creds = serverCredentials(opts);
   const core = new QueueCore(opts, log);
   await core.start();
+  const auth = new Auth(
+    core,
+    {
+      mode: opts.auth,
+      adminKey: opts.adminKey,
+      principalMaxStreams: opts.principalMaxStreams,
+      principalSendRate: opts.principalSendRate,
+      jwt: { jwksUrl: opts.jwtJwksUrl, publicKeyFile: opts.jwtPublicKeyFile, issuer: opts.jwtIssuer, audience: opts.jwtAudience, claim: opts.jwtClaim },
+    },
+    log,
+    metrics,
+  );
+  try {
+    await auth.start();
+  } catch (err) {
+    await core.stop().catch(() => {});
+    throw err;
+  }
   instrumentCore(core, metrics);
   metrics.attach(core, opts.schema, log);
 
@@ -67,25 +122,34 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
     'grpc.max_concurrent_streams': opts.maxStreamsPerConnection,
     interceptors: [callInterceptor(metrics, log)],
   });
-  const calls = new CallTracker(log, { maxStreams: opts.maxStreams });
+  const calls = new CallTracker(log, auth, { maxStreams: opts.maxStreams });
   server.addService(strictRequests(InboxService), inboxService(core, calls, { maxMessageBytes: opts.maxMessageBytes }));
   server.addService(strictRequests(QueuesService), queuesService(core, calls));
+  server.addService(strictRequests(AuthService), authService(core, calls));
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICES.map(s => [s, 'NOT_SERVING' as const])) });
   health.addToServer(server);
 
   const dir = protoDir();
-  const pkg = protoLoader.loadSync(['inboxd/v1/inbox.proto', 'inboxd/v1/queues.proto', healthProtoPath, ...reflectionProtoPaths()], {
+  const pkg = protoLoader.loadSync(['inboxd/v1/inbox.proto', 'inboxd/v1/queues.proto', 'inboxd/v1/auth.proto', healthProtoPath, ...reflectionProtoPaths()], {
     includeDirs: [dir],
     keepCase: true,
   });
   new ReflectionService(linkableDescriptors(pkg)).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`, creds, (err, p) =>
       err ? reject(err) : resolve(p),
     ),
   );
+  const where = `${opts.host}:${port}`;
+  if (!auth.required) {
+    if (isLoopback(opts.host)) log.warn(`auth is off: any program on this machine that reaches ${where} may do anything (fine for local use; bind to another address and auth is required)`);
+    else log.warn(`auth is OFF on ${where}, which is not a loopback address: anyone who reaches it may read, settle and delete every inbox. Set --auth required`);
+  } else {
+    if (!opts.tlsCert && !isLoopback(opts.host)) log.warn(`auth is required but ${where} serves plaintext: keys and messages cross the network readable. Set --tls-cert and --tls-key`);
+    if (!opts.adminKey) log.info('auth is required and no INBOXD_ADMIN_KEY is set: only existing principals can call (set one to bootstrap)');
+  }
   // Health follows the database: a load balancer stops sending calls that could only fail.
   let stopping: Promise<void> | undefined;
   const setHealth = () => {
@@ -100,6 +164,7 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
     address: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
     port,
     core,
+    auth,
     metrics,
     stop: () =>
       (stopping ??= (async () => {
@@ -125,7 +190,7 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
           server.forceShutdown();
         }
         // Bounded too: a database that does not answer must not hold the process past its deadline.
-        await Promise.race([core.stop(), new Promise<void>(resolve => setTimeout(resolve, Math.max(left(), 250)).unref())]);
+        await Promise.race([auth.stop().then(() => core.stop()), new Promise<void>(resolve => setTimeout(resolve, Math.max(left(), 250)).unref())]);
       })()),
   };
 }

@@ -16,6 +16,11 @@ export interface Config extends AppOptions {
   metricsHost: string;
 }
 
+/** Whether `host` is reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 type Kind = 'string' | 'int' | 'bool' | 'level' | 'choice';
 export interface Setting {
   key: keyof Config;
@@ -57,6 +62,18 @@ export const SETTINGS: Setting[] = [
   { key: 'maxStreamsPerConnection', flag: 'max-streams-per-connection', env: 'INBOXD_MAX_STREAMS_PER_CONNECTION', kind: 'int', def: '1000', min: 1, max: 100_000, help: 'Calls one client connection may have open at once (HTTP/2 max concurrent streams); the SDK opens another connection past 100 streams.' },
   { key: 'maxBufferedBytes', flag: 'max-buffered-bytes', env: 'INBOXD_MAX_BUFFERED_BYTES', kind: 'int', def: '268435456', min: 1024 * 1024, max: 64 * 1024 * 1024 * 1024, help: 'Bytes of deliveries all Subscribe streams together may hold written and not yet read by their clients; a stream also holds at most 16 MiB. A stream with bytes waiting gets no more past either.' },
   { key: 'maxReceivingBytes', flag: 'max-receiving-bytes', env: 'INBOXD_MAX_RECEIVING_BYTES', kind: 'int', def: '268435456', min: 1024 * 1024, max: 64 * 1024 * 1024 * 1024, help: 'Bytes of requests partly received, held until their last byte, on all calls together; a call that adds past it is refused with RESOURCE_EXHAUSTED (a client that declares a large message and stalls).' },
+  { key: 'auth', flag: 'auth', env: 'INBOXD_AUTH', kind: 'choice', choices: ['off', 'required'], def: '', help: 'required: every call needs a credential (an API key, a JWT or a client certificate) and a grant; off: anyone who reaches the port may do anything. Unset: off when --host is a loopback address (127.0.0.1, ::1, localhost), required otherwise.' },
+  { key: 'adminKey', flag: 'admin-key', env: 'INBOXD_ADMIN_KEY', kind: 'string', def: '', help: 'A bootstrap admin credential (at least 24 characters; `openssl rand -hex 32`): calls with it act as the admin principal `admin`, to create the first principals, keys and grants.' },
+  { key: 'principalMaxStreams', flag: 'principal-max-streams', env: 'INBOXD_PRINCIPAL_MAX_STREAMS', kind: 'int', def: '1000', min: 1, max: 1_000_000, help: 'With auth: streams one principal may hold open on this server (a principal\'s own max_streams overrides it); one more is RESOURCE_EXHAUSTED.' },
+  { key: 'principalSendRate', flag: 'principal-send-rate', env: 'INBOXD_PRINCIPAL_SEND_RATE', kind: 'int', def: '0', min: 0, max: 10_000_000, help: 'With auth: messages a second one principal may send (Send, SendStream, Publish) through this server, 0 for no limit (a principal\'s own max_send_rate overrides it); past it, RESOURCE_EXHAUSTED.' },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'INBOXD_TLS_CERT_FILE', kind: 'string', def: '', help: 'PEM file of the server\'s certificate chain: serve TLS (with --tls-key). Unset: plaintext.' },
+  { key: 'tlsKey', flag: 'tls-key', env: 'INBOXD_TLS_KEY_FILE', kind: 'string', def: '', help: 'PEM file of the server certificate\'s private key.' },
+  { key: 'tlsClientCa', flag: 'tls-client-ca', env: 'INBOXD_TLS_CLIENT_CA_FILE', kind: 'string', def: '', help: 'PEM file of the CA that signs client certificates: mutual TLS, every client must present one; with auth, its subject CN names the principal (unless the call carries a bearer credential).' },
+  { key: 'jwtJwksUrl', flag: 'jwt-jwks-url', env: 'INBOXD_JWT_JWKS_URL', kind: 'string', def: '', help: 'Accept JWTs as bearer credentials, verified with the keys at this JWKS URL; the claim --jwt-claim names an existing principal.' },
+  { key: 'jwtPublicKeyFile', flag: 'jwt-public-key', env: 'INBOXD_JWT_PUBLIC_KEY_FILE', kind: 'string', def: '', help: 'Accept JWTs verified with this PEM public key (instead of a JWKS URL).' },
+  { key: 'jwtIssuer', flag: 'jwt-issuer', env: 'INBOXD_JWT_ISSUER', kind: 'string', def: '', help: 'The iss a JWT must carry (unset: not checked).' },
+  { key: 'jwtAudience', flag: 'jwt-audience', env: 'INBOXD_JWT_AUDIENCE', kind: 'string', def: '', help: 'The aud a JWT must carry (unset: not checked).' },
+  { key: 'jwtClaim', flag: 'jwt-claim', env: 'INBOXD_JWT_CLAIM', kind: 'string', def: 'sub', help: 'The JWT claim naming the principal.' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'INBOXD_SHUTDOWN_TIMEOUT_MS', kind: 'int', def: '10000', min: 0, max: 600_000, help: 'On SIGTERM, how long in-flight calls may run before they are cut.' },
   { key: 'logLevel', flag: 'log-level', env: 'INBOXD_LOG_LEVEL', kind: 'level', def: 'info', help: 'trace, debug, info, warn, error, fatal or silent.' },
   { key: 'logFormat', flag: 'log-format', env: 'INBOXD_LOG_FORMAT', kind: 'choice', choices: ['auto', 'json', 'pretty'], def: 'auto', help: 'json (one JSON object a line), pretty (for people), or auto: pretty when stdout is a terminal, else json.' },
@@ -77,6 +94,7 @@ function parse(s: Setting, raw: string, source: string): unknown {
       if (!LEVELS.includes(raw)) throw new ConfigError(`${where}: ${JSON.stringify(raw)} is not a log level; use one of ${LEVELS.join(', ')}`);
       return raw;
     case 'choice':
+      if (raw === '' && s.def === '') return '';
       if (!s.choices!.includes(raw)) throw new ConfigError(`${where}: ${JSON.stringify(raw)} is not one of ${s.choices!.join(', ')}`);
       return raw;
     case 'bool':
@@ -117,5 +135,20 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   }
   cfg.dataDir = path.resolve(cfg.dataDir as string);
   if (!cfg.metricsHost) cfg.metricsHost = cfg.host;
+  if (!cfg.auth) cfg.auth = isLoopback(cfg.host as string) ? 'off' : 'required';
+  const adminKey = cfg.adminKey as string;
+  if (adminKey && (adminKey.length < 24 || /\s/.test(adminKey))) {
+    throw new ConfigError('INBOXD_ADMIN_KEY / --admin-key must be at least 24 characters without spaces (e.g. `openssl rand -hex 32`)');
+  }
+  if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) throw new ConfigError('--tls-cert and --tls-key (INBOXD_TLS_CERT_FILE, INBOXD_TLS_KEY_FILE) go together: set both, or neither for plaintext');
+  if (cfg.tlsClientCa && !cfg.tlsCert) throw new ConfigError('--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key: the server must serve TLS');
+  if (cfg.jwtJwksUrl && cfg.jwtPublicKeyFile) throw new ConfigError('--jwt-jwks-url and --jwt-public-key are two ways to give the JWT keys: set one');
+  if (cfg.jwtJwksUrl) {
+    try {
+      new URL(cfg.jwtJwksUrl as string);
+    } catch {
+      throw new ConfigError(`--jwt-jwks-url ${JSON.stringify(cfg.jwtJwksUrl)} is not a URL`);
+    }
+  }
   return cfg as unknown as Config;
 }

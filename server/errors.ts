@@ -18,6 +18,8 @@ export const notFound = (message: string) => new InboxdError(status.NOT_FOUND, m
 export const failedPrecondition = (message: string) => new InboxdError(status.FAILED_PRECONDITION, message);
 export const unavailable = (message: string) => new InboxdError(status.UNAVAILABLE, message);
 export const alreadyExists = (message: string) => new InboxdError(status.ALREADY_EXISTS, message);
+export const unauthenticated = (message: string) => new InboxdError(status.UNAUTHENTICATED, message);
+export const permissionDenied = (message: string) => new InboxdError(status.PERMISSION_DENIED, message);
 
 /** pg-boss's error for a queue that does not exist (deleted meanwhile, or never created). */
 export function isQueueNotFound(err: unknown): boolean {

@@ -14,6 +14,7 @@ import type { Message } from '../sdk/gen/inboxd/v1/message.js';
 import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueStats } from '../sdk/gen/inboxd/v1/queues.js';
 import type { Duration } from '../sdk/gen/google/protobuf/duration.js';
 import { expectStatus, counts, ZERO } from './support/expect.js';
+import { LeaseTokens } from '../server/queue/lease-token.js';
 import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -789,12 +790,27 @@ describe('bad input', () => {
     expect((await a.ack(d.leaseToken)).acked).toBe(1);
   });
 
-  it('a well-formed token for a message that never existed is FAILED_PRECONDITION', async () => {
+  it('a token signed by this server for a message that never existed is FAILED_PRECONDITION', async () => {
     const q = fresh('ghost');
     await a.createQueue(q);
-    const ghost = Buffer.from(`${q}\n${randomUUID()}\n0`).toString('base64url');
+    const ghost = new LeaseTokens(srv.app.core.subkey('lease-token')).encode({ queue: q, id: randomUUID(), retryCount: 0, principal: '' });
     await expectStatus(a.ack(ghost), status.FAILED_PRECONDITION, 'stale');
     await expectStatus(a.nack([ghost]), status.FAILED_PRECONDITION, 'stale');
+  });
+
+  it('a token made up (the unsigned form of the first release) is INVALID_ARGUMENT and settles nothing', async () => {
+    const q = fresh('forged');
+    await a.createQueue(q);
+    await a.sendTo(q, 'held');
+    const d = (await a.lease(q)).deliveries[0];
+    const [, id, attempt] = Buffer.from(d.leaseToken.split('.')[0], 'base64url').toString().split('\n');
+    const unsigned = Buffer.from(`${q}\n${id}\n${attempt}`).toString('base64url');
+    await expectStatus(a.ack(unsigned), status.INVALID_ARGUMENT, 'malformed lease token');
+    const resigned = `${Buffer.from(`${q}\n${id}\n${attempt}\n`).toString('base64url')}.${'A'.repeat(22)}`;
+    await expectStatus(a.ack(resigned), status.INVALID_ARGUMENT, 'not issued by this server');
+    expect(counts(await a.stats(q))).toMatchObject({ leased: 1, acked: 0 });
+    await a.ack(d.leaseToken);
+    expect(counts(await a.stats(q))).toMatchObject({ leased: 0, acked: 1 });
   });
 
   it('Lease: out-of-range max_messages, visibility_timeout and wait', async () => {

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
-import { Client, credentials, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { InboxdError } from '../../sdk/index.js';
-import { withClientOptions, type ClientFlags } from '../client.js';
+import { channelCredentials, bearerInterceptor } from '../../sdk/credentials.js';
+import { withClientOptions, credentialsOf, type ClientFlags } from '../client.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { print } from '../output.js';
 
@@ -33,7 +34,8 @@ export function healthCommand(): Command {
       .description("check a server's health (grpc.health.v1): exit 0 when SERVING, 3 when not serving or unreachable")
       .option('--service <name>', 'a service to ask about, e.g. inboxd.v1.Inbox (default: the server as a whole)', ''),
   ).action(async (o: ClientFlags & { service: string }) => {
-    const client = new Client(o.address, credentials.createInsecure());
+    const { apiKey, tls } = credentialsOf(o);
+    const client = new Client(o.address, channelCredentials({ tls }), { interceptors: apiKey === undefined ? [] : [bearerInterceptor(apiKey)] });
     try {
       const res = await new Promise<string>((resolve, reject) =>
         client.makeUnaryRequest(

@@ -1,6 +1,6 @@
 import type { QueueCore } from '../queue/core.js';
 import type { TokenOutcome } from '../queue/message-store.js';
-import { tryDecodeLeaseToken } from '../queue/lease-token.js';
+import { peekLeaseToken } from '../queue/lease-token.js';
 import type { Metrics } from './metrics.js';
 
 /** Adds `n` per queue of `items` to `counter`. */
@@ -13,7 +13,7 @@ function countBy<T>(items: T[], queueOf: (t: T) => string | undefined, inc: (que
   for (const [q, n] of by) inc(q, n);
 }
 
-const queueOfToken = (o: TokenOutcome) => tryDecodeLeaseToken(o.token)?.queue;
+const queueOfToken = (o: TokenOutcome) => peekLeaseToken(o.token)?.queue;
 
 /**
  * Counts messages as the queue core moves them, by wrapping its entry points on this one
@@ -48,8 +48,8 @@ export function instrumentCore(core: QueueCore, m: Metrics): void {
   };
 
   const nack = store.nack.bind(store);
-  store.nack = async (tokens, delayMs, reason, ...rest) => {
-    const outcomes = await nack(tokens, delayMs, reason, ...rest);
+  store.nack = async (tokens, delayMs, as, reason, ...rest) => {
+    const outcomes = await nack(tokens, delayMs, as, reason, ...rest);
     const ok = outcomes.filter(o => o.ok);
     // A nack is the client's (reason unset); the server's own (a stream closing, a subscriber gone) is a release.
     const back = reason === undefined ? m.nacked : m.released;

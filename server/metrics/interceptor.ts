@@ -2,7 +2,7 @@ import { Metadata, ServerInterceptingCall, status, type ServerInterceptor } from
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { requestContext, type RequestContext } from '../logger.js';
-import { tryDecodeLeaseToken } from '../queue/lease-token.js';
+import { peekLeaseToken } from '../queue/lease-token.js';
 import type { Metrics } from './metrics.js';
 
 /** A request id a client may choose (x-request-id metadata); anything else gets one made here. */
@@ -19,7 +19,7 @@ function queueOf(req: unknown): string | undefined {
     return names.length <= 3 ? names.join(',') : `${names.slice(0, 3).join(',')},…`;
   }
   const token = Array.isArray(r.leaseTokens) ? r.leaseTokens[0] : undefined;
-  return typeof token === 'string' ? tryDecodeLeaseToken(token)?.queue : undefined;
+  return typeof token === 'string' ? peekLeaseToken(token)?.queue : undefined;
 }
 
 /**

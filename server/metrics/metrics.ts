@@ -41,6 +41,7 @@ export class Metrics {
   readonly rpcDuration: Histogram<'method'>;
   readonly rpcHandled: Counter<'method' | 'code'>;
   readonly openStreams: Gauge<'method'>;
+  readonly authDenied: Counter<'reason' | 'verb'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -62,6 +63,12 @@ export class Metrics {
     });
     this.rpcHandled = new Counter({ name: 'inboxd_rpc_handled_total', help: 'Calls finished, by method and gRPC status code.', labelNames: ['method', 'code'] as const, registers });
     this.openStreams = new Gauge({ name: 'inboxd_open_streams', help: 'Streaming calls open now (Subscribe, SendStream, …), by method.', labelNames: ['method'] as const, registers });
+    this.authDenied = new Counter({
+      name: 'inboxd_auth_denied_total',
+      help: 'Calls (and streams ended) refused by authentication or authorization, by reason (missing_credential, bad_credential, expired_key, revoked_key, unknown_principal, no_grant, foreign_token, quota) and verb.',
+      labelNames: ['reason', 'verb'] as const,
+      registers,
+    });
 
     const self = this;
     const queueGauge = (name: string, help: string, value: (q: QueueSnapshot) => number) =>

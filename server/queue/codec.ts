@@ -1,5 +1,4 @@
 import type { Message, Delivery } from '../../sdk/gen/inboxd/v1/message.js';
-import { encodeLeaseToken } from './lease-token.js';
 
 /** A message as stored in a pg-boss job's `data` column. Short keys: this is on every row. */
 export interface StoredMessage {
@@ -77,10 +76,10 @@ export function toMessage(job: Omit<LeasedJob, 'retryCount'>): Message {
   };
 }
 
-export function toDelivery(job: LeasedJob, leaseExpiresAt: Date): Delivery {
+export function toDelivery(job: LeasedJob, leaseExpiresAt: Date, leaseToken: string): Delivery {
   return {
     message: toMessage(job),
-    leaseToken: encodeLeaseToken({ queue: job.name, id: job.id, retryCount: job.retryCount }),
+    leaseToken,
     leaseExpiresAt,
     attempt: job.retryCount + 1,
   };

@@ -21,6 +21,8 @@ import { Topics } from './topics.js';
 import { Browser } from './browse.js';
 import { Database } from './database.js';
 import { RESPONSE_BUDGET_BYTES } from './response-budget.js';
+import { LeaseTokens } from './lease-token.js';
+import { createHmac, randomBytes } from 'node:crypto';
 
 export interface CoreOptions {
   databaseUrl: string;
@@ -58,6 +60,8 @@ export class QueueCore {
   private admission!: Admission;
   private sweeper!: Sweeper;
   private readonly hasher: Hasher;
+  /** The random secret every replica on this database shares; keys API key hashes and token signatures. */
+  secret!: Buffer;
 
   constructor(private readonly opts: CoreOptions, private readonly log: Logger) {
     this.db = new Database(
@@ -92,11 +96,13 @@ export class QueueCore {
     this.db.attach(this.boss);
     const { schema } = this.opts;
     await this.db.exec(sql.ensureSchema(schema));
+    await this.db.exec(sql.ensureAuthSchema(schema));
     const channel = (await this.db.exec(sql.notifyChannel(schema))).rows[0].channel as string;
+    this.secret = (await this.db.exec(sql.serverSecret(schema, 'auth', randomBytes(32)))).rows[0].value as Buffer;
     this.registry = new QueueRegistry(this.boss, schema);
-    this.topics = new Topics(this.boss, schema, this.registry, messages => this.send(messages));
+    this.topics = new Topics(this.boss, schema, this.registry, (messages, sender) => this.send(messages, sender));
     this.browser = new Browser(this.boss, schema, this.registry);
-    this.store = new MessageStore(this.boss, this.db, schema, channel);
+    this.store = new MessageStore(this.boss, this.db, schema, channel, new LeaseTokens(this.subkey('lease-token')));
     this.admission = new Admission(this.boss, this.db, schema);
     this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log);
     await this.wakeups.start();
@@ -185,14 +191,23 @@ export class QueueCore {
     return results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i], queue: messages[i].queue }));
   }
 
-  /** Leases up to `max`; with `waitMs`, waits for a first message until then (or abort). */
-  async lease(queue: string, max: number, leaseSec: number | undefined, waitMs: number, signal?: AbortSignal): Promise<Delivery[]> {
+  get schema(): string {
+    return this.opts.schema;
+  }
+
+  /** A key for one purpose, derived from the shared secret. */
+  subkey(purpose: string): Buffer {
+    return createHmac('sha256', this.secret).update(`inboxd ${purpose}`).digest();
+  }
+
+  /** Leases up to `max` for `principal`; with `waitMs`, waits for a first message until then (or abort). */
+  async lease(queue: string, max: number, leaseSec: number | undefined, waitMs: number, principal: string, signal?: AbortSignal): Promise<Delivery[]> {
     const info = await this.registry.get(queue);
     const sec = leaseSec ?? info.config.visibilityTimeoutSec;
     const deadline = Date.now() + waitMs;
     for (;;) {
       // One response: what fits in the byte budget, the rest stays in the queue untouched.
-      const got = await this.store.lease(queue, max, sec, RESPONSE_BUDGET_BYTES);
+      const got = await this.store.lease(queue, max, sec, principal, RESPONSE_BUDGET_BYTES);
       const left = deadline - Date.now();
       if (got.length > 0 || left <= 0 || signal?.aborted) return got;
       // Wake on a send, and look again at least every poll interval for delayed messages.

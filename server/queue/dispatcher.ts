@@ -126,15 +126,17 @@ export class Dispatcher {
       // Dealt, not handed in whole batches: with 200 subscribers and 1,000 messages each gets about
       // five, so a healthy subscriber among many stuck ones is never the last to be served.
       const credit = new Map<Subscription, number>();
-      const groups = new Map<number, Subscription[]>();
+      // Grouped by lease length and principal: a fetch leases for one of each, and its tokens name that principal.
+      const groups = new Map<string, Subscription[]>();
       for (let i = 0; i < q.subs.length; i++) {
         const sub = q.subs[(q.next + i) % q.subs.length];
         const c = sub.credit();
         if (c === 0) continue;
         credit.set(sub, c);
-        const g = groups.get(sub.leaseSec);
+        const key = `${sub.leaseSec}\n${sub.principal}`;
+        const g = groups.get(key);
         if (g) g.push(sub);
-        else groups.set(sub.leaseSec, [sub]);
+        else groups.set(key, [sub]);
       }
       // Who is dealt first moves on each round.
       q.next = (q.next + 1) % Math.max(1, q.subs.length);
@@ -142,14 +144,15 @@ export class Dispatcher {
       // Bytes too: no more than the streams may hold unsent, nor than the server's room (each
       // fetch keeps at least one message; what does not fit is put back untouched).
       let bytesLeft = this.buffers.room;
-      const fetches: { leaseSec: number; n: number; bytes: number }[] = [];
-      for (const [leaseSec, subs] of groups) {
+      const fetches: { group: string; leaseSec: number; principal: string; n: number; bytes: number }[] = [];
+      for (const [group, subs] of groups) {
+        const { leaseSec, principal } = subs[0];
         let want = subs.reduce((sum, sub) => sum + credit.get(sub)!, 0);
         let room = Math.min(bytesLeft, subs.reduce((sum, sub) => sum + sub.roomBytes(), 0));
         while (want > 0 && fetches.length < this.opts.parallelFetches) {
           const n = Math.min(want, this.opts.maxBatch);
           const bytes = Math.ceil((room * n) / want);
-          fetches.push({ leaseSec, n, bytes });
+          fetches.push({ group, leaseSec, principal, n, bytes });
           room -= bytes;
           bytesLeft -= bytes;
           want -= n;
@@ -158,15 +161,15 @@ export class Dispatcher {
       const leased = await Promise.all(
         fetches.map(async f => {
           const out = { overBudget: false };
-          const deliveries = await this.store.lease(queue, f.n, f.leaseSec, f.bytes, out);
+          const deliveries = await this.store.lease(queue, f.n, f.leaseSec, f.principal, f.bytes, out);
           return { ...f, deliveries, overBudget: out.overBudget };
         }),
       );
       const gone: string[] = [];
-      for (const [leaseSec, subs] of groups) {
+      for (const [group, subs] of groups) {
         const shares = new Map<Subscription, Delivery[]>();
         let turn = 0;
-        for (const d of leased.filter(l => l.leaseSec === leaseSec).flatMap(l => l.deliveries)) {
+        for (const d of leased.filter(l => l.group === group).flatMap(l => l.deliveries)) {
           // The group's fetches asked for no more than its credit: someone always has room.
           for (let k = 0; k < subs.length; k++) {
             const sub = subs[(turn + k) % subs.length];
@@ -186,7 +189,7 @@ export class Dispatcher {
           else sub.deliver(share);
         }
       }
-      if (gone.length > 0) await this.store.nack(gone, 0, 'subscriber gone');
+      if (gone.length > 0) await this.store.nack(gone, 0, null, 'subscriber gone');
       // Every fetch came back full, or one stopped at its byte room: the queue may hold more.
       if (leased.every(l => l.deliveries.length === l.n) || leased.some(l => l.overBudget)) q.again = true;
     } while (q.again && !this.stopped);

@@ -1,38 +1,66 @@
-import { invalid } from '../errors.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { QUEUE_NAME } from './queue-name.js';
 
 /**
- * A lease token names one delivery attempt: the queue, the message id and the attempt's
- * retry_count in pg-boss. pg-boss fences every settle on (id, retry_count), so a token from an
- * attempt that has since expired and been redelivered settles nothing.
+ * A lease token names one delivery attempt to one principal: the queue, the message id, the
+ * attempt's retry_count in pg-boss, and who leased it. pg-boss fences every settle on
+ * (id, retry_count), so a token from an attempt that has since expired and been redelivered
+ * settles nothing; the signature (HMAC-SHA-256 with a key every replica shares, 128 bits kept)
+ * means a token cannot be made up or altered, and the principal in it that nobody else can use it.
  *
- * Encoded as base64url of "queue\nid\nretryCount"; opaque to clients.
+ * Encoded as base64url("queue\nid\nretryCount\nprincipal") + "." + base64url(signature); opaque to clients.
  */
 export interface LeaseRef {
   queue: string;
   id: string;
   retryCount: number;
+  /** Who leased it; '' with auth off. */
+  principal: string;
 }
+
+/** Why a token was refused. */
+export type TokenFault = 'malformed' | 'forged' | 'foreign';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const SHAPE = /^[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{22}$/;
 
-export function encodeLeaseToken(ref: LeaseRef): string {
-  return Buffer.from(`${ref.queue}\n${ref.id}\n${ref.retryCount}`, 'utf8').toString('base64url');
-}
-
-/** Parses a token, or returns undefined when it is not one this server issued. */
-export function tryDecodeLeaseToken(token: string): LeaseRef | undefined {
-  if (typeof token !== 'string' || token.length === 0 || token.length > 400) return undefined;
-  if (!/^[A-Za-z0-9_-]+$/.test(token)) return undefined;
-  const parts = Buffer.from(token, 'base64url').toString('utf8').split('\n');
-  if (parts.length !== 3) return undefined;
-  const [queue, id, count] = parts;
+/** What a token says, unverified: for log lines and metrics only, never for a decision. */
+export function peekLeaseToken(token: unknown): LeaseRef | undefined {
+  if (typeof token !== 'string' || !SHAPE.test(token)) return undefined;
+  const parts = Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8').split('\n');
+  if (parts.length !== 4) return undefined;
+  const [queue, id, count, principal] = parts;
   if (!QUEUE_NAME.test(queue) || !UUID.test(id) || !/^\d{1,9}$/.test(count)) return undefined;
-  return { queue, id, retryCount: Number(count) };
+  return { queue, id, retryCount: Number(count), principal };
 }
 
-export function decodeLeaseToken(token: string): LeaseRef {
-  const ref = tryDecodeLeaseToken(token);
-  if (!ref) throw invalid(`malformed lease token ${JSON.stringify(String(token).slice(0, 60))}: pass a lease_token exactly as a delivery returned it`);
-  return ref;
+export class LeaseTokens {
+  constructor(private readonly key: Buffer) {}
+
+  private sign(payload: string): Buffer {
+    return createHmac('sha256', this.key).update(payload).digest().subarray(0, 16);
+  }
+
+  encode(ref: LeaseRef): string {
+    const payload = Buffer.from(`${ref.queue}\n${ref.id}\n${ref.retryCount}\n${ref.principal}`, 'utf8').toString('base64url');
+    return `${payload}.${this.sign(payload).toString('base64url')}`;
+  }
+
+  /** The attempt a token names, if this server issued it to `principal` (null: to anyone); else why not. */
+  verify(token: unknown, principal: string | null): LeaseRef | TokenFault {
+    const ref = peekLeaseToken(token);
+    if (!ref) return 'malformed';
+    const t = token as string;
+    const dot = t.indexOf('.');
+    const given = Buffer.from(t.slice(dot + 1), 'base64url');
+    if (given.length !== 16 || !timingSafeEqual(given, this.sign(t.slice(0, dot)))) return 'forged';
+    if (principal !== null && ref.principal !== principal) return 'foreign';
+    return ref;
+  }
 }
+
+export const TOKEN_FAULT_TEXT: Record<TokenFault, string> = {
+  malformed: 'malformed lease token: pass a lease_token exactly as a delivery returned it',
+  forged: 'lease token was not issued by this server (altered or made up): nothing was done',
+  foreign: 'lease token was issued to another principal: only the one that leased a message may settle it',
+};

@@ -3,10 +3,10 @@ import type { Database } from './database.js';
 import { status } from '@grpc/grpc-js';
 import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
 import * as sql from './sql.js';
-import { type LeaseRef, tryDecodeLeaseToken } from './lease-token.js';
+import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT } from './lease-token.js';
 import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
 import { chunkBy, storedBytes } from './response-budget.js';
-import { isQueueNotFound } from '../errors.js';
+import { InboxdError, isQueueNotFound } from '../errors.js';
 
 /** What became of one lease token in a settle call. */
 export type TokenOutcome =
@@ -30,6 +30,7 @@ export class MessageStore {
     private readonly db: Database,
     private readonly schema: string,
     private readonly channel: string,
+    private readonly tokens: LeaseTokens,
   ) {}
 
   private exec(q: sql.Sql) {
@@ -63,7 +64,7 @@ export class MessageStore {
    * that many bytes (at least one) stay leased; the rest are put back as never fetched, and
    * `out.overBudget` says so.
    */
-  async lease(queue: string, max: number, leaseSec: number, budgetBytes?: number, out?: { overBudget: boolean }): Promise<Delivery[]> {
+  async lease(queue: string, max: number, leaseSec: number, principal: string, budgetBytes?: number, out?: { overBudget: boolean }): Promise<Delivery[]> {
     // Taken before the fetch starts them, so the lease end reported is never later than the real one.
     const startedBy = Date.now();
     // One transaction: a crash between the fetch and the lease update must not leave messages
@@ -107,11 +108,16 @@ export class MessageStore {
       return jobs;
     });
     const expiresAt = new Date(startedBy + leaseSec * 1000);
-    return jobs.map(j => toDelivery(j, expiresAt));
+    return jobs.map(j => toDelivery(j, expiresAt, this.tokens.encode({ queue, id: j.id, retryCount: j.retryCount, principal })));
   }
 
-  async ack(tokens: string[]): Promise<TokenOutcome[]> {
-    return this.settle(tokens, async (queue, refs) => {
+  /**
+   * Settles are made `as` a principal: a token leased by another is refused (PERMISSION_DENIED), one
+   * not issued by this server (forged, altered) is refused (INVALID_ARGUMENT), and neither changes
+   * anything. `as` null: the server itself (releasing a closed stream's leases).
+   */
+  async ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
+    return this.settle(tokens, as, async (queue, refs) => {
       const res = (await this.boss.complete(queue, refs.map(r => ({ id: r.id, retryCount: r.retryCount })))) as { settled?: string[] };
       const done = new Set(res.settled ?? []);
       const missing = refs.filter(r => !done.has(r.id));
@@ -131,11 +137,12 @@ export class MessageStore {
   async nack(
     tokens: string[],
     delayMs: number | undefined,
+    as: string | null,
     reason?: string,
     opts: { deadLetter?: boolean; error?: string } = {},
   ): Promise<TokenOutcome[]> {
     const text = opts.error || reason || 'nacked';
-    return this.settle(tokens, async (queue, refs) => {
+    return this.settle(tokens, as, async (queue, refs) => {
       const pairs = sql.fencePairs(refs);
       if (opts.deadLetter) await this.exec(sql.lastAttempt(this.schema, queue, pairs));
       const { rows } = opts.deadLetter ? { rows: [] as Record<string, unknown>[] } : await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, text));
@@ -187,8 +194,8 @@ export class MessageStore {
     return rows as { name: string; id: string; retryCount: number }[];
   }
 
-  async extend(tokens: string[], leaseSec: number): Promise<TokenOutcome[]> {
-    return this.settle(tokens, async (queue, refs) => {
+  async extend(tokens: string[], leaseSec: number, as: string | null): Promise<TokenOutcome[]> {
+    return this.settle(tokens, as, async (queue, refs) => {
       const { rows } = await this.exec(sql.extendLeases(this.schema, queue, sql.fencePairs(refs), leaseSec));
       const moved = new Map(rows.map(r => [r.id as string, new Date(r.expiresAt as string | Date)]));
       return new Map(refs.map(r => [r.id, moved.has(r.id) ? { expiresAt: moved.get(r.id) } : undefined]));
@@ -208,11 +215,24 @@ export class MessageStore {
   }
 
   /**
+   * The attempts `tokens` name, each checked as settle() does for `as`: throws for the first that
+   * is refused, so a call with one bad token does nothing for the others either.
+   */
+  verifyTokens(tokens: string[], as: string | null): LeaseRef[] {
+    return tokens.map(t => {
+      const ref = this.tokens.verify(t, as);
+      if (typeof ref !== 'string') return ref;
+      throw new InboxdError(ref === 'foreign' ? status.PERMISSION_DENIED : status.INVALID_ARGUMENT, `${TOKEN_FAULT_TEXT[ref]} (${JSON.stringify(String(t).slice(0, 60))})`);
+    });
+  }
+
+  /**
    * Decodes tokens, groups them by queue, runs `op` once per queue, and answers per token:
    * malformed ones INVALID_ARGUMENT, those `op` reports undefined for FAILED_PRECONDITION.
    */
   private async settle(
     tokens: string[],
+    as: string | null,
     op: (queue: string, refs: LeaseRef[]) => Promise<Map<string, { expiresAt?: Date; deadLettered?: boolean } | undefined>>,
   ): Promise<TokenOutcome[]> {
     // `op` answers per message id, so each call must name a message once: tokens of several attempts
@@ -220,10 +240,10 @@ export class MessageStore {
     // token would share the current one's success.
     const attempt = (r: LeaseRef) => `${r.queue}\n${r.id}\n${r.retryCount}`;
     const rounds: { ids: Set<string>; byQueue: Map<string, LeaseRef[]> }[] = [];
-    const decoded = tokens.map(t => tryDecodeLeaseToken(t));
+    const decoded = tokens.map(t => this.tokens.verify(t, as));
     const seen = new Set<string>();
     decoded.forEach(ref => {
-      if (!ref || seen.has(attempt(ref))) return;
+      if (typeof ref === 'string' || seen.has(attempt(ref))) return;
       seen.add(attempt(ref));
       const msg = `${ref.queue}\n${ref.id}`;
       let round = rounds.find(r => !r.ids.has(msg));
@@ -248,7 +268,7 @@ export class MessageStore {
     }
     return tokens.map((token, i): TokenOutcome => {
       const ref = decoded[i];
-      if (!ref) return { token, ok: false, code: status.INVALID_ARGUMENT, message: 'malformed lease token' };
+      if (typeof ref === 'string') return { token, ok: false, code: ref === 'foreign' ? status.PERMISSION_DENIED : status.INVALID_ARGUMENT, message: TOKEN_FAULT_TEXT[ref] };
       const r = results.get(attempt(ref));
       return r ? { token, ok: true, ...r } : { token, ok: false, code: status.FAILED_PRECONDITION, message: STALE };
     });

@@ -40,7 +40,8 @@ export class QueueRegistry {
     this.cache = new LRUCache({ max: 10_000, ttl: cacheTtlMs });
   }
 
-  async create(name: string, config: ResolvedQueueConfig): Promise<QueueInfo> {
+  /** `owner`: the principal creating it (auth on), recorded in the same statement. */
+  async create(name: string, config: ResolvedQueueConfig, owner = ''): Promise<QueueInfo> {
     if (config.deadLetterQueue) {
       if (config.deadLetterQueue === name) throw invalid(`queue ${name} cannot be its own dead_letter_queue`);
       await this.get(config.deadLetterQueue).catch(() => {
@@ -50,7 +51,7 @@ export class QueueRegistry {
     if (await this.boss.getQueue(name)) throw alreadyExists(`queue ${name} already exists`);
     // Not boss.createQueue(): it answers success when the queue already exists, so of two creates
     // racing for one name both would "win". This one fails unless it inserted the queue itself.
-    const q = sql.createQueue(this.schema, name, { ...toBossOptions(config), policy: 'standard' }, extraOf(config));
+    const q = sql.createQueue(this.schema, name, { ...toBossOptions(config), policy: 'standard' }, extraOf(config), owner);
     try {
       await this.boss.getDb().executeSql(q.text, q.values);
     } catch (err) {

@@ -94,7 +94,7 @@ export function requeue(schema: string, queue: string, pairs: string[], delayMs:
  * transaction. A DO block takes no parameters: the name is a validated queue name and `options`
  * our own JSON, and both are quoted.
  */
-export function createQueue(schema: string, name: string, options: object, extra: ExtraQueueConfig): Sql {
+export function createQueue(schema: string, name: string, options: object, extra: ExtraQueueConfig, owner = ''): Sql {
   const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
   return {
     text: `DO $inboxd$
@@ -104,6 +104,7 @@ export function createQueue(schema: string, name: string, options: object, extra
           RAISE EXCEPTION 'queue % already exists', ${lit(name)} USING ERRCODE = 'unique_violation';
         END IF;
         ${upsertExtraText(schema, lit(name), extra, true)};
+        ${owner ? `INSERT INTO ${schema}.inboxd_queue_owner (queue, principal) VALUES (${lit(name)}, ${lit(owner)}) ON CONFLICT (queue) DO UPDATE SET principal = EXCLUDED.principal;` : `DELETE FROM ${schema}.inboxd_queue_owner WHERE queue = ${lit(name)};`}
       END $inboxd$`,
     values: [],
   };
@@ -173,10 +174,10 @@ export function queueExtras(schema: string, names: string[]): Sql {
   };
 }
 
-/** What inboxd keeps of a deleted queue: its settings row and remembered dedup keys. */
+/** What inboxd keeps of a deleted queue: its settings row, remembered dedup keys and owner. */
 export function deleteQueueExtra(schema: string, name: string): Sql {
   return {
-    text: `WITH d AS (DELETE FROM ${schema}.inboxd_dedup WHERE queue = $1)
+    text: `WITH d AS (DELETE FROM ${schema}.inboxd_dedup WHERE queue = $1), o AS (DELETE FROM ${schema}.inboxd_queue_owner WHERE queue = $1)
       DELETE FROM ${schema}.inboxd_queue WHERE name = $1`,
     values: [name],
   };
@@ -502,4 +503,258 @@ export function browseMessages(schema: string, queue: string, o: { state?: Brows
 /** One message by id, in any state. */
 export function browseMessage(schema: string, queue: string, id: string): Sql {
   return { text: `SELECT ${browseColumns(schema)} FROM ${schema}.job WHERE name = $1 AND id = $2::uuid`, values: [queue, id] };
+}
+
+// ─── Identity and authorization (server/auth) ─────────────────────────────────────────────────
+
+/**
+ * inboxd's auth tables, beside the queue tables (idempotent, under the same advisory lock):
+ * - inboxd_secret: the random server secret every replica shares (API key hashes and lease-token
+ *   signatures are keyed with it);
+ * - inboxd_principal, inboxd_api_key (a keyed hash, never the key), inboxd_grant (one row per
+ *   principal, name or prefix, and verb), inboxd_queue_owner (who created a queue);
+ * - inboxd_presence: each replica's count of a principal's open streams;
+ * - inboxd_audit: denied calls and every change of keys, principals and grants.
+ */
+export function ensureAuthSchema(schema: string): Sql {
+  return {
+    text: `DO $inboxd$
+      BEGIN
+        PERFORM pg_advisory_xact_lock(hashtext('inboxd schema ' || ${`'${schema}'`}));
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_secret (name text PRIMARY KEY, value bytea NOT NULL);
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_principal (
+          name text PRIMARY KEY,
+          metadata jsonb NOT NULL DEFAULT '{}',
+          admin bool NOT NULL DEFAULT false,
+          max_streams int NOT NULL DEFAULT 0,
+          max_send_rate int NOT NULL DEFAULT 0,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          created_by text NOT NULL DEFAULT '',
+          last_seen_at timestamptz
+        );
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_api_key (
+          id text PRIMARY KEY,
+          principal text NOT NULL REFERENCES ${schema}.inboxd_principal (name) ON DELETE CASCADE,
+          hash bytea NOT NULL,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          created_by text NOT NULL DEFAULT '',
+          expires_at timestamptz,
+          revoked_at timestamptz,
+          last_used_at timestamptz
+        );
+        CREATE INDEX IF NOT EXISTS inboxd_api_key_principal ON ${schema}.inboxd_api_key (principal);
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_grant (
+          principal text NOT NULL REFERENCES ${schema}.inboxd_principal (name) ON DELETE CASCADE,
+          pattern text NOT NULL,
+          verb text NOT NULL,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          created_by text NOT NULL DEFAULT '',
+          PRIMARY KEY (principal, pattern, verb)
+        );
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_queue_owner (queue text PRIMARY KEY, principal text NOT NULL);
+        CREATE INDEX IF NOT EXISTS inboxd_queue_owner_principal ON ${schema}.inboxd_queue_owner (principal);
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_presence (
+          principal text NOT NULL,
+          replica text NOT NULL,
+          streams int NOT NULL,
+          seen_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (principal, replica)
+        );
+        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_audit (
+          id bigserial PRIMARY KEY,
+          at timestamptz NOT NULL DEFAULT now(),
+          principal text NOT NULL DEFAULT '',
+          action text NOT NULL,
+          method text NOT NULL DEFAULT '',
+          verb text NOT NULL DEFAULT '',
+          target text NOT NULL DEFAULT '',
+          detail text NOT NULL DEFAULT '',
+          peer text NOT NULL DEFAULT ''
+        );
+        CREATE INDEX IF NOT EXISTS inboxd_audit_at ON ${schema}.inboxd_audit (at);
+      END $inboxd$`,
+    values: [],
+  };
+}
+
+/** The shared secret named `name`, made from `candidate` by the first replica that asks. */
+export function serverSecret(schema: string, name: string, candidate: Buffer): Sql {
+  return {
+    text: `WITH ins AS (INSERT INTO ${schema}.inboxd_secret (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value)
+      SELECT value FROM ins UNION ALL SELECT value FROM ${schema}.inboxd_secret WHERE name = $1 LIMIT 1`,
+    values: [name, candidate],
+  };
+}
+
+const PRINCIPAL_COLUMNS = (schema: string) => `p.name, p.metadata, p.admin, p.max_streams AS "maxStreams", p.max_send_rate AS "maxSendRate",
+  p.created_at AS "createdAt", p.created_by AS "createdBy", p.last_seen_at AS "lastSeenAt",
+  (SELECT coalesce(sum(streams), 0)::int FROM ${schema}.inboxd_presence s WHERE s.principal = p.name AND s.seen_at > now() - interval '30 seconds') AS "openStreams"`;
+
+export function insertPrincipal(schema: string, p: { name: string; metadata: Record<string, string>; admin: boolean; maxStreams: number; maxSendRate: number; createdBy: string }, ifAbsent = false): Sql {
+  return {
+    text: `INSERT INTO ${schema}.inboxd_principal AS p (name, metadata, admin, max_streams, max_send_rate, created_by) VALUES ($1, $2, $3, $4, $5, $6)
+      ON CONFLICT (name) DO ${ifAbsent ? 'UPDATE SET admin = true' : 'NOTHING'}
+      RETURNING ${PRINCIPAL_COLUMNS(schema)}`,
+    values: [p.name, JSON.stringify(p.metadata), p.admin, p.maxStreams, p.maxSendRate, p.createdBy],
+  };
+}
+
+export function principals(schema: string, names: string[] | null, limit: number, after?: string): Sql {
+  return {
+    text: `SELECT ${PRINCIPAL_COLUMNS(schema)} FROM ${schema}.inboxd_principal p
+      WHERE ($1::text[] IS NULL OR p.name = ANY($1::text[])) AND ($2::text IS NULL OR p.name > $2) ORDER BY p.name LIMIT $3`,
+    values: [names, after ?? null, limit],
+  };
+}
+
+/** Deletes a principal (its keys, grants and presence go with it) and the ownership of its queues. */
+export function deletePrincipal(schema: string, name: string): Sql {
+  return {
+    text: `WITH o AS (DELETE FROM ${schema}.inboxd_queue_owner WHERE principal = $1), s AS (DELETE FROM ${schema}.inboxd_presence WHERE principal = $1)
+      DELETE FROM ${schema}.inboxd_principal WHERE name = $1 RETURNING name`,
+    values: [name],
+  };
+}
+
+const KEY_COLUMNS = `id, principal, created_at AS "createdAt", created_by AS "createdBy", expires_at AS "expiresAt", revoked_at AS "revokedAt", last_used_at AS "lastUsedAt"`;
+
+export function insertApiKey(schema: string, k: { id: string; principal: string; hash: Buffer; expiresAt: Date | null; createdBy: string }): Sql {
+  return {
+    text: `INSERT INTO ${schema}.inboxd_api_key (id, principal, hash, expires_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING ${KEY_COLUMNS}`,
+    values: [k.id, k.principal, k.hash, k.expiresAt, k.createdBy],
+  };
+}
+
+/** One key with its hash and its principal's row, for authentication. */
+export function apiKeyForAuth(schema: string, id: string): Sql {
+  return {
+    text: `SELECT k.id, k.principal, k.hash, k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", p.admin, p.max_streams AS "maxStreams", p.max_send_rate AS "maxSendRate"
+      FROM ${schema}.inboxd_api_key k JOIN ${schema}.inboxd_principal p ON p.name = k.principal WHERE k.id = $1`,
+    values: [id],
+  };
+}
+
+export function apiKeys(schema: string, principal: string | null): Sql {
+  return {
+    text: `SELECT ${KEY_COLUMNS} FROM ${schema}.inboxd_api_key WHERE ($1::text IS NULL OR principal = $1) ORDER BY principal, created_at, id`,
+    values: [principal],
+  };
+}
+
+export function revokeApiKey(schema: string, id: string): Sql {
+  return {
+    text: `UPDATE ${schema}.inboxd_api_key SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${KEY_COLUMNS}`,
+    values: [id],
+  };
+}
+
+/** A principal for authentication by name (JWT subject, certificate name, the bootstrap admin). */
+export function principalForAuth(schema: string, name: string): Sql {
+  return {
+    text: `SELECT name, admin, max_streams AS "maxStreams", max_send_rate AS "maxSendRate" FROM ${schema}.inboxd_principal WHERE name = $1`,
+    values: [name],
+  };
+}
+
+/** Records that principals (and keys) were seen now; cheap enough at once a minute each. */
+export function touchSeen(schema: string, principals: string[], keys: string[]): Sql {
+  return {
+    text: `WITH k AS (UPDATE ${schema}.inboxd_api_key SET last_used_at = now() WHERE id = ANY($2::text[]))
+      UPDATE ${schema}.inboxd_principal SET last_seen_at = now() WHERE name = ANY($1::text[])`,
+    values: [principals, keys],
+  };
+}
+
+/** This replica's open streams per principal (rows for principals with none are removed). */
+export function reportPresence(schema: string, replica: string, principals: string[], streams: number[]): Sql {
+  return {
+    text: `WITH d AS (DELETE FROM ${schema}.inboxd_presence WHERE replica = $1 AND NOT (principal = ANY($2::text[])))
+      INSERT INTO ${schema}.inboxd_presence (principal, replica, streams, seen_at)
+      SELECT p, $1, s, now() FROM unnest($2::text[], $3::int[]) AS t(p, s)
+      ON CONFLICT (principal, replica) DO UPDATE SET streams = EXCLUDED.streams, seen_at = now()`,
+    values: [replica, principals, streams],
+  };
+}
+
+export function clearPresence(schema: string, replica: string): Sql {
+  return { text: `DELETE FROM ${schema}.inboxd_presence WHERE replica = $1`, values: [replica] };
+}
+
+/** Adds grants (one row per verb); returns every verb the principal now holds on the pattern. */
+export function addGrants(schema: string, principal: string, pattern: string, verbs: string[], by: string): Sql {
+  return {
+    text: `WITH ins AS (INSERT INTO ${schema}.inboxd_grant (principal, pattern, verb, created_by) SELECT $1, $2, v, $4 FROM unnest($3::text[]) v
+        ON CONFLICT DO NOTHING RETURNING verb)
+      SELECT verb FROM ins UNION SELECT verb FROM ${schema}.inboxd_grant WHERE principal = $1 AND pattern = $2`,
+    values: [principal, pattern, verbs, by],
+  };
+}
+
+/** Removes grants (every verb when `verbs` is null); returns the verbs left on the pattern. */
+export function removeGrants(schema: string, principal: string, pattern: string, verbs: string[] | null): Sql {
+  return {
+    text: `WITH del AS (DELETE FROM ${schema}.inboxd_grant WHERE principal = $1 AND pattern = $2 AND ($3::text[] IS NULL OR verb = ANY($3::text[])) RETURNING verb)
+      SELECT verb FROM ${schema}.inboxd_grant WHERE principal = $1 AND pattern = $2 AND NOT (verb IN (SELECT verb FROM del))`,
+    values: [principal, pattern, verbs],
+  };
+}
+
+export function grants(schema: string, principal: string | null): Sql {
+  return {
+    text: `SELECT principal, pattern, array_agg(verb ORDER BY verb) AS verbs FROM ${schema}.inboxd_grant
+      WHERE ($1::text IS NULL OR principal = $1) GROUP BY principal, pattern ORDER BY principal, pattern`,
+    values: [principal],
+  };
+}
+
+export function setQueueOwner(schema: string, queue: string, principal: string): Sql {
+  return {
+    text: `INSERT INTO ${schema}.inboxd_queue_owner (queue, principal) VALUES ($1, $2) ON CONFLICT (queue) DO UPDATE SET principal = EXCLUDED.principal`,
+    values: [queue, principal],
+  };
+}
+
+export function queueOwners(schema: string, queues: string[]): Sql {
+  return { text: `SELECT queue, principal FROM ${schema}.inboxd_queue_owner WHERE queue = ANY($1::text[])`, values: [queues] };
+}
+
+export function ownedQueues(schema: string, principal: string): Sql {
+  return { text: `SELECT queue FROM ${schema}.inboxd_queue_owner WHERE principal = $1 ORDER BY queue LIMIT 10000`, values: [principal] };
+}
+
+export function deleteQueueOwner(schema: string, queue: string): Sql {
+  return { text: `DELETE FROM ${schema}.inboxd_queue_owner WHERE queue = $1`, values: [queue] };
+}
+
+export interface AuditRow {
+  principal: string;
+  action: string;
+  method: string;
+  verb: string;
+  target: string;
+  detail: string;
+  peer: string;
+}
+
+export function insertAudit(schema: string, rows: AuditRow[]): Sql {
+  const col = (k: keyof AuditRow) => rows.map(r => r[k]);
+  return {
+    text: `INSERT INTO ${schema}.inboxd_audit (principal, action, method, verb, target, detail, peer)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+    values: [col('principal'), col('action'), col('method'), col('verb'), col('target'), col('detail'), col('peer')],
+  };
+}
+
+export function auditEvents(schema: string, o: { limit: number; beforeId?: string; actions: string[] | null; principal: string | null }): Sql {
+  return {
+    text: `SELECT id::text, at, principal, action, method, verb, target, detail, peer FROM ${schema}.inboxd_audit
+      WHERE ($2::bigint IS NULL OR id < $2) AND ($3::text[] IS NULL OR action = ANY($3::text[])) AND ($4::text IS NULL OR principal = $4)
+      ORDER BY id DESC LIMIT $1`,
+    values: [o.limit, o.beforeId ?? null, o.actions, o.principal],
+  };
+}
+
+/** Forgets audit events older than `days`. */
+export function pruneAudit(schema: string, days: number): Sql {
+  return { text: `DELETE FROM ${schema}.inboxd_audit WHERE at < now() - make_interval(days => $1)`, values: [days] };
 }

@@ -46,6 +46,8 @@ export class Subscription {
   constructor(
     readonly queue: string,
     readonly leaseSec: number,
+    /** Who subscribed: its deliveries' tokens name it. */
+    readonly principal: string,
     public limits: FlowLimits,
     /** Writes a response's deliveries to the stream (see StreamWriter). */
     private readonly write: StreamWriter,

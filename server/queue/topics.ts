@@ -31,7 +31,7 @@ export class Topics {
     private readonly boss: PgBoss,
     private readonly schema: string,
     private readonly registry: QueueRegistry,
-    private readonly send: (messages: Message[]) => Promise<SendResult[]>,
+    private readonly send: (messages: Message[], sender: string) => Promise<SendResult[]>,
   ) {}
 
   private exec(q: sql.Sql) {
@@ -73,7 +73,7 @@ export class Topics {
    * fresh, or, when the client chose the message's id, derived from it and the queue (a UUID v5),
    * so a Publish retried with the same ids stores nothing twice: every copy reports duplicate.
    */
-  async publish(topic: string, items: PublishItem[]): Promise<SendResult[][]> {
+  async publish(topic: string, items: PublishItem[], sender = '', allowed: (queues: string[]) => Promise<string[]> = async q => q): Promise<SendResult[][]> {
     // One id per (message, queue), kept across the retry below.
     const ids = items.map(() => new Map<string, string>());
     const idOf = (i: number, queue: string) => {
@@ -82,14 +82,15 @@ export class Topics {
       return id;
     };
     for (let attempt = 0; ; attempt++) {
-      const queues = await this.subscribers(topic);
+      // Only to the queues the publisher may send to (with auth on): a subscription is no way around a grant.
+      const queues = await allowed(await this.subscribers(topic));
       if (queues.length === 0) return items.map(() => []);
       const copies: Message[] = [];
       items.forEach(({ message }, i) => {
         for (const queue of queues) copies.push({ ...message, queue, id: idOf(i, queue) });
       });
       try {
-        const results = await this.send(copies);
+        const results = await this.send(copies, sender);
         return items.map((_, i) => results.slice(i * queues.length, (i + 1) * queues.length));
       } catch (err) {
         // A subscribed queue deleted between resolving and sending took its subscription with it:

@@ -31,6 +31,8 @@ export class Wakeups {
   private client?: pg.Client;
   private closed = false;
   private reconnectTimer?: NodeJS.Timeout;
+  /** Other channels heard on the same connection; told `undefined` when notifications may have been lost. */
+  private readonly channels = new Map<string, (payload: string | undefined) => void>();
 
   constructor(
     private readonly db: Database,
@@ -46,15 +48,28 @@ export class Wakeups {
       if (this.client === client) this.client = undefined;
       this.scheduleReconnect(RECONNECT_MS);
     });
-    client.on('notification', n => n.payload && this.onNotification(n.payload));
+    client.on('notification', n => {
+      const other = this.channels.get(n.channel);
+      if (other) other(n.payload ?? '');
+      else if (n.payload) this.onNotification(n.payload);
+    });
     try {
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+      for (const ch of [this.channel, ...this.channels.keys()]) await client.query(`LISTEN ${pg.escapeIdentifier(ch)}`);
     } catch (err) {
       await client.end().catch(() => {});
       throw err;
     }
     if (this.closed) return void (await client.end().catch(() => {}));
     this.client = client;
+  }
+
+  /**
+   * Hears `channel` on the same connection: `fn(payload)` on each notification, `fn(undefined)`
+   * after the connection was lost and made again (what was sent meanwhile is unknown).
+   */
+  async listen(channel: string, fn: (payload: string | undefined) => void): Promise<void> {
+    this.channels.set(channel, fn);
+    await this.client?.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
   }
 
   /** The database is back: listen again now rather than at the next try. */
@@ -73,7 +88,10 @@ export class Wakeups {
       if (this.closed || this.client) return;
       this.start()
         // Notifications sent while nobody listened are lost: everyone waiting looks now.
-        .then(() => this.emitAll())
+        .then(() => {
+          this.emitAll();
+          for (const fn of this.channels.values()) fn(undefined);
+        })
         .catch(err => {
           this.log.debug({ err }, 'wake-up listener reconnect failed');
           this.scheduleReconnect(RECONNECT_MS);

@@ -4,6 +4,7 @@ import type { EventEmitter } from 'node:events';
 import { status } from '@grpc/grpc-js';
 import { InboxdError, unavailable } from '../errors.js';
 import { toServiceError } from './error-status.js';
+import type { Auth, Caller, CallInfo } from '../auth/auth.js';
 import { throwIfMalformed } from './strict-decode.js';
 
 /** A stream the server can end on shutdown, releasing what it holds. */
@@ -26,7 +27,17 @@ export class CallTracker {
   /** Streaming calls open now (admitted by enterStream, not yet ended). */
   private openCalls = 0;
 
-  constructor(readonly log: Logger, private readonly limits: { maxStreams: number } = { maxStreams: Infinity }) {}
+  constructor(
+    readonly log: Logger,
+    /** Who calls, and what they may do (with auth off, every caller is anonymous with every right). */
+    readonly auth: Auth,
+    private readonly limits: { maxStreams: number } = { maxStreams: Infinity },
+  ) {}
+
+  /** The caller of `call` (UNAUTHENTICATED when auth is required and it has no valid credential). */
+  authenticate(call: CallInfo): Promise<Caller> {
+    return this.auth.authenticate(call);
+  }
 
   /**
    * Admits a streaming call, or says why not (shutting down: UNAVAILABLE; the server's stream limit
@@ -53,13 +64,17 @@ export class CallTracker {
     return undefined;
   }
 
-  /** Wraps an async unary handler: refusal while shutting down, error mapping, drain accounting. */
-  unary<Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
+  /**
+   * Wraps an async unary handler: refusal while shutting down, authentication (before anything
+   * of the request is looked at), error mapping, drain accounting.
+   */
+  unary<Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>, caller: Caller) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       if (!this.accepting) return callback(this.toError(unavailable('server is shutting down')));
       this.inFlight++;
       Promise.resolve()
-        .then(() => (throwIfMalformed(call.request), fn(call.request, call)))
+        .then(() => this.authenticate(call))
+        .then(caller => (throwIfMalformed(call.request), fn(call.request, call, caller)))
         .then(res => callback(null, res))
         .catch(err => callback(this.toError(err)))
         .finally(() => this.done());

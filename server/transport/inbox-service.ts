@@ -1,5 +1,7 @@
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { InboxServer, SendStreamRequest, SendStreamResponse } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
+import type { Caller, CallInfo } from '../auth/auth.js';
 import type { QueueCore } from '../queue/core.js';
 import type { TokenOutcome } from '../queue/message-store.js';
 import { InboxdError, failedPrecondition } from '../errors.js';
@@ -27,8 +29,22 @@ function throwIfStale(outcomes: TokenOutcome[], verb: string): void {
 
 export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxServiceOptions): InboxServer {
   const limits = { maxMessageBytes: opts.maxMessageBytes };
+  const auth = calls.auth;
+  /** Checks a batch: valid, `send` allowed on each queue, within the caller's rate; stores it with the caller as sender. */
+  const send = async (messages: Message[], caller: Caller, call: CallInfo) => {
+    const batch = v.sendBatch(messages, limits);
+    for (const q of new Set(batch.map(m => m.queue))) await auth.require(caller, 'send', q, call);
+    auth.takeSend(caller, batch.length, call);
+    return core.send(batch, caller.principal);
+  };
+  /** The attempts `tokens` name, each issued to `caller`, on queues it may still consume; throws for the first that is not. */
+  const ownTokens = async (tokens: string[], caller: Caller, call: CallInfo) => {
+    const refs = core.store.verifyTokens(v.leaseTokens(tokens), caller.settleAs);
+    for (const q of new Set(refs.map(r => r.queue))) await auth.require(caller, 'consume', q, call);
+    return tokens;
+  };
   return {
-    send: calls.unary(async req => ({ results: await core.send(v.sendBatch(req.messages, limits)) })),
+    send: calls.unary(async (req, call, caller) => ({ results: await send(req.messages, caller, call) })),
 
     sendStream(call: ServerDuplexStream<SendStreamRequest, SendStreamResponse>) {
       const refused = calls.enterStream(call);
@@ -36,8 +52,11 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
         call.emit('error', refused);
         return;
       }
+      // Authenticated once, when the stream opens (refused: the stream ends with that status); each batch is then checked like a Send.
+      const caller = calls.authenticate(call);
       let pending = 0;
       let ended = false;
+      let unauthenticated = false;
       const finish = () => ended && pending === 0 && call.end();
       const unregister = calls.openStream({
         close: async () => {
@@ -46,10 +65,17 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
           finish();
         },
       });
+      caller.catch(err => {
+        unauthenticated = true;
+        unregister();
+        call.emit('error', calls.toError(err));
+      });
       call.on('data', (req: SendStreamRequest) => {
+        if (unauthenticated) return;
         pending++;
         Promise.resolve()
-          .then(() => (throwIfMalformed(req), core.send(v.sendBatch(req.messages, limits))))
+          .then(() => caller)
+          .then(c => (throwIfMalformed(req), send(req.messages, c, call)))
           .then(
             results => call.write({ sequence: req.sequence, results, errorCode: 0, errorMessage: '' }),
             err => {
@@ -70,44 +96,45 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       call.on('error', () => unregister());
     },
 
-    lease: calls.unary(async (req, call) => {
+    lease: calls.unary(async (req, call, caller) => {
       const queue = v.queueName(req.queue);
+      await auth.require(caller, 'consume', queue, call);
       const max = v.count(req.maxMessages, 'max_messages', 1, v.LIMITS.batch, 1);
       const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : undefined;
       const waitMs = v.durationMs(req.wait, 'wait', 0, v.LIMITS.maxWaitMs, 0);
-      return { deliveries: await core.lease(queue, max, leaseSec, waitMs, calls.waitSignal(call)) };
+      return { deliveries: await core.lease(queue, max, leaseSec, waitMs, caller.principal, calls.waitSignal(call)) };
     }),
 
     subscribe: call => handleSubscribe(call, core, calls),
 
-    ack: calls.unary(async req => {
-      const outcomes = await core.store.ack(v.leaseTokens(req.leaseTokens));
+    ack: calls.unary(async (req, call, caller) => {
+      const outcomes = await core.store.ack(await ownTokens(req.leaseTokens, caller, call), caller.settleAs);
       throwIfStale(outcomes, 'acked');
       return { acked: outcomes.length };
     }),
 
-    nack: calls.unary(async req => {
-      const tokens = v.leaseTokens(req.leaseTokens);
+    nack: calls.unary(async (req, call, caller) => {
+      const tokens = await ownTokens(req.leaseTokens, caller, call);
       // Unset: the queue's retry_delay (QueueConfig: it applies to a message "nacked without delay").
       const delayMs = req.delay ? v.durationMs(req.delay, 'delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const opts = v.nackOptions(req.deadLetter, req.error, delayMs, '');
-      const outcomes = await core.store.nack(tokens, delayMs, undefined, opts);
+      const outcomes = await core.store.nack(tokens, delayMs, caller.settleAs, undefined, opts);
       throwIfStale(outcomes, 'nacked');
       const dead = outcomes.filter(o => o.ok && o.deadLettered).length;
       return { requeued: outcomes.length - dead, deadLettered: dead };
     }),
 
-    extendLease: calls.unary(async req => {
-      const tokens = v.leaseTokens(req.leaseTokens);
+    extendLease: calls.unary(async (req, call, caller) => {
+      const tokens = await ownTokens(req.leaseTokens, caller, call);
       if (!req.visibilityTimeout) throw new InboxdError(status.INVALID_ARGUMENT, 'visibility_timeout is required: the new lease length from now');
       const sec = v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0);
-      const outcomes = await core.store.extend(tokens, sec);
+      const outcomes = await core.store.extend(tokens, sec, caller.settleAs);
       throwIfStale(outcomes, 'extended');
       return { leases: outcomes.map(o => ({ leaseToken: o.token, leaseExpiresAt: o.ok ? o.expiresAt : undefined })) };
     }),
 
-    publish: calls.unary(publishHandler(core, limits)),
-    listMessages: calls.unary(browseHandlers(core).listMessages),
-    getMessage: calls.unary(browseHandlers(core).getMessage),
+    publish: calls.unary(publishHandler(core, auth, limits)),
+    listMessages: calls.unary(browseHandlers(core, auth).listMessages),
+    getMessage: calls.unary(browseHandlers(core, auth).getMessage),
   };
 }

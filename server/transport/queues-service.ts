@@ -6,6 +6,8 @@ import { invalid } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
 import { topicAdminHandlers } from './topics-service.js';
+import { filteredPage } from './pages.js';
+import type { Auth, Caller, CallInfo } from '../auth/auth.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -72,40 +74,57 @@ export function withUpdates(current: QueueConfig, update: QueueConfig, mask: str
 
 const snake = (s: string) => s.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`);
 
-function toQueue(q: QueueInfo): Queue {
-  return { name: q.name, config: toProtoConfig(q.config), createdAt: q.createdAt };
-}
-
+/**
+ * Queues.* handlers. Each checks its verb on the queue named before anything about the queue is
+ * looked at, so a refusal never tells whether the queue exists: create, update, purge, delete and
+ * redrive need `admin`; get and stats `browse`; a dead-letter queue or redrive destination named
+ * needs `send` on it (messages will go there); a list shows the queues the caller holds any verb on.
+ */
 export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer {
   const reg = () => core.registry;
+  const auth = calls.auth;
+  const toQueue = async (q: QueueInfo): Promise<Queue> => ({ name: q.name, config: toProtoConfig(q.config), createdAt: q.createdAt, owner: await auth.ownerOf(q.name) });
+  const admin = async (raw: string, call: CallInfo, caller: Caller, field = 'name') => {
+    const name = v.queueName(raw, field);
+    await auth.require(caller, 'admin', name, call);
+    return name;
+  };
+  const deadLetterTo = async (config: ResolvedQueueConfig, call: CallInfo, caller: Caller) => {
+    if (config.deadLetterQueue) await auth.require(caller, 'send', config.deadLetterQueue, call);
+    return config;
+  };
   return {
-    createQueue: calls.unary(async req => {
+    createQueue: calls.unary(async (req, call, caller) => {
+      const name = await admin(req.name, call, caller);
+      const config = await deadLetterTo(resolveQueueConfig(req.config), call, caller);
+      // Its creator owns it: every verb on it, without a grant.
+      const created = await reg().create(name, config, caller.principal);
+      if (caller.principal) await auth.announce();
+      return { queue: await toQueue(created) };
+    }),
+    getQueue: calls.unary(async (req, call, caller) => {
       const name = v.queueName(req.name, 'name');
-      return { queue: toQueue(await reg().create(name, resolveQueueConfig(req.config))) };
+      await auth.require(caller, 'browse', name, call);
+      return { queue: await toQueue(await reg().get(name)) };
     }),
-    getQueue: calls.unary(async req => ({ queue: toQueue(await reg().get(v.queueName(req.name, 'name'))) })),
-    listQueues: calls.unary(async req => {
+    listQueues: calls.unary(async (req, _call, caller) => {
       const size = v.count(req.pageSize, 'page_size', 1, 1000, 100);
-      let after: string | undefined;
-      if (req.pageToken) {
-        after = Buffer.from(req.pageToken, 'base64url').toString('utf8');
-        if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(after)) throw invalid('page_token is not one this server issued: pass next_page_token from the previous response');
-      }
-      const page = await reg().list(size + 1, after);
-      const more = page.length > size;
-      const queues = page.slice(0, size);
-      return {
-        queues: queues.map(toQueue),
-        nextPageToken: more ? Buffer.from(queues[queues.length - 1].name, 'utf8').toString('base64url') : '',
-      };
+      const { items, nextPageToken } = await filteredPage(size, req.pageToken, (limit, after) => reg().list(limit, after), async q =>
+        (await auth.canSee(caller, q.name)) ? q : undefined,
+      );
+      return { queues: await Promise.all(items.map(toQueue)), nextPageToken };
     }),
-    deleteQueue: calls.unary(async req => {
-      await reg().delete(v.queueName(req.name, 'name'));
+    deleteQueue: calls.unary(async (req, call, caller) => {
+      const name = await admin(req.name, call, caller);
+      const owned = (await auth.ownerOf(name)) !== '';
+      await reg().delete(name);
+      if (owned) await auth.announce();
       return {};
     }),
-    purgeQueue: calls.unary(async req => ({ purged: String(await reg().purge(v.queueName(req.name, 'name'))) })),
-    getQueueStats: calls.unary(async req => {
+    purgeQueue: calls.unary(async (req, call, caller) => ({ purged: String(await reg().purge(await admin(req.name, call, caller))) })),
+    getQueueStats: calls.unary(async (req, call, caller) => {
       const name = v.queueName(req.name, 'name');
+      await auth.require(caller, 'browse', name, call);
       const c = await reg().counts(name);
       const age = Math.max(0, c.oldestAgeSec);
       return {
@@ -125,22 +144,23 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
         },
       };
     }),
-    updateQueue: calls.unary(async req => {
-      const name = v.queueName(req.name, 'name');
+    updateQueue: calls.unary(async (req, call, caller) => {
+      const name = await admin(req.name, call, caller);
       const current = toProtoConfig((await reg().get(name)).config);
       const merged = withUpdates(current, req.config ?? QueueConfig.fromPartial({}), req.updateMask ?? []);
-      return { queue: toQueue(await reg().update(name, resolveQueueConfig(merged))) };
+      return { queue: await toQueue(await reg().update(name, await deadLetterTo(resolveQueueConfig(merged), call, caller))) };
     }),
-    redrive: calls.unary(async req => {
-      const queue = v.queueName(req.queue, 'queue');
+    redrive: calls.unary(async (req, call, caller) => {
+      const queue = await admin(req.queue, call, caller, 'queue');
       const ids = v.messageIds(req.messageIds, 'message_ids');
       const destination = req.destination ? v.queueName(req.destination, 'destination') : undefined;
+      if (destination) await auth.require(caller, 'send', destination, call);
       const limit = v.count(req.limit, 'limit', 1, 100_000, 1000);
       const r = await core.redrive(queue, ids, destination, limit);
       return { redriven: String(r.redriven), failed: r.failed };
     }),
-    addTopicSubscription: calls.unary(topicAdminHandlers(core).addTopicSubscription),
-    removeTopicSubscription: calls.unary(topicAdminHandlers(core).removeTopicSubscription),
-    listTopics: calls.unary(topicAdminHandlers(core).listTopics),
+    addTopicSubscription: calls.unary(topicAdminHandlers(core, auth).addTopicSubscription),
+    removeTopicSubscription: calls.unary(topicAdminHandlers(core, auth).removeTopicSubscription),
+    listTopics: calls.unary(topicAdminHandlers(core, auth).listTopics),
   };
 }

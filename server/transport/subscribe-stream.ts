@@ -7,6 +7,8 @@ import { InboxdError, invalid } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import { throwIfMalformed } from './strict-decode.js';
 import * as v from './validate.js';
+import type { Caller } from '../auth/auth.js';
+import { peekLeaseToken } from '../queue/lease-token.js';
 
 function flowLimits(fc: SubscribeRequest['flowControl']): FlowLimits {
   return {
@@ -39,6 +41,11 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
   let sub: Subscription | undefined;
   let closing: Promise<void> | undefined;
   let unregister = () => {};
+  /** Set once the stream is authenticated, before its first request is handled. */
+  let caller: Caller | undefined;
+  let releaseQuota = () => {};
+  let unwatch = () => {};
+  const auth = calls.auth;
   // Requests are handled one at a time, in order, so an ack never overtakes the request before it.
   let chain: Promise<void> = Promise.resolve();
   /** Off once the server drains: requests arriving later are not applied (the client resends them elsewhere). */
@@ -52,27 +59,35 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
   const close = (): Promise<void> => {
     closing ??= (async () => {
       unregister();
+      unwatch();
+      releaseQuota();
       if (!sub) return;
       sub.close();
       core.dispatcher.remove(sub);
       const held = sub.tokens();
       sub.settled(held);
       if (held.length > 0) {
-        await core.store.nack(held, 0, 'subscriber stream closed').catch(err => calls.log.warn({ err }, 'releasing leases failed'));
+        await core.store.nack(held, 0, null, 'subscriber stream closed').catch(err => calls.log.warn({ err }, 'releasing leases failed'));
       }
     })();
     return closing;
   };
 
   const open = async (req: SubscribeRequest) => {
+    const c = caller!;
     const queue = v.queueName(req.queue);
+    await auth.require(c, 'consume', queue, call);
     const limits = flowLimits(req.flowControl);
     const info = await core.registry.get(queue);
     const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : info.config.visibilityTimeoutSec;
     if (closing) return;
+    releaseQuota = auth.enterStream(c, call);
+    // Ended when its credential is revoked or expires, or its consume grant is taken away.
+    unwatch = auth.watch(c, 'consume', queue, fail, call);
     sub = new Subscription(
       queue,
       leaseSec,
+      c.principal,
       limits,
       (deliveries, sent) => call.write({ deliveries }, () => sent()),
       fail,
@@ -97,27 +112,46 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     core.dispatcher.add(sub);
   };
 
+  /**
+   * Settles tokens as this stream's principal: those of another queue it may no longer consume are
+   * refused (PERMISSION_DENIED) and not applied; the store refuses forged and foreign ones.
+   */
+  const settle = async (tokens: string[], op: (tokens: string[]) => Promise<TokenOutcome[]>): Promise<TokenOutcome[]> => {
+    const s = sub!;
+    const denied = new Set<string>();
+    for (const q of new Set(tokens.map(t => peekLeaseToken(t)?.queue))) {
+      if (q && q !== s.queue && !(await auth.can(caller!, 'consume', q))) for (const t of tokens) if (peekLeaseToken(t)?.queue === q) denied.add(t);
+    }
+    if (denied.size === 0) return op(tokens);
+    const done = await op(tokens.filter(t => !denied.has(t)));
+    let i = 0;
+    return tokens.map(t =>
+      denied.has(t) ? { token: t, ok: false as const, code: status.PERMISSION_DENIED, message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}` } : done[i++],
+    );
+  };
+
   const update = async (req: SubscribeRequest) => {
     const s = sub!;
+    const as = caller!.settleAs;
     if (req.queue && req.queue !== s.queue) throw invalid(`queue is set only on the first request of a stream (this stream reads ${s.queue})`);
     if (req.flowControl) s.limits = flowLimits(req.flowControl);
     if (req.drain) s.draining = true;
     const out: SubscribeResponse = { deliveries: [] };
     if (req.ackLeaseTokens.length > 0) {
-      const outcomes = await core.store.ack(req.ackLeaseTokens);
+      const outcomes = await settle(req.ackLeaseTokens, t => core.store.ack(t, as));
       s.settled(req.ackLeaseTokens);
       out.ackResults = results(outcomes);
     }
     if (req.nackLeaseTokens.length > 0) {
       const delayMs = req.nackDelay ? v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const opts = v.nackOptions(req.nackDeadLetter, req.nackError, delayMs, 'nack_');
-      const outcomes = await core.store.nack(req.nackLeaseTokens, delayMs, undefined, opts);
+      const outcomes = await settle(req.nackLeaseTokens, t => core.store.nack(t, delayMs, as, undefined, opts));
       s.settled(req.nackLeaseTokens);
       out.nackResults = results(outcomes);
     }
     if (req.extendLeaseTokens.length > 0) {
       const sec = req.extendVisibilityTimeout ? v.leaseSeconds(req.extendVisibilityTimeout, 'extend_visibility_timeout', 0) : s.leaseSec;
-      const outcomes = await core.store.extend(req.extendLeaseTokens, sec);
+      const outcomes = await settle(req.extendLeaseTokens, t => core.store.extend(t, sec, as));
       for (const o of outcomes) if (o.ok && o.expiresAt) s.extended(o.token, o.expiresAt);
       out.extendResults = results(outcomes);
     }
@@ -130,6 +164,10 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     call.emit('error', refused);
     return;
   }
+  // Authenticated as it opens, whether or not a request ever comes: a stream refused ends at once.
+  chain = calls.authenticate(call).then(c => {
+    caller = c;
+  }, fail);
   let first = true;
   call.on('data', (req: SubscribeRequest) => {
     const isFirst = first;

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Duration } from '../../sdk/gen/google/protobuf/duration.js';
 import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
 import { invalid } from '../errors.js';
-import { decodeLeaseToken } from '../queue/lease-token.js';
 import { QUEUE_NAME } from '../queue/queue-name.js';
 
 /**
@@ -160,6 +159,6 @@ export function nackOptions(deadLetter: boolean, error: string, delayMs: number 
 export function leaseTokens(tokens: string[], field = 'lease_tokens'): string[] {
   if (tokens.length === 0) throw invalid(`${field} is empty: pass at least one lease token`);
   if (tokens.length > LIMITS.tokens) throw invalid(`too many ${field}: ${tokens.length}, at most ${LIMITS.tokens}`);
-  tokens.forEach(decodeLeaseToken);
+  // Each is verified (signature, principal) where it is used: MessageStore.verifyTokens.
   return tokens;
 }

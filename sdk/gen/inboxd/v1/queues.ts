@@ -122,7 +122,11 @@ export interface Queue {
   name: string;
   /** The effective settings, defaults filled in. */
   config?: QueueConfig | undefined;
-  createdAt?: Date | undefined;
+  createdAt?:
+    | Date
+    | undefined;
+  /** The principal that created it (every verb on it); empty when created with auth off, or by a Send (auto-create). */
+  owner: string;
 }
 
 export interface CreateQueueRequest {
@@ -595,7 +599,7 @@ export const QueueConfig: MessageFns<QueueConfig> = {
 };
 
 function createBaseQueue(): Queue {
-  return { name: "", config: undefined, createdAt: undefined };
+  return { name: "", config: undefined, createdAt: undefined, owner: "" };
 }
 
 export const Queue: MessageFns<Queue> = {
@@ -608,6 +612,9 @@ export const Queue: MessageFns<Queue> = {
     }
     if (message.createdAt !== undefined) {
       Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(26).fork()).join();
+    }
+    if (message.owner !== "") {
+      writer.uint32(34).string(message.owner);
     }
     return writer;
   },
@@ -649,6 +656,14 @@ export const Queue: MessageFns<Queue> = {
             message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -670,6 +685,7 @@ export const Queue: MessageFns<Queue> = {
         : isSet(object.created_at)
         ? fromJsonTimestamp(object.created_at)
         : undefined,
+      owner: isSet(object.owner) ? globalThis.String(object.owner) : "",
     };
   },
 
@@ -684,6 +700,9 @@ export const Queue: MessageFns<Queue> = {
     if (message.createdAt !== undefined) {
       obj.createdAt = message.createdAt.toISOString();
     }
+    if (message.owner !== "") {
+      obj.owner = message.owner;
+    }
     return obj;
   },
 
@@ -697,6 +716,7 @@ export const Queue: MessageFns<Queue> = {
       ? QueueConfig.fromPartial(object.config)
       : undefined;
     message.createdAt = object.createdAt ?? undefined;
+    message.owner = object.owner ?? "";
     return message;
   },
 };
