@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { startBenchPostgres } from './lib/postgres.js';
 import { printTable, writeResults, type Result } from './lib/report.js';
 import type { Ctx } from './lib/context.js';
-import { e2eThroughput } from './scenarios/e2e-throughput.js';
+import { e2eThroughput, e2eThroughputAuth } from './scenarios/e2e-throughput.js';
 import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
 import { latencyAtRate } from './scenarios/latency-at-rate.js';
 import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
@@ -24,6 +24,7 @@ type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
 const SCENARIOS: Record<string, Scenario> = {
   pgboss_baseline: pgbossBaseline,
   e2e_throughput: e2eThroughput,
+  e2e_throughput_auth: e2eThroughputAuth,
   peer_nats_jetstream: peerNatsJetstream,
   peer_rabbitmq: peerRabbitmq,
   latency_at_rate: latencyAtRate,
@@ -38,6 +39,7 @@ const GROUPS: Record<string, string[]> = { peers: ['peer_nats_jetstream', 'peer_
 /** Which result each is compared with (peers: their throughput over inboxd's, from the same run). */
 const BASELINE_OF: Record<string, string> = {
   e2e_throughput: 'pgboss_baseline',
+  e2e_throughput_auth: 'e2e_throughput',
   peer_nats_jetstream: 'e2e_throughput',
   peer_rabbitmq: 'e2e_throughput',
 };

@@ -28,6 +28,8 @@ export interface SendOptions {
   ttl?: Duration;
   /** Within the queue's dedup window, a second message with this key is not stored: its send resolves with the first one's id. */
   dedupKey?: string;
+  /** Set by ReceivedMessage.reply(): the request's lease token, which lets a responder reply without a send grant (docs/security.md). */
+  inReplyToLeaseToken?: string;
 }
 
 /** The Message a send (or a publish, with queue '') carries: payload and options, the id chosen here. */
@@ -41,6 +43,7 @@ export function buildMessage(queue: string, payload: Payload, options: SendOptio
     headers: options.headers ?? {},
     subject: options.subject ?? '',
     correlationId: options.correlationId ?? '',
+    inReplyToLeaseToken: options.inReplyToLeaseToken ?? '',
     replyTo: options.replyTo ?? '',
     priority: options.priority ?? 0,
     deliverAt: options.deliverAt ?? (options.delay !== undefined ? new Date(Date.now() + toMs(options.delay)) : undefined),

@@ -7,7 +7,7 @@ import { InboxdError, Code } from './errors.js';
 export type Replier = (queue: string, payload: Payload, options: SendOptions) => Promise<string>;
 
 /** Options of a reply: those of a send, but its correlation id is the request's. */
-export type ReplyOptions = Omit<SendOptions, 'correlationId'>;
+export type ReplyOptions = Omit<SendOptions, 'correlationId' | 'inReplyToLeaseToken'>;
 
 /** How a nack returns a message. */
 export interface NackOptions {
@@ -113,7 +113,7 @@ export class ReceivedMessage {
       throw new InboxdError(Code.FAILED_PRECONDITION, `message ${this.id} in ${this.queue} has no reply_to: there is nowhere to send a reply`);
     }
     if (!this.replier) throw new InboxdError(Code.FAILED_PRECONDITION, 'this message was not received through an inboxd client, which reply() sends with');
-    return this.replier(this.replyTo, payload, { ...options, correlationId: this.correlationId || this.id });
+    return this.replier(this.replyTo, payload, { ...options, correlationId: this.correlationId || this.id, inReplyToLeaseToken: this.leaseToken });
   }
 
   /** reply() with JSON.stringify(value) as application/json. */

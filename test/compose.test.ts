@@ -24,9 +24,31 @@ interface Service {
   stop_grace_period?: string;
 }
 
+/**
+ * Compose's variable interpolation, for the forms the file uses: ${NAME}, ${NAME:-default},
+ * ${NAME:?error} (an error when unset or empty, as `docker compose up` gives).
+ */
+function interpolate(text: string, env: Record<string, string>): string {
+  return text.replace(/\$\{(\w+)(?::([-?])([^}]*))?\}/g, (_m, name: string, op: string | undefined, arg: string) => {
+    const v = env[name];
+    if (v) return v;
+    if (op === '?') throw new Error(`compose: ${arg}`);
+    return op === '-' ? arg : '';
+  });
+}
+
 describe('docker-compose.yml', () => {
-  const compose = parse(read('docker-compose.yml')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+  const ADMIN_KEY = 'c0ffee'.repeat(8);
+  const compose = parse(interpolate(read('docker-compose.yml'), { INBOXD_ADMIN_KEY: ADMIN_KEY })) as { services: Record<string, Service>; volumes: Record<string, unknown> };
   const { postgres, inboxd } = compose.services;
+
+  it('runs inboxd with auth required, its admin key from the environment (refusing to start without one), ports on loopback only', () => {
+    const config = loadConfig([], inboxd.environment!);
+    expect(config.auth).toBe('required');
+    expect(config.adminKey).toBe(ADMIN_KEY);
+    expect(() => interpolate(read('docker-compose.yml'), {})).toThrow(/set INBOXD_ADMIN_KEY/);
+    for (const p of inboxd.ports!) expect(p.split(':')[0]).toBe('127.0.0.1');
+  });
 
   it('has Postgres 18 with a named volume and a pg_isready health check', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['inboxd', 'postgres']);
@@ -63,7 +85,7 @@ describe('docker-compose.yml', () => {
     const config = loadConfig([], env); // throws on a bad value
     expect(config.host).toBe('0.0.0.0');
     expect(config.metricsPort).not.toBeNull();
-    const published = inboxd.ports!.map(p => p.split(':').map(Number));
+    const published = inboxd.ports!.map(p => p.split(':').slice(-2).map(Number));
     expect(published).toContainEqual([config.port, config.port]);
     expect(published).toContainEqual([config.metricsPort, config.metricsPort]);
     expect(config.metricsHost).toBe('0.0.0.0');

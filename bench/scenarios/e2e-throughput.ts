@@ -1,4 +1,5 @@
-import { createClient } from '../../sdk/index.js';
+import { randomBytes } from 'node:crypto';
+import { createClient, type CreateClientOptions } from '../../sdk/index.js';
 import { spawnInboxd } from '../lib/server-process.js';
 import { percentiles, rate, type Result } from '../lib/report.js';
 import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';
@@ -17,15 +18,40 @@ export async function e2eThroughput(ctx: Ctx): Promise<Result> {
 }
 
 /**
- * The e2e shape on database `db`: `n` messages through queue 'e2e' (created unless `prepare`
- * made it, e.g. with history already in it).
+ * e2e_throughput_auth: the same, with auth required: every call carries an API key of a principal
+ * that holds send and consume grants on the queue (not the admin key, which skips the grant check),
+ * so each call pays for authentication and authorization, and each token is signed and verified.
  */
-export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prepare?: (db: string) => Promise<void>): Promise<Result> {
-  if (prepare) await prepare(db);
-  const server = await spawnInboxd(db);
-  const client = createClient({ address: server.address, poolSize: 4 });
+export async function e2eThroughputAuth(ctx: Ctx): Promise<Result> {
+  return runE2E(ctx, 'e2e_throughput_auth', await ctx.pg.createDatabase('e2eauth'), count(ctx, 100_000, 20_000), undefined, true);
+}
+
+/** With auth: a principal `bench` with send and consume on 'e2e', and its key. */
+async function benchPrincipal(address: string, adminKey: string): Promise<string> {
+  const admin = createClient({ address, apiKey: adminKey, poolSize: 1 });
   try {
-    await client.queues.ensure('e2e', { visibilityTimeout: '60s' });
+    await admin.queues.ensure('e2e', { visibilityTimeout: '60s' });
+    await admin.auth.createPrincipal('bench');
+    await admin.auth.addGrant('bench', 'e2e', ['send', 'consume', 'browse']);
+    return (await admin.auth.createKey('bench')).secret;
+  } finally {
+    await admin.close();
+  }
+}
+
+/**
+ * The e2e shape on database `db`: `n` messages through queue 'e2e' (created unless `prepare`
+ * made it, e.g. with history already in it); with `auth`, the server requires credentials.
+ */
+export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prepare?: (db: string) => Promise<void>, auth = false): Promise<Result> {
+  if (prepare) await prepare(db);
+  const adminKey = randomBytes(24).toString('hex');
+  const server = await spawnInboxd(db, auth ? { INBOXD_AUTH: 'required', INBOXD_ADMIN_KEY: adminKey } : {});
+  const creds: Partial<CreateClientOptions> = auth ? { apiKey: await benchPrincipal(server.address, adminKey) } : {};
+  const client = createClient({ address: server.address, poolSize: 4, ...creds });
+  try {
+    // With auth, the admin made it (benchPrincipal): `bench` may use it, not create queues.
+    if (!auth) await client.queues.ensure('e2e', { visibilityTimeout: '60s' });
     const latencies: number[] = [];
     let handled = 0;
     let allHandled!: () => void;
@@ -62,7 +88,7 @@ export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prep
       seconds,
       msgs_per_sec: rate(n, seconds),
       ...percentiles(latencies),
-      extra: { producers: PRODUCERS, subscribers: CONSUMERS, publish_msgs_per_sec: rate(n, publishSeconds), server_rss_mb: Math.round(server.rssBytes() / 2 ** 20), ...cpu },
+      extra: { auth: auth ? 'required' : 'off', producers: PRODUCERS, subscribers: CONSUMERS, publish_msgs_per_sec: rate(n, publishSeconds), server_rss_mb: Math.round(server.rssBytes() / 2 ** 20), ...cpu },
     };
   } finally {
     await client.close();

@@ -73,6 +73,7 @@ export function toMessage(job: Omit<LeasedJob, 'retryCount'>): Message {
     deliverAt: d.da !== undefined ? new Date(d.da) : undefined,
     contentHash: d.hash,
     enqueuedAt: new Date(d.at),
+    inReplyToLeaseToken: '',
   };
 }
 

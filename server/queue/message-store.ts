@@ -214,6 +214,17 @@ export class MessageStore {
     return new Set(rows.filter(r => r.state === 'completed' && want.get(r.id) === r.retryCount).map(r => r.id as string));
   }
 
+  /** For the requests `refs` name (one queue each): the reply_to each asked for and who sent it, by id. */
+  async replyRequests(refs: LeaseRef[]): Promise<Map<string, { replyTo: string | null; sender: string }>> {
+    const out = new Map<string, { replyTo: string | null; sender: string }>();
+    const byQueue = new Map<string, string[]>();
+    for (const r of refs) byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), r.id]);
+    for (const [queue, ids] of byQueue) {
+      for (const row of (await this.exec(sql.replyRequests(this.schema, queue, ids))).rows) out.set(row.id as string, { replyTo: row.replyTo as string | null, sender: row.sender as string });
+    }
+    return out;
+  }
+
   /**
    * The attempts `tokens` name, each checked as settle() does for `as`: throws for the first that
    * is refused, so a call with one bad token does nothing for the others either.

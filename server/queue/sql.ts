@@ -707,6 +707,19 @@ export function grants(schema: string, principal: string | null): Sql {
   };
 }
 
+/** Whom the messages `ids` of `queue` asked for replies, and who sent them: to check a reply (in_reply_to_lease_token). */
+export function replyRequests(schema: string, queue: string, ids: string[]): Sql {
+  return {
+    text: `SELECT id::text AS id, data->>'rt' AS "replyTo", coalesce(data->>'snd', '') AS sender FROM ${schema}.job WHERE name = $1 AND id = ANY($2::uuid[])`,
+    values: [queue, ids],
+  };
+}
+
+/** How many reply queues (reply.<uuid>) `principal` owns. */
+export function ownedReplyQueues(schema: string, principal: string): Sql {
+  return { text: `SELECT count(*)::int AS n FROM ${schema}.inboxd_queue_owner WHERE principal = $1 AND queue LIKE 'reply.%'`, values: [principal] };
+}
+
 export function setQueueOwner(schema: string, queue: string, principal: string): Sql {
   return {
     text: `INSERT INTO ${schema}.inboxd_queue_owner (queue, principal) VALUES ($1, $2) ON CONFLICT (queue) DO UPDATE SET principal = EXCLUDED.principal`,

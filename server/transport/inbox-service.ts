@@ -30,10 +30,31 @@ function throwIfStale(outcomes: TokenOutcome[], verb: string): void {
 export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxServiceOptions): InboxServer {
   const limits = { maxMessageBytes: opts.maxMessageBytes };
   const auth = calls.auth;
-  /** Checks a batch: valid, `send` allowed on each queue, within the caller's rate; stores it with the caller as sender. */
+  /**
+   * A reply without a send grant: every message to `queue` answers a request (its lease token,
+   * issued to this caller) that named `queue` as reply_to and was sent by `queue`'s owner. So an
+   * agent may answer whoever asked it, on the queue the asker owns, and nowhere else.
+   */
+  const repliesAllowed = async (queue: string, msgs: Message[], caller: Caller): Promise<boolean> => {
+    if (!caller.principal || msgs.some(m => !m.inReplyToLeaseToken)) return false;
+    let refs;
+    try {
+      refs = core.store.verifyTokens(msgs.map(m => m.inReplyToLeaseToken), caller.principal);
+    } catch {
+      return false;
+    }
+    const owner = await auth.ownerOf(queue);
+    if (!owner) return false;
+    const requests = await core.store.replyRequests(refs);
+    return refs.every(r => requests.get(r.id)?.replyTo === queue && requests.get(r.id)?.sender === owner);
+  };
+  /** Checks a batch: valid, `send` allowed on each queue (or a reply), within the caller's rate; stores it with the caller as sender. */
   const send = async (messages: Message[], caller: Caller, call: CallInfo) => {
     const batch = v.sendBatch(messages, limits);
-    for (const q of new Set(batch.map(m => m.queue))) await auth.require(caller, 'send', q, call);
+    for (const q of new Set(batch.map(m => m.queue))) {
+      if ((await auth.can(caller, 'send', q)) || (await repliesAllowed(q, batch.filter(m => m.queue === q), caller))) continue;
+      await auth.require(caller, 'send', q, call);
+    }
     auth.takeSend(caller, batch.length, call);
     return core.send(batch, caller.principal);
   };

@@ -7,9 +7,15 @@ import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
 import { topicAdminHandlers } from './topics-service.js';
 import { filteredPage } from './pages.js';
-import type { Auth, Caller, CallInfo } from '../auth/auth.js';
+import type { Caller, CallInfo } from '../auth/auth.js';
+import * as sql from '../queue/sql.js';
+import { status } from '@grpc/grpc-js';
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/** A private reply queue's name: any authenticated principal may create one, up to MAX_REPLY_QUEUES. */
+const REPLY_QUEUE = /^reply\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MAX_REPLY_QUEUES = 100;
 
 /** QueueConfig from a request, checked, with defaults for what it leaves unset. */
 export function resolveQueueConfig(c: QueueConfig | undefined): ResolvedQueueConfig {
@@ -89,13 +95,22 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
     await auth.require(caller, 'admin', name, call);
     return name;
   };
+  const replyQueue = async (name: string, call: CallInfo, caller: Caller) => {
+    const n = (await core.db.exec(sql.ownedReplyQueues(core.schema, caller.principal))).rows[0].n as number;
+    if (n >= MAX_REPLY_QUEUES) {
+      throw auth.deny(caller, 'admin', name, call, `principal ${caller.principal} owns ${n} reply queues, the most one may: delete those it no longer uses`, 'quota', status.RESOURCE_EXHAUSTED);
+    }
+    return name;
+  };
   const deadLetterTo = async (config: ResolvedQueueConfig, call: CallInfo, caller: Caller) => {
     if (config.deadLetterQueue) await auth.require(caller, 'send', config.deadLetterQueue, call);
     return config;
   };
   return {
     createQueue: calls.unary(async (req, call, caller) => {
-      const name = await admin(req.name, call, caller);
+      // A private reply queue (reply.<uuid>, as the SDK's request() makes) needs no grant: any
+      // principal may make a few, and owns them (only it may read them).
+      const name = REPLY_QUEUE.test(req.name) && caller.principal ? await replyQueue(req.name, call, caller) : await admin(req.name, call, caller);
       const config = await deadLetterTo(resolveQueueConfig(req.config), call, caller);
       // Its creator owns it: every verb on it, without a grant.
       const created = await reg().create(name, config, caller.principal);

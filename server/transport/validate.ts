@@ -131,6 +131,7 @@ function message(m: Message, i: number, limits: SendLimits): Message {
   }
   if (m.dedupKey.length > LIMITS.dedupKey) throw invalid(`${at}.dedup_key is longer than ${LIMITS.dedupKey} characters`);
   text(m.dedupKey, `${at}.dedup_key`);
+  if (m.inReplyToLeaseToken.length > 1000) throw invalid(`${at}.in_reply_to_lease_token is longer than a lease token: pass the request's lease_token as delivered`);
   return { ...m, id: (m.id || randomUUID()).toLowerCase() };
 }
 

@@ -136,6 +136,12 @@ export interface Message {
    * stored and its Send reports `duplicate` with the first message's id. At most 200 characters.
    */
   dedupKey: string;
+  /**
+   * On a reply: the lease token of the request it answers (ReceivedMessage.reply() sets it). With
+   * auth, a responder without a send grant on the reply_to queue may still send there when the
+   * request named it as reply_to and came from that queue's owner. Checked, never stored or delivered.
+   */
+  inReplyToLeaseToken: string;
 }
 
 export interface Message_HeadersEntry {
@@ -220,6 +226,7 @@ function createBaseMessage(): Message {
     enqueuedAt: undefined,
     expiresAt: undefined,
     dedupKey: "",
+    inReplyToLeaseToken: "",
   };
 }
 
@@ -269,6 +276,9 @@ export const Message: MessageFns<Message> = {
     }
     if (message.dedupKey !== "") {
       writer.uint32(122).string(message.dedupKey);
+    }
+    if (message.inReplyToLeaseToken !== "") {
+      writer.uint32(130).string(message.inReplyToLeaseToken);
     }
     return writer;
   },
@@ -409,6 +419,14 @@ export const Message: MessageFns<Message> = {
             message.dedupKey = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.inReplyToLeaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -483,6 +501,11 @@ export const Message: MessageFns<Message> = {
         : isSet(object.dedup_key)
         ? globalThis.String(object.dedup_key)
         : "",
+      inReplyToLeaseToken: isSet(object.inReplyToLeaseToken)
+        ? globalThis.String(object.inReplyToLeaseToken)
+        : isSet(object.in_reply_to_lease_token)
+        ? globalThis.String(object.in_reply_to_lease_token)
+        : "",
     };
   },
 
@@ -539,6 +562,9 @@ export const Message: MessageFns<Message> = {
     if (message.dedupKey !== "") {
       obj.dedupKey = message.dedupKey;
     }
+    if (message.inReplyToLeaseToken !== "") {
+      obj.inReplyToLeaseToken = message.inReplyToLeaseToken;
+    }
     return obj;
   },
 
@@ -570,6 +596,7 @@ export const Message: MessageFns<Message> = {
     message.enqueuedAt = object.enqueuedAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.dedupKey = object.dedupKey ?? "";
+    message.inReplyToLeaseToken = object.inReplyToLeaseToken ?? "";
     return message;
   },
 };
