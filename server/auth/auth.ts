@@ -209,7 +209,7 @@ export class Auth {
       if (c.certName !== undefined) return this.byName(c.certName, 'mtls', c);
       return {
         reason: 'missing_credential',
-        message: 'this server requires authentication: send the metadata `authorization: Bearer <api key>` (SDK: createClient({ apiKey }); CLI: --api-key or INBOXD_API_KEY)',
+        message: 'this server requires authentication: send the metadata `authorization: Bearer <api key>` (SDK: createClient({ apiKey }))',
       };
     }
     if (this.adminKeyHash && this.hasher.matches(bearer, this.adminKeyHash)) {

@@ -204,7 +204,7 @@ export interface CreateKeyResponse {
 }
 
 export interface ListKeysRequest {
-  /** Unset: the caller's own keys. */
+  /** Unset: the caller's own keys (an admin's: every key). */
   principal: string;
 }
 
