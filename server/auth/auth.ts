@@ -291,13 +291,27 @@ export class Auth {
 
   /** The principal that created `queue` ('' none). */
   async ownerOf(queue: string): Promise<string> {
-    const hit = this.owners.get(queue);
-    if (hit) return hit.owner;
+    return (await this.ownersOf([queue])).get(queue)!;
+  }
+
+  /** The owners of `queues` ('' none), those not cached looked up in one statement. */
+  async ownersOf(queues: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const missing: string[] = [];
+    for (const q of queues) {
+      const hit = this.owners.get(q);
+      if (hit) out.set(q, hit.owner);
+      else missing.push(q);
+    }
+    if (missing.length === 0) return out;
     const gen = this.generation;
-    const { rows } = await this.exec(sql.queueOwners(this.schema, [queue]));
-    const owner = (rows[0]?.principal as string | undefined) ?? '';
-    if (gen === this.generation) this.owners.set(queue, { owner });
-    return owner;
+    const found = new Map((await this.exec(sql.queueOwners(this.schema, missing))).rows.map(r => [r.queue as string, r.principal as string]));
+    for (const q of missing) {
+      const owner = found.get(q) ?? '';
+      out.set(q, owner);
+      if (gen === this.generation) this.owners.set(q, { owner });
+    }
+    return out;
   }
 
   /** Whether `caller` may `verb` on `name`: an admin, a grant naming it, or its owner. */
@@ -437,6 +451,8 @@ export class Auth {
     }
     for (const list of byCredential.values()) {
       const now = await this.identify(list[0].caller.credential);
+      // Many streams of one principal on one queue: one question.
+      const allowed = new Map<string, Promise<boolean>>();
       for (const w of list) {
         if (!this.watched.has(w)) continue;
         let err: InboxdError | undefined;
@@ -444,7 +460,10 @@ export class Auth {
           const d: Denial = 'reason' in now ? now : { reason: 'bad_credential', message: 'the credential now names another principal' };
           this.audit.record({ action: 'denied', principal: w.caller.principal, verb: w.verb, target: w.queue, method: w.method, detail: `${d.reason}: ${d.message} (open stream ended)`, peer: w.peer });
           err = unauthenticated(`${d.message}: this stream is ended`);
-        } else if (!(await this.can(now, w.verb, w.queue))) {
+        } else if (
+          !(await (allowed.get(`${w.verb}\n${w.queue}`) ??
+            allowed.set(`${w.verb}\n${w.queue}`, this.can(now, w.verb, w.queue)).get(`${w.verb}\n${w.queue}`)!))
+        ) {
           err = this.deny(now, w.verb, w.queue, undefined, `principal ${now.principal} may no longer ${w.verb} on queue ${w.queue}: its grant was removed, so this stream is ended`);
         }
         if (err) {

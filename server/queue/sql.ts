@@ -668,7 +668,8 @@ export function touchSeen(schema: string, principals: string[], keys: string[]):
 /** This replica's open streams per principal (rows for principals with none are removed). */
 export function reportPresence(schema: string, replica: string, principals: string[], streams: number[]): Sql {
   return {
-    text: `WITH d AS (DELETE FROM ${schema}.inboxd_presence WHERE replica = $1 AND NOT (principal = ANY($2::text[])))
+    // Rows of replicas gone for an hour (killed before they could clear theirs) are dropped too.
+    text: `WITH d AS (DELETE FROM ${schema}.inboxd_presence WHERE (replica = $1 AND NOT (principal = ANY($2::text[]))) OR seen_at < now() - interval '1 hour')
       INSERT INTO ${schema}.inboxd_presence (principal, replica, streams, seen_at)
       SELECT p, $1, s, now() FROM unnest($2::text[], $3::int[]) AS t(p, s)
       ON CONFLICT (principal, replica) DO UPDATE SET streams = EXCLUDED.streams, seen_at = now()`,

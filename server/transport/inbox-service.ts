@@ -68,16 +68,16 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
     send: calls.unary(async (req, call, caller) => ({ results: await send(req.messages, caller, call) })),
 
     sendStream(call: ServerDuplexStream<SendStreamRequest, SendStreamResponse>) {
-      const refused = calls.enterStream(call);
-      if (refused) {
-        call.emit('error', refused);
+      const overLimit = calls.enterStream(call);
+      if (overLimit) {
+        call.emit('error', overLimit);
         return;
       }
       // Authenticated once, when the stream opens (refused: the stream ends with that status); each batch is then checked like a Send.
       const caller = calls.authenticate(call);
       let pending = 0;
       let ended = false;
-      let unauthenticated = false;
+      let refused = false;
       const finish = () => ended && pending === 0 && call.end();
       const unregister = calls.openStream({
         close: async () => {
@@ -86,13 +86,19 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
           finish();
         },
       });
-      caller.catch(err => {
-        unauthenticated = true;
-        unregister();
-        call.emit('error', calls.toError(err));
-      });
+      // Counted against the principal's stream quota from when it is authenticated until it ends.
+      caller
+        .then(c => {
+          const release = auth.enterStream(c, call);
+          for (const e of ['cancelled', 'error', 'finish', 'close']) call.once(e, release);
+        })
+        .catch(err => {
+          refused = true;
+          unregister();
+          call.emit('error', calls.toError(err));
+        });
       call.on('data', (req: SendStreamRequest) => {
-        if (unauthenticated) return;
+        if (refused) return;
         pending++;
         Promise.resolve()
           .then(() => caller)

@@ -127,6 +127,7 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
       const { items, nextPageToken } = await filteredPage(size, req.pageToken, (limit, after) => reg().list(limit, after), async q =>
         (await auth.canSee(caller, q.name)) ? q : undefined,
       );
+      await auth.ownersOf(items.map(q => q.name)); // one statement for the page's owners, then cached
       return { queues: await Promise.all(items.map(toQueue)), nextPageToken };
     }),
     deleteQueue: calls.unary(async (req, call, caller) => {
