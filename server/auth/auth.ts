@@ -101,7 +101,8 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 interface Watched {
   caller: Caller;
-  verb: Verb;
+  /** null: only the credential is checked (a SendStream, whose sends are each checked). */
+  verb: Verb | null;
   queue: string;
   end: (err: InboxdError) => void;
   method: string;
@@ -341,6 +342,11 @@ export class Auth {
     throw this.deny(caller, verb, name, call, `principal ${caller.principal} may not ${verb} on ${what} ${name}: it needs a ${verb} grant on that name (inboxd grants add ${caller.principal} --queue ${name} --verbs ${verb})`);
   }
 
+  /** Records (audit, metric) a settle refused because the token was issued to another principal. */
+  deniedToken(caller: Caller, message: string, call?: CallInfo, queue = ''): void {
+    this.audit.record({ action: 'denied', principal: caller.principal, verb: 'consume', target: queue, method: call?.getPath?.() ?? '', detail: `foreign_token: ${message}`, peer: call?.getPeer?.() ?? '' });
+  }
+
   /** Throws PERMISSION_DENIED unless `caller` is an admin principal. */
   requireAdmin(caller: Caller, call: CallInfo | undefined, action: string): void {
     if (caller.admin) return;
@@ -416,7 +422,7 @@ export class Auth {
    * longer `verb` on `queue`, `end` is called (once) with UNAUTHENTICATED or PERMISSION_DENIED.
    * Returns the function that stops watching.
    */
-  watch(caller: Caller, verb: Verb, queue: string, end: (err: InboxdError) => void, call?: CallInfo): () => void {
+  watch(caller: Caller, verb: Verb | null, queue: string, end: (err: InboxdError) => void, call?: CallInfo): () => void {
     if (!this.required) return () => {};
     const w: Watched = { caller, verb, queue, end, method: call?.getPath?.() ?? '', peer: call?.getPeer?.() ?? '' };
     this.watched.add(w);
@@ -458,9 +464,10 @@ export class Auth {
         let err: InboxdError | undefined;
         if ('reason' in now || now.principal !== w.caller.principal) {
           const d: Denial = 'reason' in now ? now : { reason: 'bad_credential', message: 'the credential now names another principal' };
-          this.audit.record({ action: 'denied', principal: w.caller.principal, verb: w.verb, target: w.queue, method: w.method, detail: `${d.reason}: ${d.message} (open stream ended)`, peer: w.peer });
+          this.audit.record({ action: 'denied', principal: w.caller.principal, verb: w.verb ?? '', target: w.queue, method: w.method, detail: `${d.reason}: ${d.message} (open stream ended)`, peer: w.peer });
           err = unauthenticated(`${d.message}: this stream is ended`);
         } else if (
+          w.verb !== null &&
           !(await (allowed.get(`${w.verb}\n${w.queue}`) ??
             allowed.set(`${w.verb}\n${w.queue}`, this.can(now, w.verb, w.queue)).get(`${w.verb}\n${w.queue}`)!))
         ) {

@@ -761,9 +761,9 @@ export function insertAudit(schema: string, rows: AuditRow[]): Sql {
 
 export function auditEvents(schema: string, o: { limit: number; beforeId?: string; actions: string[] | null; principal: string | null }): Sql {
   return {
-    text: `SELECT id::text, at, principal, action, method, verb, target, detail, peer FROM ${schema}.inboxd_audit
-      WHERE ($2::bigint IS NULL OR id < $2) AND ($3::text[] IS NULL OR action = ANY($3::text[])) AND ($4::text IS NULL OR principal = $4)
-      ORDER BY id DESC LIMIT $1`,
+    text: `SELECT a.id::text AS id, a.at, a.principal, a.action, a.method, a.verb, a.target, a.detail, a.peer FROM ${schema}.inboxd_audit a
+      WHERE ($2::bigint IS NULL OR a.id < $2) AND ($3::text[] IS NULL OR a.action = ANY($3::text[])) AND ($4::text IS NULL OR a.principal = $4)
+      ORDER BY a.id DESC LIMIT $1`,
     values: [o.limit, o.beforeId ?? null, o.actions, o.principal],
   };
 }

@@ -60,7 +60,14 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
   };
   /** The attempts `tokens` name, each issued to `caller`, on queues it may still consume; throws for the first that is not. */
   const ownTokens = async (tokens: string[], caller: Caller, call: CallInfo) => {
-    const refs = core.store.verifyTokens(v.leaseTokens(tokens), caller.settleAs);
+    let refs;
+    try {
+      refs = core.store.verifyTokens(v.leaseTokens(tokens), caller.settleAs);
+    } catch (err) {
+      // Someone else's token: a denial like any other (audited, counted).
+      if ((err as InboxdError).code === status.PERMISSION_DENIED) auth.deniedToken(caller, (err as InboxdError).message, call);
+      throw err;
+    }
     for (const q of new Set(refs.map(r => r.queue))) await auth.require(caller, 'consume', q, call);
     return tokens;
   };
@@ -73,11 +80,10 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
         call.emit('error', overLimit);
         return;
       }
-      // Authenticated once, when the stream opens (refused: the stream ends with that status); each batch is then checked like a Send.
-      const caller = calls.authenticate(call);
       let pending = 0;
       let ended = false;
       let refused = false;
+      let unwatch = () => {};
       const finish = () => ended && pending === 0 && call.end();
       const unregister = calls.openStream({
         close: async () => {
@@ -86,30 +92,45 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
           finish();
         },
       });
-      // Counted against the principal's stream quota from when it is authenticated until it ends.
-      caller
+      /** Ends the stream with `err`'s status; batches not yet handled are dropped. */
+      const refuse = (err: unknown) => {
+        if (refused) return;
+        refused = true;
+        unregister();
+        unwatch();
+        call.emit('error', calls.toError(err));
+      };
+      // Admitted once authenticated and within the principal's stream quota (counted until it ends);
+      // every batch waits for that, and each is then checked like a Send. The credential is checked
+      // again on every change, as a Subscribe's is: revoked or expired, the stream ends.
+      const admitted: Promise<Caller | undefined> = calls
+        .authenticate(call)
         .then(c => {
           const release = auth.enterStream(c, call);
           for (const e of ['cancelled', 'error', 'finish', 'close']) call.once(e, release);
+          unwatch = auth.watch(c, null, '', refuse, call);
+          return c;
         })
         .catch(err => {
-          refused = true;
-          unregister();
-          call.emit('error', calls.toError(err));
+          refuse(err);
+          return undefined;
         });
       call.on('data', (req: SendStreamRequest) => {
         if (refused) return;
         pending++;
-        Promise.resolve()
-          .then(() => caller)
-          .then(c => (throwIfMalformed(req), send(req.messages, c, call)))
-          .then(
-            results => call.write({ sequence: req.sequence, results, errorCode: 0, errorMessage: '' }),
-            err => {
-              const e = calls.toError(err);
-              call.write({ sequence: req.sequence ?? '0', results: [], errorCode: e.code, errorMessage: e.details });
-            },
-          )
+        admitted
+          .then(c => {
+            if (!c || refused) return;
+            return Promise.resolve()
+              .then(() => (throwIfMalformed(req), send(req.messages, c, call)))
+              .then(
+                results => call.write({ sequence: req.sequence, results, errorCode: 0, errorMessage: '' }),
+                err => {
+                  const e = calls.toError(err);
+                  call.write({ sequence: req.sequence ?? '0', results: [], errorCode: e.code, errorMessage: e.details });
+                },
+              );
+          })
           .finally(() => {
             pending--;
             finish();
@@ -118,9 +139,13 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       call.on('end', () => {
         ended = true;
         unregister();
+        unwatch();
         finish();
       });
-      call.on('error', () => unregister());
+      call.on('error', () => {
+        unregister();
+        unwatch();
+      });
     },
 
     lease: calls.unary(async (req, call, caller) => {

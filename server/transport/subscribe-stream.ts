@@ -122,12 +122,14 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     for (const q of new Set(tokens.map(t => peekLeaseToken(t)?.queue))) {
       if (q && q !== s.queue && !(await auth.can(caller!, 'consume', q))) for (const t of tokens) if (peekLeaseToken(t)?.queue === q) denied.add(t);
     }
-    if (denied.size === 0) return op(tokens);
-    const done = await op(tokens.filter(t => !denied.has(t)));
+    const done = denied.size === 0 ? await op(tokens) : await op(tokens.filter(t => !denied.has(t)));
     let i = 0;
-    return tokens.map(t =>
+    const out = denied.size === 0 ? done : tokens.map(t =>
       denied.has(t) ? { token: t, ok: false as const, code: status.PERMISSION_DENIED, message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}` } : done[i++],
     );
+    // Someone else's tokens: denials like any other (audited, counted).
+    for (const o of out) if (!o.ok && o.code === status.PERMISSION_DENIED && !denied.has(o.token)) auth.deniedToken(caller!, o.message, call, peekLeaseToken(o.token)?.queue);
+    return out;
   };
 
   const update = async (req: SubscribeRequest) => {

@@ -12,8 +12,21 @@
  * - buildRoot() makes protobufjs types from the FileDescriptorProtos; fromJson()/toJson() do the
  *   proto3 JSON mapping (protojson) on top of them: lowerCamelCase names, int64 as strings, bytes
  *   as base64, Duration as "30s", Timestamp as RFC 3339, maps as objects, enums by name.
+ * - Headers and transport: `headers('authorization: Bearer …')` builds the metadata of grpcurl's
+ *   `-H`, sent with reflection requests (ReflectionClient's `metadata`, like `-reflect-header`) and
+ *   with calls (invokeJson / invokeStreamJson `metadata`, like `-rpc-header`); `tlsCredentials()`
+ *   and `grpcurlClient()` stand for `-cacert` / `-cert` / `-key` (and `-plaintext` when unset).
  */
-import { Client, credentials, Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  Client,
+  credentials,
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { Enum, Field, Root, Service, Type } from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
@@ -81,6 +94,58 @@ export class ReflectionError extends Error {
 
 export type ReflectionVersion = 'v1' | 'v1alpha';
 
+/** Header lines as grpcurl's `-H 'name: value'` (repeatable) takes them, or a ready Metadata. */
+export type Headers = Metadata | Record<string, string> | string[];
+
+/**
+ * grpcurl's `-H 'name: value'` lines (or a name → value record) as gRPC metadata. Names are
+ * lower-cased as HTTP/2 requires; the value is everything after the first colon, trimmed.
+ */
+export function headers(h: Headers | string = []): Metadata {
+  if (h instanceof Metadata) return h.clone();
+  const md = new Metadata();
+  const entries: [string, string][] = typeof h === 'string' || Array.isArray(h)
+    ? (typeof h === 'string' ? [h] : h).map(line => {
+        const i = line.indexOf(':');
+        if (i <= 0) throw new Error(`header ${JSON.stringify(line)} is not "name: value"`);
+        return [line.slice(0, i).trim(), line.slice(i + 1).trim()];
+      })
+    : Object.entries(h);
+  for (const [k, v] of entries) md.add(k.toLowerCase(), v);
+  return md;
+}
+
+/** `Authorization: Bearer <key>`, as `grpcurl -H 'authorization: Bearer <key>'` sends it. */
+export function bearer(key: string): Metadata {
+  return headers([`authorization: Bearer ${key}`]);
+}
+
+/** How to reach the server: plaintext by default (`-plaintext`), or TLS credentials (`-cacert`, `-cert`, `-key`). */
+export interface ConnectOptions {
+  /** Channel credentials; unset: plaintext. */
+  credentials?: ChannelCredentials;
+  /** Channel options, e.g. `grpc.ssl_target_name_override` (grpcurl's `-servername`). */
+  channelOptions?: ChannelOptions;
+}
+
+/** TLS channel credentials from PEM contents: `ca` to verify the server (`-cacert`), `cert` + `key` for a client certificate. */
+export function tlsCredentials(o: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer } = {}): ChannelCredentials {
+  const buf = (v: string | Buffer | undefined) => (v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8'));
+  return credentials.createSsl(buf(o.ca), buf(o.key), buf(o.cert));
+}
+
+/** A channel for invokeJson / invokeStreamJson, plaintext or TLS. */
+export function grpcurlClient(address: string, o: ConnectOptions = {}): Client {
+  return new Client(address, o.credentials ?? credentials.createInsecure(), o.channelOptions);
+}
+
+export interface ReflectionClientOptions extends ConnectOptions {
+  /** Picks a version; by default v1, then v1alpha if the server doesn't implement v1. */
+  version?: ReflectionVersion;
+  /** Sent when each reflection stream opens (grpcurl's `-H` / `-reflect-header`). */
+  metadata?: Headers;
+}
+
 /** One reflection stream; requests are answered in order, one response each. */
 export class ReflectionClient {
   private readonly client: Client;
@@ -90,11 +155,17 @@ export class ReflectionClient {
   version?: ReflectionVersion;
 
   private readonly forced?: ReflectionVersion;
+  private readonly metadata: Metadata;
 
-  /** `forced` picks a version; by default v1, then v1alpha if the server doesn't implement v1. */
-  constructor(address: string, forced?: ReflectionVersion) {
-    this.client = new Client(address, credentials.createInsecure());
-    this.forced = forced;
+  /**
+   * `forced` picks a version; by default v1, then v1alpha if the server doesn't implement v1.
+   * Or options: the version, TLS credentials, and headers to send on the reflection stream.
+   */
+  constructor(address: string, forced?: ReflectionVersion | ReflectionClientOptions) {
+    const o: ReflectionClientOptions = typeof forced === 'string' ? { version: forced } : (forced ?? {});
+    this.client = grpcurlClient(address, o);
+    this.forced = o.version;
+    this.metadata = headers(o.metadata);
   }
 
   private open(version: ReflectionVersion) {
@@ -102,7 +173,7 @@ export class ReflectionClient {
       `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
       req => Buffer.from(ReflectionRequest.encode(ReflectionRequest.fromObject(req)).finish()),
       buf => ReflectionResponse.toObject(ReflectionResponse.decode(buf), { defaults: false, arrays: true }) as ReflectionResponseObject,
-      new Metadata(),
+      this.metadata.clone(),
     );
     stream.on('data', (res: ReflectionResponseObject) => this.pending.shift()?.resolve(res));
     stream.on('error', (err: Error) => {
@@ -500,28 +571,87 @@ export function toJson(r: Reflected, type: Type, message: protobuf.Message<objec
 
 // --- calls ---
 
-/**
- * Calls a unary method, `pkg.Service/Method`, with a proto3 JSON body and returns the response as
- * proto3 JSON: `grpcurl -plaintext -d '<body>' <address> <method>`.
- */
-export function invokeJson(client: Client, r: Reflected, method: string, body: unknown = {}, timeoutMs = 30_000): Promise<unknown> {
+export interface InvokeOptions {
+  /** Deadline of the call, from now (grpcurl's `-max-time`); default 30 s. */
+  timeoutMs?: number;
+  /** Request headers (grpcurl's `-H` / `-rpc-header`), e.g. `['authorization: Bearer <key>']`. */
+  metadata?: Headers;
+}
+
+const invokeOptions = (o: number | InvokeOptions | undefined): Required<Pick<InvokeOptions, 'timeoutMs'>> & { metadata: Metadata } => {
+  const opts = typeof o === 'number' ? { timeoutMs: o } : (o ?? {});
+  return { timeoutMs: opts.timeoutMs ?? 30_000, metadata: headers(opts.metadata) };
+};
+
+function methodOf(r: Reflected, method: string) {
   const [service, name] = method.split('/');
   const m = r.root.lookupService(service).methods[name];
   if (!m) throw new Error(`service ${service} has no method ${name}`);
-  if (m.requestStream || m.responseStream) throw new Error(`${method} is a streaming method`);
   m.resolve();
-  const reqType = m.resolvedRequestType!;
-  const resType = m.resolvedResponseType!;
+  return { path: `/${service}/${name}`, m, reqType: m.resolvedRequestType!, resType: m.resolvedResponseType! };
+}
+
+/**
+ * Calls a unary method, `pkg.Service/Method`, with a proto3 JSON body and returns the response as
+ * proto3 JSON: `grpcurl -plaintext -d '<body>' <address> <method>`. The last argument is the
+ * deadline in ms, or options with headers: `{ metadata: ['authorization: Bearer <key>'] }` is
+ * `grpcurl -H 'authorization: Bearer <key>' …`.
+ */
+export function invokeJson(client: Client, r: Reflected, method: string, body: unknown = {}, options: number | InvokeOptions = 30_000): Promise<unknown> {
+  const { path, m, reqType, resType } = methodOf(r, method);
+  if (m.requestStream || m.responseStream) throw new Error(`${method} is a streaming method`);
+  const { timeoutMs, metadata } = invokeOptions(options);
   const req = fromJson(r, reqType, body);
   return new Promise((resolve, reject) =>
     client.makeUnaryRequest(
-      `/${service}/${name}`,
+      path,
       (msg: protobuf.Message<object>) => Buffer.from(reqType.encode(msg).finish()),
       (buf: Buffer) => resType.decode(buf),
       req,
-      new Metadata(),
+      metadata,
       { deadline: Date.now() + timeoutMs },
       (err, res) => (err ? reject(err) : resolve(toJson(r, resType, res!))),
     ),
   );
+}
+
+/**
+ * Calls a streaming method (client, server or bidi) the way `grpcurl -d @` does: writes each body
+ * (one for a server-streaming method), half-closes, and resolves with every response, as JSON,
+ * once the server ends the call with OK; rejects with the call's error otherwise (the responses
+ * received before it on `err.responses`).
+ */
+export function invokeStreamJson(client: Client, r: Reflected, method: string, bodies: unknown[], options: number | InvokeOptions = 30_000): Promise<unknown[]> {
+  const { path, m, reqType, resType } = methodOf(r, method);
+  if (!m.requestStream && !m.responseStream) throw new Error(`${method} is a unary method: use invokeJson`);
+  if (!m.requestStream && bodies.length !== 1) throw new Error(`${method} takes exactly one request`);
+  const { timeoutMs, metadata } = invokeOptions(options);
+  const serialize = (msg: protobuf.Message<object>) => Buffer.from(reqType.encode(msg).finish());
+  const deserialize = (buf: Buffer) => resType.decode(buf);
+  const reqs = bodies.map(b => fromJson(r, reqType, b));
+  const callOpts = { deadline: Date.now() + timeoutMs };
+  return new Promise((resolve, reject) => {
+    const out: unknown[] = [];
+    const done = (err: ServiceError | null) => {
+      if (err) reject(Object.assign(err, { responses: out }));
+      else resolve(out);
+    };
+    const collect = (call: NodeJS.EventEmitter) => {
+      call.on('data', (res: protobuf.Message<object>) => out.push(toJson(r, resType, res)));
+      call.on('error', (err: ServiceError) => done(err));
+      call.on('end', () => done(null));
+    };
+    if (m.requestStream && m.responseStream) {
+      const call = client.makeBidiStreamRequest(path, serialize, deserialize, metadata, callOpts);
+      collect(call);
+      for (const req of reqs) call.write(req);
+      call.end();
+    } else if (m.responseStream) {
+      collect(client.makeServerStreamRequest(path, serialize, deserialize, reqs[0], metadata, callOpts));
+    } else {
+      const call = client.makeClientStreamRequest(path, serialize, deserialize, metadata, callOpts, (err, res) => (err ? done(err) : (out.push(toJson(r, resType, res!)), done(null))));
+      for (const req of reqs) call.write(req);
+      call.end();
+    }
+  });
 }
