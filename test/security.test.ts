@@ -406,8 +406,12 @@ describe('the inbox matrix (SDK): A may send to B\'s inbox, B owns it, C holds n
       expect(err.code, `${who} on ${name}`).toBe(Code.PERMISSION_DENIED);
       expect(err.details).toContain(`may not change grants on ${name}`);
     }
-    // Its own keys: made, used, revoked without an admin. Others': refused (or, to revoke, not there).
-    const { key, secret } = await A.auth.createKey('agent-a');
+    // Its own keys: listed and revoked without an admin, but made only by one (a leaked key must
+    // not be able to mint its own successor). Others': refused (or, to revoke, not there).
+    const own = await rejection(A.auth.createKey('agent-a'));
+    expect(own.code).toBe(Code.PERMISSION_DENIED);
+    expect(own.details).toContain('only an admin principal creates keys');
+    const { key, secret } = await admin.auth.createKey('agent-a');
     expect((await sdk(secret).auth.whoami()).keyId).toBe(key.id);
     expect((await A.auth.listKeys()).map(k => k.id)).toContain(key.id);
     expect((await A.auth.revokeKey(key.id)).revokedAt).toBeInstanceOf(Date);

@@ -161,7 +161,9 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
     createKey: calls.unary(async (req, call, caller) => {
       const principal = req.principal ? principalName(req.principal) : caller.principal;
       if (!principal) throw invalid('principal is required (with auth off there is no caller to make a key for)');
-      selfOrAdmin(caller, principal, call, `create keys for ${principal}`);
+      // Admins only, even for oneself: a leaked key must not be able to mint its own successor,
+      // which would outlive its revocation.
+      if (!caller.admin) throw auth.deny(caller, 'admin', principal, call, `principal ${caller.principal} may not create keys: only an admin principal creates keys (a leaked key must not mint its successor)`);
       if (req.expiresAt) {
         if (Number.isNaN(req.expiresAt.getTime()) || req.expiresAt.getTime() <= Date.now()) throw invalid('expires_at must be in the future');
       }

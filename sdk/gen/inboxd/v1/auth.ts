@@ -3298,9 +3298,10 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
  * on queue names or prefixes, and the audit log. With auth required, every call carries
  * `authorization: Bearer <key>` (or a client certificate, or a JWT); see docs/security.md.
  *
- * Who may call what: an admin principal everything; any principal WhoAmI, and CreateKey /
- * ListKeys / RevokeKey for its own keys (rotation without an admin); AddGrant / RemoveGrant /
- * ListGrants on queues it holds `admin` on. The rest needs an admin principal.
+ * Who may call what: an admin principal everything; any principal WhoAmI, GetPrincipal of itself,
+ * ListKeys / RevokeKey of its own keys; AddGrant / RemoveGrant / ListGrants on queues it holds
+ * `admin` on (or owns). The rest, CreateKey included, needs an admin principal: a leaked key must
+ * not be able to mint its own successor.
  */
 export type AuthService = typeof AuthService;
 export const AuthService = {
@@ -3358,7 +3359,7 @@ export const AuthService = {
       Buffer.from(DeletePrincipalResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeletePrincipalResponse => DeletePrincipalResponse.decode(value),
   },
-  /** A new API key: its secret is in this response only, and is stored as a keyed hash. */
+  /** A new API key (admins only): its secret is in this response only, and is stored as a keyed hash. */
   createKey: {
     path: "/inboxd.v1.Auth/CreateKey" as const,
     requestStream: false as const,
@@ -3438,7 +3439,7 @@ export interface AuthServer extends UntypedServiceImplementation {
   listPrincipals: handleUnaryCall<ListPrincipalsRequest, ListPrincipalsResponse>;
   /** Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. */
   deletePrincipal: handleUnaryCall<DeletePrincipalRequest, DeletePrincipalResponse>;
-  /** A new API key: its secret is in this response only, and is stored as a keyed hash. */
+  /** A new API key (admins only): its secret is in this response only, and is stored as a keyed hash. */
   createKey: handleUnaryCall<CreateKeyRequest, CreateKeyResponse>;
   listKeys: handleUnaryCall<ListKeysRequest, ListKeysResponse>;
   /** Revokes a key at once: calls with it fail UNAUTHENTICATED and its open streams end, on every replica. */
@@ -3530,7 +3531,7 @@ export interface AuthClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeletePrincipalResponse) => void,
   ): ClientUnaryCall;
-  /** A new API key: its secret is in this response only, and is stored as a keyed hash. */
+  /** A new API key (admins only): its secret is in this response only, and is stored as a keyed hash. */
   createKey(
     request: CreateKeyRequest,
     callback: (error: ServiceError | null, response: CreateKeyResponse) => void,
