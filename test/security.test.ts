@@ -288,6 +288,24 @@ describe('the inbox matrix (SDK): A may send to B\'s inbox, B owns it, C holds n
     expect(await admin.auth.whoami()).toMatchObject({ principal: 'admin', admin: true, method: 'admin_key', authRequired: true });
   });
 
+  it('the agent registry: when each principal was last seen, and the streams it holds on all replicas', async () => {
+    await principal('registry-r');
+    await admin.auth.addGrant('registry-r', 'registry.*', ['consume']);
+    await admin.queues.create('registry.q1');
+    await admin.queues.create('registry.q2');
+    expect((await admin.auth.getPrincipal('registry-r')).lastSeenAt).toBeUndefined();
+    const before = Date.now();
+    const on1 = subscribe(raw(s1).inbox, keyOf['registry-r'], 'registry.q1');
+    const on2 = subscribe(raw(s2).inbox, keyOf['registry-r'], 'registry.q2');
+    const seen = async () => admin.auth.getPrincipal('registry-r');
+    await waitFor(async () => (await seen()).openStreams === 2, 5000, 'two streams, one on each replica, to be counted');
+    expect((await seen()).lastSeenAt!.getTime()).toBeGreaterThanOrEqual(before - 1000);
+    on2.close();
+    await waitFor(async () => (await seen()).openStreams === 1, 5000, 'the closed stream to be counted out');
+    on1.close();
+    await waitFor(async () => (await seen()).openStreams === 0, 5000, 'no streams');
+  });
+
   it('A sends (the sender is stamped "agent-a" whatever A claims); A may do nothing else there; B may do everything', async () => {
     const A = sdk(keyOf['agent-a']);
     const B = sdk(keyOf['agent-b']);

@@ -97,6 +97,7 @@ export const ADMIN_PRINCIPAL = 'admin';
 const CACHE_TTL_MS = 30_000;
 const RECHECK_MS = 1000;
 const PRESENCE_MS = 10_000;
+const REPORT_SOON_MS = 500;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 interface Watched {
@@ -136,6 +137,8 @@ export class Auth {
   private seenPrincipals = new Set<string>();
   private seenKeys = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
+  private reportTimer?: NodeJS.Timeout;
+  private stopped = false;
   private rechecking?: Promise<void>;
   private recheckAgain = false;
   /** Bumped on every change: a lookup that started before one does not fill the cache after it. */
@@ -181,6 +184,8 @@ export class Auth {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reportTimer);
     for (const t of this.timers) clearInterval(t);
     await this.rechecking;
     await this.report().catch(() => {});
@@ -199,7 +204,10 @@ export class Auth {
       this.audit.record({ action: 'denied', method: call.getPath?.() ?? '', detail: `${got.reason}: ${got.message}`, peer: call.getPeer?.() ?? '' });
       throw unauthenticated(got.message);
     }
-    this.seenPrincipals.add(got.principal);
+    if (!this.seenPrincipals.has(got.principal)) {
+      this.seenPrincipals.add(got.principal);
+      this.reportSoon();
+    }
     if (got.keyId) this.seenKeys.add(got.keyId);
     return got;
   }
@@ -370,6 +378,7 @@ export class Auth {
       throw this.deny(caller, 'consume', '', call, `principal ${caller.principal} holds ${n} streams on this server, its limit (${caller.maxStreams ? 'max_streams' : 'INBOXD_PRINCIPAL_MAX_STREAMS'}): close streams it does not need`, 'quota', status.RESOURCE_EXHAUSTED);
     }
     this.streamsOf.set(caller.principal, n + 1);
+    this.reportSoon();
     let done = false;
     return () => {
       if (done) return;
@@ -377,6 +386,7 @@ export class Auth {
       const left = (this.streamsOf.get(caller.principal) ?? 1) - 1;
       if (left > 0) this.streamsOf.set(caller.principal, left);
       else this.streamsOf.delete(caller.principal);
+      this.reportSoon();
     };
   }
 
@@ -479,6 +489,16 @@ export class Auth {
         }
       }
     }
+  }
+
+  /** A change of who is seen or of stream counts reaches the database within REPORT_SOON_MS (once, however many changes). */
+  private reportSoon(): void {
+    if (this.reportTimer || this.stopped) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      void this.report();
+    }, REPORT_SOON_MS);
+    this.reportTimer.unref();
   }
 
   /** Tells the database who was seen, and how many streams each holds here. */
