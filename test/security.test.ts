@@ -1266,6 +1266,18 @@ describe('audit: denials and changes in Auth.ListAuditEvents, and inboxd_auth_de
     expect(paged).toEqual(all.map(e => e.id));
   });
 
+  it('a page token past the bigint range, or an action that is not one (NUL included), is INVALID_ARGUMENT, not INTERNAL (found by npm run fuzz)', async () => {
+    const client = new AuthClient(s1.app.address, credentials.createInsecure());
+    grpcClients.push(client);
+    for (const req of [{ pageToken: '9223372036854775808' }, { pageToken: '9999999999999999999' }, { actions: ['\u0000'] }, { actions: ['nope'] }]) {
+      const err = (await rpc(client, client.listAuditEvents, ListAuditEventsRequest.fromPartial(req), ADMIN).then(
+        () => undefined,
+        e => e,
+      )) as ServiceError | undefined;
+      expect(err?.code, JSON.stringify(req)).toBe(status.INVALID_ARGUMENT);
+    }
+  });
+
   it('only an admin principal reads it', async () => {
     const err = await rejection(sdk(keyOf['agent-b']).auth.auditEvents());
     expect(err.code).toBe(Code.PERMISSION_DENIED);

@@ -1,13 +1,16 @@
 import fc from 'fast-check';
 import { RPCS, encodeRaw, type Rpc } from './schema.js';
 import { H2_ABUSE, type H2Abuse } from './http2-abuse.js';
+import { CRED_ARB, type AuthSecrets, type CaseAuth } from './auth.js';
 
 /**
- * fast-check generators for every request of inboxd.v1.Inbox and inboxd.v1.Queues, in the raw
- * schema (schema.ts: strings are bytes, so a "string" can be invalid UTF-8), plus a mutation of
- * the encoded bytes (unknown fields, truncation, a flipped byte, trailing garbage). Most values
- * are valid-looking and aimed at real state (queues that exist, lease tokens from real leases,
- * ids of stored messages) so that the server's deeper paths run; the rest is hostile.
+ * fast-check generators for every request of inboxd.v1.Inbox, inboxd.v1.Queues and
+ * inboxd.v1.Auth, in the raw schema (schema.ts: strings are bytes, so a "string" can be invalid
+ * UTF-8), plus a mutation of the encoded bytes (unknown fields, truncation, a flipped byte,
+ * trailing garbage). Most values are valid-looking and aimed at real state (queues that exist,
+ * lease tokens from real leases, ids of stored messages, principals and keys that exist) so that
+ * the server's deeper paths run; the rest is hostile. In the auth-required run (ctx.auth set) each
+ * case also carries a credential (auth.ts: CRED_ARB).
  */
 
 /** Real state the generators aim at, refreshed before each batch (run.ts). */
@@ -23,6 +26,16 @@ export interface FuzzContext {
   /** Ids of messages stored in ctx.queues. */
   messageIds: string[];
   topics: string[];
+  /** Principals that exist (read targets). */
+  principals: string[];
+  /** Principals the fuzzer may create and delete. */
+  scratchPrincipals: string[];
+  /** Principals that exist and that the fuzzer must leave alone (no delete, no grants): the auth run's non-admin credential. */
+  protectedPrincipals: string[];
+  /** Ids of real keys the fuzzer may revoke (never the auth run's valid user key). */
+  keyIds: string[];
+  /** Set in the auth-required run: its secrets, and each case carries a credential. */
+  auth?: AuthSecrets;
 }
 
 export type Mutation =
@@ -38,6 +51,8 @@ export interface RpcCase {
   rpc: string;
   /** One request for unary calls; the sequence written for streaming calls. */
   requests: { value: Record<string, unknown>; mutation: Mutation }[];
+  /** The auth-required run: the `authorization` values sent. */
+  auth?: CaseAuth;
 }
 
 export interface H2Case {
@@ -224,6 +239,77 @@ export function contextArbs(ctx: FuzzContext) {
   const pageToken = fc.oneof(str(anyText), fc.uint8Array({ maxLength: 30 }).map(b => B(Buffer.from(b).toString('base64url'))));
   const tokens = batch(token, realToken.map(B));
 
+  // ─── Auth ──────────────────────────────────────────────────────────────────────────────────
+  const principalWord = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,14}$/);
+  /** Names at and past the limits: 1-100 of [A-Za-z0-9._:@-], a letter or digit first. */
+  const edgeName = fc.constantFrom('a'.repeat(100), 'a'.repeat(101), 'a'.repeat(1000), '1', '-a', '.a', '@a', ':', 'a:b@c.d', 'A@B', 'a b', 'é', 'a/b', 'a*', '*', 'admin', 'anonymous', 'ADMIN');
+  const existing = fc.constantFrom(...ctx.principals);
+  const principal = fc.oneof(
+    { weight: 6, arbitrary: existing.map(B) },
+    { weight: 3, arbitrary: fc.constantFrom(...ctx.scratchPrincipals).map(B) },
+    { weight: 3, arbitrary: str(principalWord) },
+    { weight: 1, arbitrary: edgeName.map(B) },
+  );
+  /** Principals the fuzzer may change (delete, grant to): never a protected one. */
+  const unprotected = ctx.principals.filter(p => !ctx.protectedPrincipals.includes(p));
+  const mutable = fc.oneof(
+    { weight: 5, arbitrary: fc.constantFrom(...ctx.scratchPrincipals).map(B) },
+    { weight: 2, arbitrary: (unprotected.length ? fc.constantFrom(...unprotected) : principalWord).map(B) },
+    { weight: 3, arbitrary: str(principalWord) },
+    { weight: 1, arbitrary: edgeName.filter(n => !ctx.protectedPrincipals.includes(n)).map(B) },
+  );
+  const optionalPrincipal = fc.oneof({ weight: 1, arbitrary: fc.constant(B('')) }, { weight: 3, arbitrary: principal });
+  const metaKey = fc.oneof({ weight: 6, arbitrary: str(word) }, { weight: 1, arbitrary: fc.constantFrom('', 'k'.repeat(64), 'k'.repeat(65), 'k'.repeat(1000)).map(B) });
+  const metaValue = fc.oneof({ weight: 6, arbitrary: str(anyText) }, { weight: 1, arbitrary: fc.constantFrom(1024, 1025, 70_000).map(n => B('v'.repeat(n))) });
+  const entry = fc.record({ key: metaKey, value: metaValue });
+  const compactEntry = fc.tuple(fc.nat(), word).map(([i, w]) => ({ key: B(`k${i}`), value: B(w) }));
+  const metadata = fc.oneof(
+    { weight: 8, arbitrary: fc.array(entry, { maxLength: 3 }) },
+    // Many: at and past the 32 allowed; the same key twice.
+    { weight: 1, arbitrary: fc.constantFrom(32, 33, 1000).chain(n => compactEntry.map(e => Array.from({ length: n }, (_, i) => ({ key: B(`${e.key.toString()}-${i}`), value: e.value })))) },
+    { weight: 1, arbitrary: compactEntry.map(e => [e, e, { key: e.key, value: B('other') }]) },
+  );
+  const keyExpiry = fc.oneof(
+    { weight: 3, arbitrary: fc.constant(undefined) },
+    { weight: 3, arbitrary: fc.record({ seconds: fc.integer({ min: NOW + 60, max: NOW + 400 * 86_400 }).map(String), nanos: fc.integer({ min: 0, max: 999_999_999 }) }) },
+    // In the past (just, and long ago), far future (year 200000, past JavaScript's and Postgres's), invalid nanos.
+    { weight: 1, arbitrary: fc.constantFrom(NOW - 1, NOW - 86_400, 0, -1).map(sec => ({ seconds: String(sec), nanos: 0 })) },
+    { weight: 2, arbitrary: timestamp },
+  );
+  const hex16 = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 16, maxLength: 16 });
+  const realKeyIds = [...ctx.keyIds, ...(ctx.auth ? [ctx.auth.revokedKeyId, ctx.auth.deletedKeyId, ctx.auth.expiredKeyId] : [])];
+  const keyId = fc.oneof(
+    { weight: 5, arbitrary: realKeyIds.length ? fc.constantFrom(...realKeyIds).map(B) : hex16.map(B) },
+    { weight: 2, arbitrary: hex16.map(B) },
+    // With and without the ibx_ prefix, a whole key (its secret must not be quoted back), wrong lengths and case.
+    { weight: 2, arbitrary: fc.oneof(realKeyIds.length ? fc.constantFrom(...realKeyIds) : hex16, hex16).chain(id => fc.constantFrom(`ibx_${id}`, `ibx_${id}_`, `ibx_${id}_${'Q'.repeat(43)}`, id.toUpperCase(), id.slice(1), `${id}0`, ` ${id}`)).map(B) },
+    { weight: 1, arbitrary: ctx.auth ? fc.constantFrom(ctx.auth.revokedKey, ctx.auth.expiredKey, ctx.auth.deletedKey).map(B) : hex16.map(B) },
+    { weight: 1, arbitrary: str(anyText) },
+  );
+  /** A grant's target: a name, a prefix, `*`, and shapes that are neither. */
+  const pattern = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(...ctx.queues, ...ctx.scratch, ...ctx.topics, ctx.dlq).map(B) },
+    { weight: 3, arbitrary: fc.constantFrom('*', 'a.*', 'fz-*', 'fzc-*', 'fz-a*', 'fzp-*', '**', '.*', '*a', 'a*b', '*.*', 'a.**', '-*', '', ' *', '*\u0000', `${'a'.repeat(99)}*`, `${'a'.repeat(100)}*`, 'a'.repeat(100), 'a'.repeat(101)).map(B) },
+    { weight: 2, arbitrary: str(word.map(w => `${w}*`)) },
+    { weight: 1, arbitrary: str(anyText) },
+  );
+  /** Verbs: the four, VERB_UNSPECIFIED, and numbers no enum value has; repeated, or a thousand. */
+  const verb = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 1, arbitrary: fc.constantFrom(0, -1, 5, 99, 2 ** 31 - 1, -(2 ** 31)) });
+  const verbs = fc.oneof({ weight: 8, arbitrary: fc.array(verb, { maxLength: 5 }) }, { weight: 1, arbitrary: fc.constant([] as number[]) }, { weight: 1, arbitrary: verb.map(v => Array.from({ length: 1000 }, () => v)) });
+  const principalPageToken = fc.oneof(
+    { weight: 2, arbitrary: pageToken },
+    { weight: 2, arbitrary: fc.oneof(existing, principalWord, fc.constantFrom('a\u0000b', 'a'.repeat(101), '', 'é')).map(n => B(Buffer.from(n, 'utf8').toString('base64url'))) },
+  );
+  const auditPageToken = fc.oneof(
+    { weight: 2, arbitrary: pageToken },
+    { weight: 3, arbitrary: fc.constantFrom('1', '0', '-1', '01', '1e5', ' 1', '9223372036854775807', '9223372036854775808', '9999999999999999999', '18446744073709551616', '99999999999999999999').map(B) },
+    { weight: 1, arbitrary: fc.nat().map(n => B(String(n))) },
+  );
+  const action = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom('denied', 'principal.created', 'principal.deleted', 'key.created', 'key.revoked', 'grant.added', 'grant.removed').map(B) },
+    { weight: 2, arbitrary: str(anyText) },
+  );
+
   /** One generator per RPC, keyed "Service.Method"; streaming RPCs yield the sequence of requests. */
   const requests: Record<string, fc.Arbitrary<Record<string, unknown>[]>> = {
     'Inbox.Send': fc.record({ messages }).map(one),
@@ -271,6 +357,22 @@ export function contextArbs(ctx: FuzzContext) {
     'Queues.AddTopicSubscription': fc.record({ topic, queue: fc.oneof(queue, scratch) }).map(one),
     'Queues.RemoveTopicSubscription': fc.record({ topic, queue: fc.oneof(queue, scratch) }).map(one),
     'Queues.ListTopics': fc.record({ pageSize: int32, pageToken }, { requiredKeys: [] }).map(one),
+    'Auth.WhoAmI': fc.constant({}).map(one),
+    'Auth.CreatePrincipal': fc
+      .record({ name: fc.oneof({ weight: 3, arbitrary: mutable }, { weight: 2, arbitrary: str(principalWord) }, { weight: 1, arbitrary: principal }), metadata, admin: fc.boolean(), maxStreams: int32, maxSendRate: int32 }, { requiredKeys: ['name'] })
+      .map(one),
+    'Auth.GetPrincipal': fc.record({ name: principal }).map(one),
+    'Auth.ListPrincipals': fc.record({ pageSize: int32, pageToken: principalPageToken }, { requiredKeys: [] }).map(one),
+    'Auth.DeletePrincipal': fc.record({ name: mutable }).map(one),
+    'Auth.CreateKey': fc.record({ principal: optionalPrincipal, expiresAt: keyExpiry }, { requiredKeys: [] }).map(one),
+    'Auth.ListKeys': fc.record({ principal: optionalPrincipal }, { requiredKeys: [] }).map(one),
+    'Auth.RevokeKey': fc.record({ keyId }).map(one),
+    'Auth.AddGrant': fc.record({ principal: mutable, queue: pattern, verbs }, { requiredKeys: ['principal', 'queue'] }).map(one),
+    'Auth.RemoveGrant': fc.record({ principal, queue: pattern, verbs }, { requiredKeys: ['principal', 'queue'] }).map(one),
+    'Auth.ListGrants': fc.record({ principal: optionalPrincipal }, { requiredKeys: [] }).map(one),
+    'Auth.ListAuditEvents': fc
+      .record({ pageSize: int32, pageToken: auditPageToken, actions: batch(action, action.filter(a => a.length < 40), 10_000), principal: optionalPrincipal }, { requiredKeys: [] })
+      .map(one),
   };
   return { requests };
 }
@@ -288,17 +390,27 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ t: 'empty' } as Mutation) },
 );
 
-/** Every RPC of the services under test, with weights (the data plane gets more cases). */
+/** Weight of each RPC of a service (the data plane gets more cases), and of the raw HTTP/2 abuse. */
+const WEIGHTS: Record<string, number> = { Inbox: 8, Queues: 4, Auth: 3 };
+const H2_WEIGHT = 12;
+
+/** Every RPC of the services under test, with weights; in the auth-required run, each with a credential. */
 export function caseArb(ctx: FuzzContext): fc.Arbitrary<FuzzCase> {
   const { requests } = contextArbs(ctx);
   const missing = RPCS.filter(r => !requests[r.name]).map(r => r.name);
   if (missing.length) throw new Error(`no fuzz generator for ${missing.join(', ')}: add one to bench/fuzz/arbitraries.ts`);
-  const rpcCases = RPCS.map(r => ({
-    weight: r.name.startsWith('Inbox.') ? 4 : 2,
-    arbitrary: requests[r.name].chain(values => fc.array(mutation, { minLength: values.length, maxLength: values.length }).map(ms => ({ kind: 'rpc' as const, rpc: r.name, requests: values.map((value, i) => ({ value, mutation: ms[i] })) }))),
-  }));
-  return fc.oneof(...rpcCases, { weight: 6, arbitrary: H2_ABUSE.map(abuse => ({ kind: 'h2' as const, abuse })) });
+  const rpcCases = RPCS.map(r => {
+    const withMutations = requests[r.name].chain(values =>
+      fc.array(mutation, { minLength: values.length, maxLength: values.length }).map(ms => ({ kind: 'rpc' as const, rpc: r.name, requests: values.map((value, i) => ({ value, mutation: ms[i] })) })),
+    );
+    return {
+      weight: WEIGHTS[r.name.split('.')[0]] ?? 2,
+      arbitrary: ctx.auth ? fc.tuple(withMutations, CRED_ARB).map(([c, auth]): RpcCase => ({ ...c, auth })) : withMutations.map((c): RpcCase => c),
+    };
+  });
+  return fc.oneof(...rpcCases, { weight: H2_WEIGHT, arbitrary: H2_ABUSE.map(abuse => ({ kind: 'h2' as const, abuse })) });
 }
+
 
 export function rpcOf(name: string): Rpc {
   const r = RPCS.find(x => x.name === name);

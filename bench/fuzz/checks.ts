@@ -5,7 +5,8 @@ import { RawClient } from './raw-client.js';
 /**
  * The checks after each batch: the server process is up, grpc.health.v1.Health/Check answers
  * SERVING, and a canary send → lease → ack succeeds on a connection of its own (a new SDK client
- * each time, so nothing the fuzzer did to its own connections helps or hides it).
+ * each time, so nothing the fuzzer did to its own connections helps or hides it; with auth
+ * required it uses the admin key).
  */
 
 export interface CheckResult {
@@ -43,9 +44,9 @@ export async function health(address: string, deadlineMs = 5000): Promise<CheckR
  * The canary: one message sent, leased and acked on `queue`, with a fresh SDK client, within
  * `timeoutMs`. Messages of earlier canaries that were left behind are acked too.
  */
-export async function canary(address: string, queue: string, timeoutMs = 10_000): Promise<CheckResult> {
+export async function canary(address: string, queue: string, timeoutMs = 10_000, apiKey?: string): Promise<CheckResult> {
   const t0 = Date.now();
-  const client = createClient({ address, retry: { totalTimeout: timeoutMs, attemptTimeout: timeoutMs } });
+  const client = createClient({ address, apiKey, retry: { totalTimeout: timeoutMs, attemptTimeout: timeoutMs } });
   const deadline = t0 + timeoutMs;
   try {
     const id = await client.send(queue, `canary ${t0}`);
@@ -69,10 +70,10 @@ export interface AfterBatch {
   rss_mb?: number;
 }
 
-/** All the checks at once; `alive` is whether the server process was running. */
-export async function afterBatch(address: string, alive: boolean, pid: number | undefined, canaryQueue: string): Promise<AfterBatch> {
+/** All the checks at once; `alive` is whether the server process was running; `apiKey`: the canary's credential (auth required). */
+export async function afterBatch(address: string, alive: boolean, pid: number | undefined, canaryQueue: string, apiKey?: string): Promise<AfterBatch> {
   const h = await health(address);
-  const c = await canary(address, canaryQueue);
+  const c = await canary(address, canaryQueue, 10_000, apiKey);
   return { alive, health: h, canary: c, rss_mb: rssMb(pid) };
 }
 

@@ -1,6 +1,10 @@
+import grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import type { InboxdClient } from '../../sdk/index.js';
 import { caseArb, caseJson, encodeCase, rpcOf, type FuzzCase, type FuzzContext } from './arbitraries.js';
+import { AUTH_NAMES, classifyCred, credLabel, needsRawPath, refreshAuth, refreshPrincipalsAuthOff, resolveCred, type AuthSecrets } from './auth.js';
+import { judgeAuth, type AuthVerdict } from './auth-checks.js';
+import { callWithHeaders } from './auth-transport.js';
 import { runH2 } from './http2-abuse.js';
 import { BAD_CODES, codeName, RawClient, type Outcome } from './raw-client.js';
 
@@ -20,10 +24,25 @@ export const CTX_NAMES = {
   canary: 'canary',
 };
 
-/** Refreshes the real state the generators aim at: queues exist, messages stored, live leases. */
-export async function refreshContext(client: InboxdClient): Promise<FuzzContext> {
+/**
+ * Refreshes the real state the generators aim at: queues exist, messages stored, live leases,
+ * principals with keys. `client` acts for the run: anonymous with auth off, the admin key with auth
+ * required (`auth`: then the user and its keys are checked too, and some leases are the user's).
+ */
+export async function refreshContext(client: InboxdClient, auth?: { address: string; secrets: AuthSecrets }): Promise<FuzzContext> {
   const opts = { retry: { totalTimeout: 10_000 } };
-  const ctx: FuzzContext = { queues: CTX_NAMES.queues, dlq: CTX_NAMES.dlq, scratch: CTX_NAMES.scratch, topics: CTX_NAMES.topics, tokens: [], messageIds: [] };
+  const ctx: FuzzContext = {
+    queues: CTX_NAMES.queues,
+    dlq: CTX_NAMES.dlq,
+    scratch: CTX_NAMES.scratch,
+    topics: CTX_NAMES.topics,
+    tokens: [],
+    messageIds: [],
+    principals: auth ? [AUTH_NAMES.user, AUTH_NAMES.admin, ...AUTH_NAMES.scratch] : [...AUTH_NAMES.scratch],
+    scratchPrincipals: AUTH_NAMES.scratch,
+    protectedPrincipals: auth ? [AUTH_NAMES.user] : [],
+    keyIds: [],
+  };
   const tryIt = async <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
   await tryIt(client.queues.ensure(CTX_NAMES.dlq, {}, opts));
   await tryIt(client.queues.ensure('fz-a', { deadLetterQueue: CTX_NAMES.dlq, maxAttempts: 3 }, opts));
@@ -36,6 +55,18 @@ export async function refreshContext(client: InboxdClient): Promise<FuzzContext>
     const leased = await tryIt(client.lease(q, { max: 10, visibilityTimeout: '10m', ...opts }));
     ctx.tokens.push(...(leased ?? []).map(m => m.leaseToken));
   }
+  if (!auth) {
+    ctx.keyIds = await refreshPrincipalsAuthOff(client);
+    return ctx;
+  }
+  const secrets = await refreshAuth(auth.address, auth.secrets, CTX_NAMES.queues[0]);
+  const tokenOwner: Record<string, string> = {};
+  for (const t of ctx.tokens) tokenOwner[t] = AUTH_NAMES.admin;
+  for (const t of secrets.userTokens) tokenOwner[t] = AUTH_NAMES.user;
+  ctx.tokens.push(...secrets.userTokens);
+  ctx.keyIds = secrets.foreignKeyIds;
+  const { userTokens: _, ...rest } = secrets;
+  ctx.auth = { ...rest, tokenOwner };
   return ctx;
 }
 
@@ -57,6 +88,8 @@ export interface Failure extends Where {
   hex: string[];
   /** Set when the status comes from grpc-js's own server call, before any inboxd code runs. */
   hint?: string;
+  /** The auth-required run: the credential the case carried, and what the server should have taken it for. */
+  credential?: string;
   shrunk?: { path: string; request: unknown; hex: string[]; status: string; details: string } | { error: string };
 }
 
@@ -78,12 +111,36 @@ export function failureKind(o: Outcome): string | undefined {
   return undefined;
 }
 
-export async function runCase(c: FuzzCase, raw: RawClient, deadlineMs: number): Promise<Outcome> {
+/**
+ * Sends a case. In the auth-required run (ctx.auth) with its credential: through grpc-js when it
+ * is at most one printable-ASCII value, else on the raw HTTP/2 path (auth-transport.ts); a
+ * Subscribe without a valid credential is held open 3 s, not 250 ms, so that one the server
+ * accepts shows as "open".
+ */
+export async function runCase(c: FuzzCase, raw: RawClient, deadlineMs: number, ctx?: FuzzContext): Promise<Outcome> {
   if (c.kind === 'h2') return runH2(raw.address, c.abuse, deadlineMs);
   const rpc = rpcOf(c.rpc);
   const bodies = encodeCase(c);
+  const halfClose = rpc.name !== 'Inbox.Subscribe';
+  if (c.auth && ctx?.auth) {
+    const values = resolveCred(c.auth, ctx.auth);
+    const cred = { label: credLabel(c.auth), cls: classifyCred(c.auth, ctx.auth, Date.now()) };
+    if (needsRawPath(values)) return { ...(await callWithHeaders(raw.address, rpc.path, bodies, values, deadlineMs, rpc.responseType)), auth: cred };
+    const metadata = new grpc.Metadata();
+    for (const v of values) metadata.add('authorization', v);
+    if (!rpc.requestStream) return { ...(await raw.unary(rpc.path, bodies[0], deadlineMs, metadata)), auth: cred };
+    const holdMs = cred.cls === 'none' || cred.cls === 'invalid' ? 3000 : 250;
+    return { ...(await raw.stream(rpc.path, bodies, { deadlineMs, halfClose, holdMs, responseType: rpc.responseType, metadata })), auth: cred };
+  }
   if (!rpc.requestStream) return raw.unary(rpc.path, bodies[0], deadlineMs);
-  return raw.stream(rpc.path, bodies, { deadlineMs, halfClose: rpc.name !== 'Inbox.Subscribe', holdMs: 250, responseType: rpc.responseType });
+  return raw.stream(rpc.path, bodies, { deadlineMs, halfClose, holdMs: 250, responseType: rpc.responseType });
+}
+
+/** What makes a case fail in a run: failureKind, then (auth-required run) the auth oracle. */
+export function judge(c: FuzzCase, o: Outcome, ctx: FuzzContext): AuthVerdict {
+  const kind = failureKind(o);
+  const a = ctx.auth ? judgeAuth(c, o, ctx) : { checked: [] };
+  return { kind: kind ?? a.kind, checked: a.checked };
 }
 
 export class Stats {
@@ -97,22 +154,48 @@ export class Stats {
   failureCount = 0;
   /** "rpc" → failures counted. */
   failByRpc: Record<string, number> = {};
+  /** Auth-required run: credential (auth.ts credLabel) → status → count. */
+  byCredential: Record<string, Record<string, number>> = {};
+  /** Auth-required run: credential → what the server should take it for (auth.ts CredClass) → count. */
+  credentialClasses: Record<string, Record<string, number>> = {};
+  /** Auth-required run: auth check (auth-checks.ts) → cases it applied to. */
+  authChecked: Record<string, number> = {};
+  /** Auth-required run: auth check failures counted (also in failureCount). */
+  authFailures = 0;
   private kept = new Map<string, number>();
 
-  record(c: FuzzCase, o: Outcome, where: Where): void {
+  record(c: FuzzCase, o: Outcome, where: Where, verdict: AuthVerdict = { kind: failureKind(o), checked: [] }): void {
     this.cases++;
     const name = caseName(c);
     const s = o.inner.length ? `${o.status} (+${o.inner.map(i => codeName(i.code)).join(',')} inside)` : o.status;
     this.statuses[o.status] = (this.statuses[o.status] ?? 0) + 1;
     (this.byRpc[name] ??= {})[s] = (this.byRpc[name][s] ?? 0) + 1;
-    const kind = failureKind(o);
+    if (o.auth) {
+      (this.byCredential[o.auth.label] ??= {})[o.status] = (this.byCredential[o.auth.label][o.status] ?? 0) + 1;
+      (this.credentialClasses[o.auth.label] ??= {})[o.auth.cls] = (this.credentialClasses[o.auth.label][o.auth.cls] ?? 0) + 1;
+    }
+    for (const k of verdict.checked) this.authChecked[k] = (this.authChecked[k] ?? 0) + 1;
+    const kind = verdict.kind;
     if (!kind) return;
+    if (!failureKind(o)) this.authFailures++;
     this.failureCount++;
     this.failByRpc[name] = (this.failByRpc[name] ?? 0) + 1;
     const key = `${kind} ${name} ${o.details.replace(/[\d.]+/g, '#').slice(0, 60)}`;
     const n = this.kept.get(key) ?? 0;
     this.kept.set(key, n + 1);
-    if (n < 3) this.failures.push({ ...where, kind, rpc: name, status: o.status, details: (o.details || o.inner.map(i => `${codeName(i.code)}: ${i.message}`).join('; ')).slice(0, 500), request: caseJson(c), hex: caseHex(c), hint: hintOf(o.details) });
+    if (n < 3) {
+      this.failures.push({
+        ...where,
+        kind,
+        rpc: name,
+        status: o.status,
+        details: (o.details || o.inner.map(i => `${codeName(i.code)}: ${i.message}`).join('; ')).slice(0, 500),
+        request: caseJson(c),
+        hex: caseHex(c),
+        hint: hintOf(o.details),
+        credential: o.auth ? `${o.auth.label} (taken for: ${o.auth.cls})` : undefined,
+      });
+    }
   }
 }
 
@@ -136,7 +219,8 @@ export async function runBatch(o: BatchOptions, stats: Stats): Promise<void> {
       let index = 0;
       const prop = fc.asyncProperty(arb, async c => {
         const path = String(index++);
-        stats.record(c, await runCase(c, raw, o.deadlineMs), { seed, path, batch: o.batch, lane });
+        const out = await runCase(c, raw, o.deadlineMs, o.ctx);
+        stats.record(c, out, { seed, path, batch: o.batch, lane }, judge(c, out, o.ctx));
         return true;
       });
       await fc.check(prop, { seed, numRuns: o.perLane });
@@ -148,8 +232,9 @@ export async function runBatch(o: BatchOptions, stats: Stats): Promise<void> {
 export async function shrink(f: Failure, ctx: FuzzContext, raw: RawClient, deadlineMs: number, timeLimitMs: number): Promise<Failure['shrunk']> {
   let last: { c: FuzzCase; o: Outcome } | undefined;
   const prop = fc.asyncProperty(caseArb(ctx), async c => {
-    const o = await runCase(c, raw, deadlineMs);
-    const bad = failureKind(o) !== undefined && failureKind(o) !== 'hang';
+    const o = await runCase(c, raw, deadlineMs, ctx);
+    const kind = judge(c, o, ctx).kind;
+    const bad = kind !== undefined && kind !== 'hang';
     if (bad) last = { c, o };
     return !bad;
   });

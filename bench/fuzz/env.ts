@@ -17,16 +17,19 @@ export function say(msg: string): void {
 
 export class World {
   private pg?: ChaosPostgres;
+  private pgStarting?: Promise<ChaosPostgres>;
   readonly crashes: Crash[] = [];
   private servers: InboxdServer[] = [];
 
-  async postgres(): Promise<ChaosPostgres> {
-    if (!this.pg) {
+  /** The suite's Postgres, started once (callers at the same time share the start). */
+  postgres(): Promise<ChaosPostgres> {
+    this.pgStarting ??= (async () => {
       say('starting the suite Postgres');
       this.pg = await ChaosPostgres.create();
       say(`Postgres on 127.0.0.1:${this.pg.port} (pid ${this.pg.pid})`);
-    }
-    return this.pg;
+      return this.pg;
+    })();
+    return this.pgStarting;
   }
 
   /** A fresh database and server; restarted by a supervisor if it crashes (the crash is recorded). */
@@ -52,6 +55,7 @@ export class World {
   async destroy(): Promise<void> {
     for (const s of this.servers) await s.destroy().catch(() => {});
     this.servers = [];
+    await this.pgStarting?.catch(() => {});
     if (this.pg) await withTimeout(this.pg.destroy(), 20_000, 'stopping Postgres').catch(() => {});
   }
 }

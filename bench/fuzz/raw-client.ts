@@ -1,5 +1,6 @@
 import grpc from '@grpc/grpc-js';
 import { decodeTyped } from './schema.js';
+import type { CredClass } from './auth.js';
 
 /**
  * A gRPC client that sends bytes as they are: grpc-js's generic Client with identity
@@ -19,6 +20,10 @@ export interface Outcome {
   /** Status codes carried inside response messages (SendStream error_code, Subscribe settle results). */
   inner: { code: number; message: string }[];
   ms: number;
+  /** A unary call's response message (OK only), for the auth-required run's checks of what it shows. */
+  response?: Buffer;
+  /** The auth-required run: the credential sent (auth.ts credLabel) and what the server should take it for. */
+  auth?: { label: string; cls: CredClass };
 }
 
 export const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
@@ -41,10 +46,11 @@ export class RawClient {
     });
   }
 
-  unary(path: string, body: Buffer, deadlineMs: number): Promise<Outcome & { response?: Buffer }> {
+  /** `metadata`: sent with the call (the auth-required run's `authorization`); default none. */
+  unary(path: string, body: Buffer, deadlineMs: number, metadata = new grpc.Metadata()): Promise<Outcome & { response?: Buffer }> {
     const t0 = Date.now();
     return new Promise(resolve => {
-      this.client.makeUnaryRequest(path, identity, identity, body, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+      this.client.makeUnaryRequest(path, identity, identity, body, metadata, { deadline: Date.now() + deadlineMs }, (err, res) => {
         const ms = Date.now() - t0;
         if (err) resolve(fromError(err, ms));
         else resolve({ status: 'OK', code: 0, details: '', inner: [], ms, response: res });
@@ -57,11 +63,11 @@ export class RawClient {
    * deadline). Otherwise (a Subscribe) keep the stream open for `holdMs`, then cancel it: no status
    * by then is the normal outcome of a stream that was accepted ("open").
    */
-  stream(path: string, bodies: Buffer[], o: { deadlineMs: number; halfClose: boolean; holdMs: number; responseType: string }): Promise<Outcome> {
+  stream(path: string, bodies: Buffer[], o: { deadlineMs: number; halfClose: boolean; holdMs: number; responseType: string; metadata?: grpc.Metadata }): Promise<Outcome> {
     const t0 = Date.now();
     const inner: Outcome['inner'] = [];
     return new Promise(resolve => {
-      const call = this.client.makeBidiStreamRequest(path, identity, identity, new grpc.Metadata(), { deadline: Date.now() + o.deadlineMs });
+      const call = this.client.makeBidiStreamRequest(path, identity, identity, o.metadata ?? new grpc.Metadata(), { deadline: Date.now() + o.deadlineMs });
       let done = false;
       let timer: NodeJS.Timeout | undefined;
       const finish = (out: Outcome) => {
@@ -100,7 +106,7 @@ function fromError(err: Partial<grpc.ServiceError>, ms: number): Outcome & { res
 }
 
 /** Status codes inside a streamed response: SendStreamResponse.error_code, Subscribe's TokenError codes. */
-function innerCodes(responseType: string, b: Buffer): Outcome['inner'] {
+export function innerCodes(responseType: string, b: Buffer): Outcome['inner'] {
   try {
     const m = decodeTyped(responseType, b);
     const out: Outcome['inner'] = [];

@@ -13,14 +13,14 @@ import { repoRoot } from '../lib/report.js';
  * RPCS lists every method of the services under test; the fuzzer refuses to run when one has no
  * generator, so a new RPC cannot go unfuzzed.
  */
-const SERVICES = ['inboxd.v1.Inbox', 'inboxd.v1.Queues'];
+const SERVICES = ['inboxd.v1.Inbox', 'inboxd.v1.Queues', 'inboxd.v1.Auth'];
 const PROTO_DIR = path.join(repoRoot(), 'proto');
 
 function load(): protobuf.Root {
   const root = new protobuf.Root();
   // google/protobuf/*.proto are built into protobufjs; everything else is under proto/.
   root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : path.join(PROTO_DIR, target));
-  root.loadSync(['inboxd/v1/inbox.proto', 'inboxd/v1/queues.proto', 'inboxd/v1/message.proto'], { keepCase: false });
+  root.loadSync(['inboxd/v1/inbox.proto', 'inboxd/v1/queues.proto', 'inboxd/v1/message.proto', 'inboxd/v1/auth.proto'], { keepCase: false });
   root.resolveAll();
   return root;
 }

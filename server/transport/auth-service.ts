@@ -55,6 +55,9 @@ function metadata(m: Record<string, string>): Record<string, string> {
   return m;
 }
 
+/** What the audit trail records (AuditEvent.action). */
+const AUDIT_ACTIONS = ['denied', 'principal.created', 'principal.deleted', 'key.created', 'key.revoked', 'grant.added', 'grant.removed'];
+
 const optDate = (d: unknown) => (d ? new Date(d as string) : undefined);
 
 function toPrincipal(r: Record<string, unknown>): Principal {
@@ -244,8 +247,13 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       const size = v.count(req.pageSize, 'page_size', 1, 1000, 100);
       let before: string | undefined;
       if (req.pageToken) {
-        if (!/^\d{1,19}$/.test(req.pageToken)) throw invalid('page_token is not one this server issued: pass next_page_token from the previous response');
+        // An event id: a positive bigint.
+        if (!/^\d{1,19}$/.test(req.pageToken) || BigInt(req.pageToken) > 9223372036854775807n) throw invalid('page_token is not one this server issued: pass next_page_token from the previous response');
         before = req.pageToken;
+      }
+      if (req.actions.length > AUDIT_ACTIONS.length) throw invalid(`actions has ${req.actions.length} entries; there are ${AUDIT_ACTIONS.length} actions`);
+      for (const a of req.actions) {
+        if (!AUDIT_ACTIONS.includes(a)) throw invalid(`actions: ${JSON.stringify(a.slice(0, 40))} is not an audit action; use ${AUDIT_ACTIONS.join(', ')}`);
       }
       const principal = req.principal ? principalName(req.principal) : null;
       await auth.audit.flush();
