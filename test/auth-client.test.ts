@@ -13,6 +13,7 @@ import { credentials } from '@grpc/grpc-js';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
 import { createDatabase, spawnServer, waitFor, type ServerProcess } from './support/harness.js';
 import { runCli, type CliResult } from './support/cli.js';
+import { rejection } from './support/expect.js';
 
 /** 40 random characters. */
 const ADMIN_KEY = randomBytes(30).toString('base64url').slice(0, 40);
@@ -20,15 +21,6 @@ const ADMIN_KEY = randomBytes(30).toString('base64url').slice(0, 40);
 const json = <T = any>(s: string): T => JSON.parse(s) as T;
 
 /** Rejection of `p` as an InboxdError (fails the test if it resolves or throws something else). */
-async function rejection(p: Promise<unknown>): Promise<InboxdError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(InboxdError);
-    return err as InboxdError;
-  }
-  throw new Error('expected a rejection, the call succeeded');
-}
 
 describe('auth on the client: CLI and SDK against a server with auth required', () => {
   let db: string;

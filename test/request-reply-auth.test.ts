@@ -6,8 +6,9 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { createClient, Code, type InboxdError, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
+import { createClient, Code, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
 import { createDatabase, startServer, waitFor } from './support/harness.js';
+import { rejection } from './support/expect.js';
 
 const ADMIN = randomBytes(24).toString('hex');
 let srv: Awaited<ReturnType<typeof startServer>>;
@@ -16,14 +17,6 @@ let asker: InboxdClient;
 let responder: InboxdClient;
 let mallory: InboxdClient;
 
-async function rejection(p: Promise<unknown>): Promise<InboxdError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as InboxdError;
-  }
-  throw new Error('expected a rejection, the call succeeded');
-}
 
 beforeAll(async () => {
   srv = await startServer(await createDatabase(), { auth: 'required', adminKey: ADMIN });

@@ -1,8 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage, type Subscriber } from '../sdk/index.js';
+import { createClient, Code, type InboxdClient, type ReceivedMessage, type Subscriber } from '../sdk/index.js';
 import { GetQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
 import { createDatabase, startServer, call, sleep, waitFor } from './support/harness.js';
+import { rejection } from './support/expect.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -14,15 +15,6 @@ let responder: InboxdClient;
 let n = 0;
 const fresh = (tag: string) => `${tag}-${++n}`;
 
-async function rejection(p: Promise<unknown>): Promise<InboxdError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(InboxdError);
-    return err as InboxdError;
-  }
-  throw new Error('expected a rejection, the call succeeded');
-}
 
 /** A service on `queue` answering each request with `answer(request)` after `delayMs(request)`. */
 async function serve(queue: string, answer: (m: ReceivedMessage) => unknown, delayMs: (m: ReceivedMessage) => number = () => 0): Promise<Subscriber> {

@@ -4,6 +4,7 @@ import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessag
 import type { PooledChannel } from '../sdk/channel-pool.js';
 import { connectionsTo } from './support/net.js';
 import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';
+import { rejection } from './support/expect.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -25,15 +26,6 @@ function countAttempts(client: InboxdClient, service: 'inbox' | 'queues', method
 }
 
 /** Rejection of `p` as an InboxdError (fails the test if it resolves or throws something else). */
-async function rejection(p: Promise<unknown>): Promise<InboxdError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(InboxdError);
-    return err as InboxdError;
-  }
-  throw new Error('expected a rejection, the call succeeded');
-}
 
 describe('sdk against an in-process server', () => {
   let db: string;

@@ -58,6 +58,7 @@ import {
   tlsCredentials,
   type Reflected,
 } from './support/reflection-client.js';
+import { rejection } from './support/expect.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -77,15 +78,6 @@ function md(key?: string): Metadata {
   return m;
 }
 
-/** The rejection of `p` as an InboxdError (fails if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<InboxdError> {
-  try {
-    await p;
-  } catch (err) {
-    return InboxdError.from(err);
-  }
-  throw new Error('expected a rejection, the call succeeded');
-}
 
 /** Rejects PERMISSION_DENIED with the server's message naming `verb` and `name` (and nothing about whether it exists). */
 async function denied(p: Promise<unknown>, verb: string, name: string, what = 'queue'): Promise<InboxdError> {

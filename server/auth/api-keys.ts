@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /**
  * API keys: `ibx_<id>_<secret>`, where the id (16 hex digits, public: lists, logs, RevokeKey) finds
@@ -19,7 +19,12 @@ export function apiKeyId(key: string): string | undefined {
 }
 
 export class KeyHasher {
-  constructor(private readonly secret: Buffer) {}
+  /** Imported once (see LeaseTokens): this runs on every authenticated call. */
+  private readonly secret: KeyObject;
+
+  constructor(secret: Buffer) {
+    this.secret = createSecretKey(secret);
+  }
 
   hash(key: string): Buffer {
     return createHmac('sha256', this.secret).update(key, 'utf8').digest();

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
 import { status, type Metadata } from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
-import * as jose from 'jose';
 import type { Logger } from 'pino';
 import type { QueueCore } from '../queue/core.js';
 import * as sql from '../queue/sql.js';
@@ -125,12 +124,15 @@ export class Auth {
   private readonly adminKeyHash?: Buffer;
   private readonly channel: string;
   private readonly replica = randomUUID();
-  private readonly keys = new LRUCache<string, KeyRow | false>({ max: 100_000, ttl: CACHE_TTL_MS });
-  private readonly principals = new LRUCache<string, PrincipalRow | false>({ max: 100_000, ttl: CACHE_TTL_MS });
-  private readonly grantMaps = new LRUCache<string, GrantMap>({ max: 100_000, ttl: CACHE_TTL_MS });
-  private readonly owners = new LRUCache<string, { owner: string }>({ max: 100_000, ttl: CACHE_TTL_MS });
-  private readonly jwts = new LRUCache<string, { principal: string }>({ max: 100_000, ttl: 60_000 });
-  private jwtKey?: KeyObject | ReturnType<typeof jose.createRemoteJWKSet>;
+  // Sized for what is live at once (lru-cache allocates its arrays up front: ~0.2 MB per 1,000).
+  private readonly keys = new LRUCache<string, KeyRow | false>({ max: 10_000, ttl: CACHE_TTL_MS });
+  private readonly principals = new LRUCache<string, PrincipalRow | false>({ max: 10_000, ttl: CACHE_TTL_MS });
+  private readonly grantMaps = new LRUCache<string, GrantMap>({ max: 10_000, ttl: CACHE_TTL_MS });
+  private readonly owners = new LRUCache<string, { owner: string }>({ max: 20_000, ttl: CACHE_TTL_MS });
+  private readonly jwts = new LRUCache<string, { principal: string }>({ max: 10_000, ttl: 60_000 });
+  /** Loaded only when JWTs are configured. */
+  private jose?: typeof import('jose');
+  private jwtKey?: KeyObject | ReturnType<typeof import('jose').createRemoteJWKSet>;
   private readonly watched = new Set<Watched>();
   private readonly streamsOf = new Map<string, number>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -167,7 +169,8 @@ export class Auth {
 
   async start(): Promise<void> {
     const { jwt } = this.opts;
-    if (jwt.jwksUrl) this.jwtKey = jose.createRemoteJWKSet(new URL(jwt.jwksUrl));
+    if (jwt.jwksUrl || jwt.publicKeyFile) this.jose = await import('jose');
+    if (jwt.jwksUrl) this.jwtKey = this.jose!.createRemoteJWKSet(new URL(jwt.jwksUrl));
     else if (jwt.publicKeyFile) this.jwtKey = createPublicKey(readFileSync(jwt.publicKeyFile));
     if (this.opts.adminKey) {
       await this.exec(sql.insertPrincipal(this.schema, { name: ADMIN_PRINCIPAL, metadata: {}, admin: true, maxStreams: 0, maxSendRate: 0, createdBy: 'INBOXD_ADMIN_KEY' }, true));
@@ -253,7 +256,7 @@ export class Auth {
     if (hit) return hit.principal;
     try {
       const { jwt } = this.opts;
-      const { payload } = await jose.jwtVerify(token, this.jwtKey as Parameters<typeof jose.jwtVerify>[1], {
+      const { payload } = await this.jose!.jwtVerify(token, this.jwtKey as Parameters<typeof import('jose').jwtVerify>[1], {
         issuer: jwt.issuer || undefined,
         audience: jwt.audience || undefined,
       });
@@ -268,34 +271,31 @@ export class Auth {
     }
   }
 
-  private async key(id: string): Promise<KeyRow | false> {
-    const hit = this.keys.get(id);
+  /** `cache`'s entry for `k`, loaded on a miss; a load that raced a change does not fill the cache. */
+  private async cached<V extends {}>(cache: LRUCache<string, V>, k: string, load: () => Promise<V>): Promise<V> {
+    const hit = cache.get(k);
     if (hit !== undefined) return hit;
     const gen = this.generation;
-    const row = ((await this.exec(sql.apiKeyForAuth(this.schema, id))).rows[0] as KeyRow | undefined) ?? false;
-    if (gen === this.generation) this.keys.set(id, row);
-    return row;
+    const v = await load();
+    if (gen === this.generation) cache.set(k, v);
+    return v;
   }
 
-  private async principal(name: string): Promise<PrincipalRow | false> {
-    const hit = this.principals.get(name);
-    if (hit !== undefined) return hit;
-    const gen = this.generation;
-    const row = ((await this.exec(sql.principalForAuth(this.schema, name))).rows[0] as PrincipalRow | undefined) ?? false;
-    if (gen === this.generation) this.principals.set(name, row);
-    return row;
+  private key(id: string): Promise<KeyRow | false> {
+    return this.cached(this.keys, id, async () => ((await this.exec(sql.apiKeyForAuth(this.schema, id))).rows[0] as KeyRow | undefined) ?? false);
+  }
+
+  private principal(name: string): Promise<PrincipalRow | false> {
+    return this.cached(this.principals, name, async () => ((await this.exec(sql.principalForAuth(this.schema, name))).rows[0] as PrincipalRow | undefined) ?? false);
   }
 
   // ─── Authorization ─────────────────────────────────────────────────────────────────────────
 
-  async grantsOf(principal: string): Promise<GrantMap> {
-    const hit = this.grantMaps.get(principal);
-    if (hit) return hit;
-    const gen = this.generation;
-    const { rows } = await this.exec(sql.grants(this.schema, principal));
-    const map: GrantMap = new Map(rows.map(r => [r.pattern as string, new Set(r.verbs as Verb[])]));
-    if (gen === this.generation) this.grantMaps.set(principal, map);
-    return map;
+  grantsOf(principal: string): Promise<GrantMap> {
+    return this.cached(this.grantMaps, principal, async () => {
+      const { rows } = await this.exec(sql.grants(this.schema, principal));
+      return new Map(rows.map(r => [r.pattern as string, new Set(r.verbs as Verb[])]));
+    });
   }
 
   /** The principal that created `queue` ('' none). */

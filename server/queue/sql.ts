@@ -721,23 +721,12 @@ export function ownedReplyQueues(schema: string, principal: string): Sql {
   return { text: `SELECT count(*)::int AS n FROM ${schema}.inboxd_queue_owner WHERE principal = $1 AND queue LIKE 'reply.%'`, values: [principal] };
 }
 
-export function setQueueOwner(schema: string, queue: string, principal: string): Sql {
-  return {
-    text: `INSERT INTO ${schema}.inboxd_queue_owner (queue, principal) VALUES ($1, $2) ON CONFLICT (queue) DO UPDATE SET principal = EXCLUDED.principal`,
-    values: [queue, principal],
-  };
-}
-
 export function queueOwners(schema: string, queues: string[]): Sql {
   return { text: `SELECT queue, principal FROM ${schema}.inboxd_queue_owner WHERE queue = ANY($1::text[])`, values: [queues] };
 }
 
 export function ownedQueues(schema: string, principal: string): Sql {
   return { text: `SELECT queue FROM ${schema}.inboxd_queue_owner WHERE principal = $1 ORDER BY queue LIMIT 10000`, values: [principal] };
-}
-
-export function deleteQueueOwner(schema: string, queue: string): Sql {
-  return { text: `DELETE FROM ${schema}.inboxd_queue_owner WHERE queue = $1`, values: [queue] };
 }
 
 export interface AuditRow {

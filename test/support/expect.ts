@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import type { QueueStats } from '../../sdk/gen/inboxd/v1/queues.js';
+import { InboxdError } from '../../sdk/index.js';
 
 /** Awaits a call that must fail; returns its error. */
 export async function failure(p: Promise<unknown>): Promise<ServiceError> {
@@ -10,6 +11,16 @@ export async function failure(p: Promise<unknown>): Promise<ServiceError> {
     return err as ServiceError;
   }
   throw new Error('expected the call to fail, it succeeded');
+}
+
+/** Awaits a call that must fail (SDK or raw grpc-js); returns its error as an InboxdError. */
+export async function rejection(p: Promise<unknown>): Promise<InboxdError> {
+  try {
+    await p;
+  } catch (err) {
+    return InboxdError.from(err);
+  }
+  throw new Error('expected a rejection, the call succeeded');
 }
 
 /** Awaits a call that must fail with `code` and a message containing or matching `details`. */
