@@ -577,11 +577,15 @@ export function ensureAuthSchema(schema: string): Sql {
   };
 }
 
-/** The shared secret named `name`, made from `candidate` by the first replica that asks. */
+/**
+ * The shared secret named `name`, made from `candidate` by the first replica that asks. DO UPDATE
+ * (a no-op) rather than DO NOTHING: a replica whose insert waited on another's gets that row back;
+ * with DO NOTHING it got no row, and its snapshot could not see the other's (a replica failed to start).
+ */
 export function serverSecret(schema: string, name: string, candidate: Buffer): Sql {
   return {
-    text: `WITH ins AS (INSERT INTO ${schema}.inboxd_secret (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value)
-      SELECT value FROM ins UNION ALL SELECT value FROM ${schema}.inboxd_secret WHERE name = $1 LIMIT 1`,
+    text: `INSERT INTO ${schema}.inboxd_secret AS s (name, value) VALUES ($1, $2)
+      ON CONFLICT (name) DO UPDATE SET value = s.value RETURNING value`,
     values: [name, candidate],
   };
 }
@@ -684,8 +688,9 @@ export function clearPresence(schema: string, replica: string): Sql {
 /** Adds grants (one row per verb); returns every verb the principal now holds on the pattern. */
 export function addGrants(schema: string, principal: string, pattern: string, verbs: string[], by: string): Sql {
   return {
-    text: `WITH ins AS (INSERT INTO ${schema}.inboxd_grant (principal, pattern, verb, created_by) SELECT $1, $2, v, $4 FROM unnest($3::text[]) v
-        ON CONFLICT DO NOTHING RETURNING verb)
+    // DO UPDATE (a no-op), not DO NOTHING: a verb granted concurrently comes back too.
+    text: `WITH ins AS (INSERT INTO ${schema}.inboxd_grant AS g (principal, pattern, verb, created_by) SELECT $1, $2, v, $4 FROM unnest($3::text[]) v
+        ON CONFLICT (principal, pattern, verb) DO UPDATE SET verb = g.verb RETURNING verb)
       SELECT verb FROM ins UNION SELECT verb FROM ${schema}.inboxd_grant WHERE principal = $1 AND pattern = $2`,
     values: [principal, pattern, verbs, by],
   };
