@@ -21,9 +21,22 @@ export const alreadyExists = (message: string) => new InboxdError(status.ALREADY
 export const unauthenticated = (message: string) => new InboxdError(status.UNAUTHENTICATED, message);
 export const permissionDenied = (message: string) => new InboxdError(status.PERMISSION_DENIED, message);
 
-/** pg-boss's error for a queue that does not exist (deleted meanwhile, or never created). */
+/**
+ * A queue that does not exist (deleted meanwhile, or never created): pg-boss's error, or a job
+ * insert refused by the job table's foreign key to its queue (the queue deleted between the check
+ * and the commit, as a DeleteQueue racing a Send does; it answered INTERNAL, found by npm run fuzz).
+ */
 export function isQueueNotFound(err: unknown): boolean {
-  return (err as { code?: string } | undefined)?.code === 'PGBOSS_QUEUE_NOT_FOUND';
+  const e = err as { code?: string; table?: string } | undefined;
+  return e?.code === 'PGBOSS_QUEUE_NOT_FOUND' || (e?.code === '23503' && typeof e.table === 'string' && e.table.startsWith('job'));
+}
+
+/** The words for a queue-not-found error (the queue's name, when the database said it). */
+export function queueNotFoundText(err: unknown): string {
+  const e = err as { code?: string; message?: string; detail?: string } | undefined;
+  if (e?.code !== '23503') return e?.message ?? 'queue not found';
+  const name = /Key \(name\)=\((.*)\) is not present/.exec(e.detail ?? '')?.[1];
+  return `queue ${name ?? ''} not found: it was deleted while this call wrote to it, and nothing was stored`.replace('queue  not', 'queue not');
 }
 
 // Errors from node-postgres and Postgres that mean "the database is not there right now" (refused,

@@ -1,5 +1,5 @@
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
-import { InboxdError, isConnectionError, isQueueNotFound } from '../errors.js';
+import { InboxdError, isConnectionError, isQueueNotFound, queueNotFoundText } from '../errors.js';
 import type { Logger } from 'pino';
 
 // Deadlock and serialization failure: nothing was done, and the same call may well succeed again.
@@ -21,7 +21,7 @@ export function toServiceError(err: unknown, log: Logger): Partial<ServiceError>
   if (err instanceof InboxdError) return { code: err.code, details: clip(err.message), metadata: new Metadata() };
   const e = err as { code?: string; message?: string } | undefined;
   if (isQueueNotFound(err)) {
-    return { code: status.NOT_FOUND, details: clip(e?.message ?? 'queue not found'), metadata: new Metadata() };
+    return { code: status.NOT_FOUND, details: clip(queueNotFoundText(err)), metadata: new Metadata() };
   }
   if (e?.code && CONFLICT_CODES.has(e.code)) {
     log.warn({ err }, 'transaction conflict');
