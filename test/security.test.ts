@@ -18,12 +18,9 @@
  * test/auth-client.test.ts covers the CLI and the SDK's credential options; this file the server's rules.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Client, Metadata, credentials, status, type CallOptions, type ClientDuplexStream, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { createClient, InboxdError, Code, type InboxdClient, type CreateClientOptions } from '../sdk/index.js';
 import {
@@ -46,6 +43,7 @@ import { QueuesClient, QueuesService, ListQueuesRequest, ListTopicsRequest, type
 import { AuthClient, AuthService, ListAuditEventsRequest, type ListAuditEventsResponse } from '../sdk/gen/inboxd/v1/auth.js';
 import type { Delivery } from '../sdk/gen/inboxd/v1/message.js';
 import { createDatabase, startServer, waitFor, sleep, dur } from './support/harness.js';
+import { makeTlsFiles } from './support/tls.js';
 import {
   DescriptorSource,
   ReflectionClient,
@@ -182,19 +180,6 @@ function withPrincipal(token: string, principal: string): string {
   const parts = Buffer.from(payload, 'base64url').toString('utf8').split('\n');
   parts[3] = principal;
   return `${Buffer.from(parts.join('\n'), 'utf8').toString('base64url')}.${sig}`;
-}
-
-/** A self-signed certificate for 127.0.0.1 / localhost, made with the openssl CLI. */
-function selfSignedCert(): { dir: string; cert: string; key: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inboxd-sec-tls-'));
-  const cert = path.join(dir, 'server.crt');
-  const key = path.join(dir, 'server.key');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
-    { stdio: 'pipe' },
-  );
-  return { dir, cert, key };
 }
 
 // ─── the servers and principals every case shares ────────────────────────────────────────────
@@ -547,9 +532,9 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
   });
 
   it('over TLS: reflection without a credential, calls with the bearer key (grpcurl -cacert … -H …)', async () => {
-    const tls = selfSignedCert();
-    const srv = await startServer(databaseUrl, { auth: 'required', adminKey: ADMIN, tlsCert: tls.cert, tlsKey: tls.key });
-    const creds = tlsCredentials({ ca: fs.readFileSync(tls.cert) });
+    const tls = makeTlsFiles();
+    const srv = await startServer(databaseUrl, { auth: 'required', adminKey: ADMIN, tlsCert: tls.serverCert, tlsKey: tls.serverKey });
+    const creds = tlsCredentials({ ca: fs.readFileSync(tls.ca) });
     const r = new ReflectionClient(srv.app.address, { credentials: creds });
     const c = grpcurlClient(srv.app.address, { credentials: creds });
     const plain = grpcurlClient(srv.app.address);
@@ -562,7 +547,7 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
       // Plaintext to a TLS port: no connection at all, whatever the header says.
       expect((await rejection(invokeJson(plain, auth, 'inboxd.v1.Auth/WhoAmI', {}, { timeoutMs: 3000, metadata: bearer(ADMIN) }))).code).toBe(Code.UNAVAILABLE);
       // The SDK over TLS with the same key.
-      const viaSdk = createClient({ address: srv.app.address, apiKey: keyOf['agent-c'], tls: { ca: fs.readFileSync(tls.cert) }, ...QUICK });
+      const viaSdk = createClient({ address: srv.app.address, apiKey: keyOf['agent-c'], tls: { ca: fs.readFileSync(tls.ca) }, ...QUICK });
       try {
         expect((await viaSdk.auth.whoami()).principal).toBe('agent-c');
       } finally {

@@ -8,7 +8,7 @@ import type { QueueCore } from '../queue/core.js';
 import * as sql from '../queue/sql.js';
 import { InboxdError, permissionDenied, unauthenticated } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { AuditLog, type AuditEvent } from './audit.js';
+import { AuditLog } from './audit.js';
 import { KeyHasher, apiKeyId } from './api-keys.js';
 import { PRINCIPAL_NAME, allows, allowsAny, covers, type GrantMap, type Verb } from './grants.js';
 
@@ -515,11 +515,6 @@ export class Auth {
     } catch (err) {
       this.log.debug({ err }, 'presence report failed');
     }
-  }
-
-  /** A record for the audit trail (changes made through the Auth service). */
-  record(e: AuditEvent): void {
-    this.audit.record(e);
   }
 
   /** API key hashing, for the Auth service. */

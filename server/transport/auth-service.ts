@@ -130,7 +130,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       const maxSendRate = v.count(req.maxSendRate, 'max_send_rate', 0, 10_000_000, 0);
       const { rows } = await exec(sql.insertPrincipal(schema, { name, metadata: metadata(req.metadata ?? {}), admin: req.admin, maxStreams, maxSendRate, createdBy: by(caller) }));
       if (rows.length === 0) throw alreadyExists(`principal ${name} already exists`);
-      auth.record({ action: 'principal.created', principal: by(caller), target: name, detail: req.admin ? 'admin' : '', method: call.getPath?.() ?? '' });
+      auth.audit.record({ action: 'principal.created', principal: by(caller), target: name, detail: req.admin ? 'admin' : '', method: call.getPath?.() ?? '' });
       await auth.announce();
       return { principal: toPrincipal(rows[0]) };
     }),
@@ -156,7 +156,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       const name = principalName(req.name, 'name');
       const { rows } = await exec(sql.deletePrincipal(schema, name));
       if (rows.length === 0) throw notFound(`no principal ${name}`);
-      auth.record({ action: 'principal.deleted', principal: by(caller), target: name, method: call.getPath?.() ?? '' });
+      auth.audit.record({ action: 'principal.deleted', principal: by(caller), target: name, method: call.getPath?.() ?? '' });
       await auth.announce();
       return {};
     }),
@@ -178,7 +178,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
         if ((err as { code?: string }).code === '23503') throw notFound(`no principal ${principal}: create it first (inboxd principals create ${principal})`);
         throw err;
       }
-      auth.record({ action: 'key.created', principal: by(caller), target: id, detail: `for ${principal}${req.expiresAt ? `, expires ${req.expiresAt.toISOString()}` : ''}`, method: call.getPath?.() ?? '' });
+      auth.audit.record({ action: 'key.created', principal: by(caller), target: id, detail: `for ${principal}${req.expiresAt ? `, expires ${req.expiresAt.toISOString()}` : ''}`, method: call.getPath?.() ?? '' });
       return { key: toKey(row), secret: key };
     }),
 
@@ -196,7 +196,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       // Someone else's key is as good as absent to a caller who may not touch it.
       if (!owner || (!caller.admin && owner.principal !== caller.principal)) throw notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
       const row = (await exec(sql.revokeApiKey(schema, req.keyId))).rows[0];
-      auth.record({ action: 'key.revoked', principal: by(caller), target: req.keyId, detail: `of ${owner.principal}`, method: call.getPath?.() ?? '' });
+      auth.audit.record({ action: 'key.revoked', principal: by(caller), target: req.keyId, detail: `of ${owner.principal}`, method: call.getPath?.() ?? '' });
       await auth.announce();
       return { key: toKey(row) };
     }),
@@ -213,7 +213,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
         if ((err as { code?: string }).code === '23503') throw notFound(`no principal ${principal}: create it first (inboxd principals create ${principal})`);
         throw err;
       }
-      auth.record({ action: 'grant.added', principal: by(caller), target: p, detail: `${principal}: ${list.join(',')}`, method: call.getPath?.() ?? '' });
+      auth.audit.record({ action: 'grant.added', principal: by(caller), target: p, detail: `${principal}: ${list.join(',')}`, method: call.getPath?.() ?? '' });
       await auth.announce();
       return { grant: grant(principal, p, rows.map(r => r.verb as string).sort()) };
     }),
@@ -224,7 +224,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       const list = verbs(req.verbs, 'verbs', true);
       await requirePatternAdmin(caller, p, call);
       const left = (await exec(sql.removeGrants(schema, principal, p, list.length > 0 ? list : null))).rows.map(r => r.verb as string).sort();
-      auth.record({ action: 'grant.removed', principal: by(caller), target: p, detail: `${principal}: ${list.length > 0 ? list.join(',') : 'all'}`, method: call.getPath?.() ?? '' });
+      auth.audit.record({ action: 'grant.removed', principal: by(caller), target: p, detail: `${principal}: ${list.length > 0 ? list.join(',') : 'all'}`, method: call.getPath?.() ?? '' });
       await auth.announce();
       return { grant: grant(principal, p, left) };
     }),

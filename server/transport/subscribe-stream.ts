@@ -119,8 +119,15 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
   const settle = async (tokens: string[], op: (tokens: string[]) => Promise<TokenOutcome[]>): Promise<TokenOutcome[]> => {
     const s = sub!;
     const denied = new Set<string>();
-    for (const q of new Set(tokens.map(t => peekLeaseToken(t)?.queue))) {
-      if (q && q !== s.queue && !(await auth.can(caller!, 'consume', q))) for (const t of tokens) if (peekLeaseToken(t)?.queue === q) denied.add(t);
+    // An admin may consume anywhere (auth off: everyone): no token needs looking into.
+    if (!caller!.admin) {
+      const queueOf = new Map(tokens.map(t => [t, peekLeaseToken(t)?.queue]));
+      const allowed = new Map<string, boolean>();
+      for (const [t, q] of queueOf) {
+        if (!q || q === s.queue) continue;
+        if (!allowed.has(q)) allowed.set(q, await auth.can(caller!, 'consume', q));
+        if (!allowed.get(q)) denied.add(t);
+      }
     }
     const done = denied.size === 0 ? await op(tokens) : await op(tokens.filter(t => !denied.has(t)));
     let i = 0;
