@@ -26,7 +26,7 @@ import { loadConfig } from '../server/config.js';
 import { startApp, type App } from '../server/app.js';
 import { startBenchPostgres } from './lib/postgres.js';
 import { writeResults } from './lib/report.js';
-import { createClient, DEFAULT_PUBLISHER, type PublisherOptions } from '../sdk/index.js';
+import { createClient, DEFAULT_PUBLISHER, type PublisherOptions } from '@inboxd/sdk';
 
 const PAYLOAD_BYTES = 256;
 const FULL_MESSAGES = 20_000;

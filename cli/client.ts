@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { createClient, type InboxdClient, type Duration, type TlsOptions } from '../sdk/index.js';
-import { checkApiKey } from '../sdk/credentials.js';
+import { createClient, checkApiKey, type InboxdClient, type Duration, type TlsOptions } from '@inboxd/sdk';
 import { usage } from './exit-codes.js';
 import type { Output } from './output.js';
 

@@ -1,4 +1,4 @@
-import { Code, InboxdError } from '../sdk/index.js';
+import { Code, InboxdError } from '@inboxd/sdk';
 
 /**
  * The CLI's exit codes, the one place they are decided:

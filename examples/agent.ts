@@ -6,7 +6,7 @@
  *   INBOXD_ADDRESS=127.0.0.1:50051 npm run example:agent      (Ctrl-C to stop: drains, then exits)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient, type InboxdError, type ReceivedMessage } from '../sdk/index.js';
+import { createClient, type InboxdError, type ReceivedMessage } from '@inboxd/sdk';
 
 const ADDRESS = process.env.INBOXD_ADDRESS ?? '127.0.0.1:50051';
 const QUEUE = process.env.INBOXD_QUEUE ?? 'agent.inbox';

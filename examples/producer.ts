@@ -6,7 +6,7 @@
  *   npm run example:producer -- 20                                   (20 tasks)
  *   npm run example:producer -- 1 45000        (1 task of 45 s: longer than the 30 s lease, which the agent extends)
  */
-import { createClient } from '../sdk/index.js';
+import { createClient } from '@inboxd/sdk';
 
 const ADDRESS = process.env.INBOXD_ADDRESS ?? '127.0.0.1:50051';
 const QUEUE = process.env.INBOXD_QUEUE ?? 'agent.inbox';

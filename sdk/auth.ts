@@ -16,7 +16,7 @@ import {
   type ApiKey as ProtoApiKey,
   type Grant as ProtoGrant,
   type AuditEvent as ProtoAuditEvent,
-} from './gen/inboxd/v1/auth.js';
+} from '@inboxd/proto/v1/auth';
 import type { CallOptions, Rpc } from './rpc.js';
 
 /**

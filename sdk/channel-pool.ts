@@ -1,7 +1,7 @@
 import { Channel, Metadata, connectivityState, type ChannelCredentials, type Client, type Interceptor, type ServiceError } from '@grpc/grpc-js';
-import { InboxClient } from './gen/inboxd/v1/inbox.js';
-import { QueuesClient } from './gen/inboxd/v1/queues.js';
-import { AuthClient } from './gen/inboxd/v1/auth.js';
+import { InboxClient } from '@inboxd/proto/v1/inbox';
+import { QueuesClient } from '@inboxd/proto/v1/queues';
+import { AuthClient } from '@inboxd/proto/v1/auth';
 import { InboxdError } from './errors.js';
 
 /** One HTTP/2 connection (a grpc-js channel with its own subchannel) and the clients on it. */

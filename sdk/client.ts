@@ -1,5 +1,5 @@
 import type { ChannelCredentials } from '@grpc/grpc-js';
-import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from './gen/inboxd/v1/inbox.js';
+import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from '@inboxd/proto/v1/inbox';
 import { ChannelPool } from './channel-pool.js';
 import { Rpc, type CallOptions } from './rpc.js';
 import { RetryBudget } from './retry.js';

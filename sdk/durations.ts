@@ -1,4 +1,4 @@
-import type { Duration as ProtoDuration } from './gen/google/protobuf/duration.js';
+import type { Duration as ProtoDuration } from '@inboxd/proto/google/protobuf/duration';
 
 /** A duration: milliseconds as a number, or a string such as '250ms', '30s', '5m', '1h'. */
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h'}`;

@@ -1,4 +1,4 @@
-/** The inboxd TypeScript SDK: `import { createClient } from 'inboxd/sdk'`. */
+/** The inboxd TypeScript SDK: `import { createClient } from '@inboxd/sdk'`. */
 export { createClient, InboxdClient, type CreateClientOptions, type LeaseOptions } from './client.js';
 export { InboxdError, Code } from './errors.js';
 export { Publisher, type Payload, type SendOptions } from './publisher.js';
@@ -17,7 +17,7 @@ export {
   type CreatePrincipalOptions,
   type AuditEventsOptions,
 } from './auth.js';
-export type { TlsOptions } from './credentials.js';
+export { checkApiKey, channelCredentials, bearerInterceptor, type TlsOptions } from './credentials.js';
 export { TopicAdmin, type TopicInfo, type PublishedCopy } from './topics.js';
 export { MessageBrowser, type MessageState, type MessageInfo, type StoredMessage, type DeadLetterOrigin, type ListMessagesOptions, type MessagePage } from './messages.js';
 export { DEFAULT_REQUEST_TIMEOUT, type RequestOptions } from './request-reply.js';

@@ -1,5 +1,5 @@
-import { ListMessagesRequest, GetMessageRequest } from './gen/inboxd/v1/inbox.js';
-import { MessageState as ProtoState, type MessageInfo as ProtoInfo, type Message as ProtoMessage } from './gen/inboxd/v1/message.js';
+import { ListMessagesRequest, GetMessageRequest } from '@inboxd/proto/v1/inbox';
+import { MessageState as ProtoState, type MessageInfo as ProtoInfo, type Message as ProtoMessage } from '@inboxd/proto/v1/message';
 import type { CallOptions, Rpc } from './rpc.js';
 
 /** Where a message stands. */

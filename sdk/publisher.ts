@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Message } from './gen/inboxd/v1/message.js';
-import { SendRequest } from './gen/inboxd/v1/inbox.js';
+import { Message } from '@inboxd/proto/v1/message';
+import { SendRequest } from '@inboxd/proto/v1/inbox';
 import { InboxdError, Code } from './errors.js';
 import { toMs, type Duration } from './durations.js';
 import type { PublisherOptions } from './default-options.js';

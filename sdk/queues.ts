@@ -10,7 +10,7 @@ import {
   OverflowPolicy,
   QueueConfig as ProtoQueueConfig,
   type Queue as ProtoQueue,
-} from './gen/inboxd/v1/queues.js';
+} from '@inboxd/proto/v1/queues';
 import { InboxdError, Code } from './errors.js';
 import { toProto, fromProto, type Duration } from './durations.js';
 import type { CallOptions, Rpc } from './rpc.js';

@@ -1,4 +1,4 @@
-import type { Delivery } from './gen/inboxd/v1/message.js';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import type { Duration } from './durations.js';
 import type { Payload, SendOptions } from './publisher.js';
 import { InboxdError, Code } from './errors.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CreateQueueRequest, DeleteQueueRequest } from './gen/inboxd/v1/queues.js';
+import { CreateQueueRequest, DeleteQueueRequest } from '@inboxd/proto/v1/queues';
 import { InboxdError, Code } from './errors.js';
 import { toMs, toProto, type Duration } from './durations.js';
 import type { Payload, SendOptions } from './publisher.js';

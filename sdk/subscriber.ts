@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { SubscribeRequest, type SubscribeResponse, type SettleResults } from './gen/inboxd/v1/inbox.js';
+import { SubscribeRequest, type SubscribeResponse, type SettleResults } from '@inboxd/proto/v1/inbox';
 import { InboxdError, Code } from './errors.js';
 import { toMs, toProto, type Duration } from './durations.js';
 import { backoffMs, STREAM_RETRYABLE } from './retry.js';

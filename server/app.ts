@@ -2,11 +2,12 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { Logger } from 'pino';
-import { InboxService } from '../sdk/gen/inboxd/v1/inbox.js';
-import { QueuesService } from '../sdk/gen/inboxd/v1/queues.js';
-import { AuthService } from '../sdk/gen/inboxd/v1/auth.js';
+import { InboxService } from '@inboxd/proto/v1/inbox';
+import { QueuesService } from '@inboxd/proto/v1/queues';
+import { AuthService } from '@inboxd/proto/v1/auth';
 import { readFileSync } from 'node:fs';
 import { Auth, type AuthMode } from './auth/auth.js';
 import { authService } from './transport/auth-service.js';
@@ -76,10 +77,9 @@ function serverCredentials(opts: AppOptions): ServerCredentials {
   return ServerCredentials.createSsl(ca, [pair], ca !== null);
 }
 
-/** Where proto/ is, from server/ in the source tree or dist/server/ in a build. */
+/** The .proto files (for reflection) ship in the contract package, @inboxd/proto, beside its generated code. */
 function protoDir(): string {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  return here.includes('/dist/') ? fileURLToPath(new URL('../../proto', import.meta.url)) : fileURLToPath(new URL('../proto', import.meta.url));
+  return path.dirname(createRequire(import.meta.url).resolve('@inboxd/proto/package.json'));
 }
 
 /** `metrics`: a registry to count into (serve() passes one with process metrics); else a new one. */

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
+import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
 import { createDatabase, spawnServer, waitFor, type ServerProcess } from './support/harness.js';
 import { runCli, type CliResult } from './support/cli.js';
 import { rejection } from './support/expect.js';

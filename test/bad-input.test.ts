@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import http2 from 'node:http2';
-import { SendRequest, LeaseRequest, NackRequest } from '../sdk/gen/inboxd/v1/inbox.js';
-import { UpdateQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
+import { SendRequest, LeaseRequest, NackRequest } from '@inboxd/proto/v1/inbox';
+import { UpdateQueueRequest } from '@inboxd/proto/v1/queues';
 import { createDatabase, startServer, call, dur } from './support/harness.js';
 
 type Srv = Awaited<ReturnType<typeof startServer>>;

@@ -10,11 +10,11 @@ import {
   ListMessagesRequest,
   GetMessageRequest,
   type ListMessagesResponse,
-} from '../sdk/gen/inboxd/v1/inbox.js';
-import { MessageState, type Message, type MessageInfo } from '../sdk/gen/inboxd/v1/message.js';
-import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig } from '../sdk/gen/inboxd/v1/queues.js';
-import type { Duration } from '../sdk/gen/google/protobuf/duration.js';
-import { createClient, InboxdError, Code, type InboxdClient } from '../sdk/index.js';
+} from '@inboxd/proto/v1/inbox';
+import { MessageState, type Message, type MessageInfo } from '@inboxd/proto/v1/message';
+import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig } from '@inboxd/proto/v1/queues';
+import type { Duration } from '@inboxd/proto/google/protobuf/duration';
+import { createClient, InboxdError, Code, type InboxdClient } from '@inboxd/sdk';
 import { expectStatus, counts } from './support/expect.js';
 import { createDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
 

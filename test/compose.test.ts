@@ -11,7 +11,7 @@ import { ROOT } from './support/harness.js';
 import { runCli } from './support/cli.js';
 
 const read = (f: string) => fs.readFileSync(`${ROOT}/${f}`, 'utf8');
-const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; bin: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; bin: Record<string, string>; workspaces: string[] };
 
 interface Service {
   image?: string;
@@ -177,10 +177,20 @@ describe('Dockerfile', () => {
     expect(pkg.scripts.start).toBe(`npm run build --silent && ${cmd.join(' ')}`);
   });
 
-  it('copies every source directory the build compiles', () => {
-    const tsconfig = JSON.parse(read('tsconfig.build.json')) as { include: string[] };
+  it('copies every source directory the build compiles, the workspace packages it references, and no bench, example or test', () => {
+    const tsconfig = JSON.parse(read('tsconfig.build.json')) as { include: string[]; references: { path: string }[] };
     const copied = of('COPY').map(i => i.split(/\s+/).slice(1, -1).join(' '));
     for (const dir of tsconfig.include.filter(d => fs.existsSync(`${ROOT}/${d}`))) expect(copied, dir).toContain(dir);
-    for (const f of ['package.json package-lock.json', 'tsconfig.json tsconfig.build.json buf.gen.yaml']) expect(copied).toContain(f);
+    for (const ref of tsconfig.references.map(r => r.path.replace(/^\.\//, ''))) {
+      expect(copied, ref).toContain(ref);
+      // npm install sees every workspace's manifest before the sources arrive.
+      expect(copied, ref).toContain(`${ref}/package.json`);
+    }
+    expect(pkg.workspaces).toEqual(tsconfig.references.map(r => r.path.replace(/^\.\//, '')));
+    for (const f of ['package.json package-lock.json', 'tsconfig.base.json tsconfig.json tsconfig.build.json buf.gen.yaml']) expect(copied).toContain(f);
+    for (const dir of ['bench', 'examples', 'test']) {
+      expect(tsconfig.include).not.toContain(dir);
+      expect(copied.filter(c => c.split(/\s+/).some(p => p === dir || p.startsWith(`${dir}/`)))).toEqual([]);
+    }
   });
 });

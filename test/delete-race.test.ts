@@ -5,7 +5,7 @@
  * another call deleted).
  */
 import { it, expect } from 'vitest';
-import { createClient, Code, type InboxdError } from '../sdk/index.js';
+import { createClient, Code, type InboxdError } from '@inboxd/sdk';
 import { createDatabase, startServer } from './support/harness.js';
 
 it('sends racing the deletion of their queue end OK or NOT_FOUND, never INTERNAL', async () => {

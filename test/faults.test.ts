@@ -1,9 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import net from 'node:net';
-import { LeaseRequest, SendRequest, SubscribeRequest, type SubscribeResponse } from '../sdk/gen/inboxd/v1/inbox.js';
-import { CreateQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
-import { createClient, type InboxdClient } from '../sdk/index.js';
+import { LeaseRequest, SendRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
+import { createClient, type InboxdClient } from '@inboxd/sdk';
 import { ChaosPostgres } from '../bench/chaos/postgres.js';
 import { call, connect, dur, sleep, spawnServer, waitFor, type Clients, type ServerProcess } from './support/harness.js';
 import { freePort } from '../bench/lib/postgres.js';

@@ -9,10 +9,10 @@ import {
   ExtendLeaseRequest,
   type SendResponse,
   type LeaseResponse,
-} from '../sdk/gen/inboxd/v1/inbox.js';
-import type { Message } from '../sdk/gen/inboxd/v1/message.js';
-import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueStats } from '../sdk/gen/inboxd/v1/queues.js';
-import type { Duration } from '../sdk/gen/google/protobuf/duration.js';
+} from '@inboxd/proto/v1/inbox';
+import type { Message } from '@inboxd/proto/v1/message';
+import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueStats } from '@inboxd/proto/v1/queues';
+import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import { expectStatus, counts, ZERO } from './support/expect.js';
 import { LeaseTokens } from '../server/queue/lease-token.js';
 import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';

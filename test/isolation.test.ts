@@ -1,10 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { LeaseRequest, SubscribeRequest } from '../sdk/gen/inboxd/v1/inbox.js';
-import { createClient, type InboxdClient } from '../sdk/index.js';
+import { LeaseRequest, SubscribeRequest } from '@inboxd/proto/v1/inbox';
+import { createClient, type InboxdClient } from '@inboxd/sdk';
 import http2 from 'node:http2';
-import { SendRequest } from '../sdk/gen/inboxd/v1/inbox.js';
+import { SendRequest } from '@inboxd/proto/v1/inbox';
 import { createDatabase, startServer, spawnServer, connect, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
 
 type Srv = Awaited<ReturnType<typeof startServer>>;

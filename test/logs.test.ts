@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '../sdk/gen/inboxd/v1/inbox.js';
+import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import { startApp } from '../server/app.js';
 import { createLogger } from '../server/logger.js';
 import { createDatabase, spawnServer, connect, call, testOptions, waitFor, ROOT } from './support/harness.js';

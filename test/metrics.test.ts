@@ -4,8 +4,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, NackRequest, SubscribeRequest, type SubscribeResponse } from '../sdk/gen/inboxd/v1/inbox.js';
-import { CreateQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
+import { SendRequest, LeaseRequest, NackRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
 import { createDatabase, spawnServer, connect, call, dur, waitFor, type ServerProcess, type Clients } from './support/harness.js';
 
 /** Samples of a Prometheus text exposition: name, labels, value. */

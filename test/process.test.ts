@@ -2,8 +2,8 @@ import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '../sdk/gen/inboxd/v1/inbox.js';
-import type { Delivery } from '../sdk/gen/inboxd/v1/message.js';
+import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import { createDatabase, spawnServer, connect, call, dur, sleep, ROOT, type ServerProcess, type Clients } from './support/harness.js';
 
 /** Runs the built server to its exit with extra environment; returns its exit code and output. */

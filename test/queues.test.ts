@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse } from '../sdk/gen/inboxd/v1/inbox.js';
-import type { Message } from '../sdk/gen/inboxd/v1/message.js';
+import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse } from '@inboxd/proto/v1/inbox';
+import type { Message } from '@inboxd/proto/v1/message';
 import {
   CreateQueueRequest,
   OverflowPolicy,
@@ -13,8 +13,8 @@ import {
   type QueueConfig,
   type QueueStats,
   type Queue,
-} from '../sdk/gen/inboxd/v1/queues.js';
-import type { Duration } from '../sdk/gen/google/protobuf/duration.js';
+} from '@inboxd/proto/v1/queues';
+import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import { expectStatus, counts, ZERO } from './support/expect.js';
 import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';
 

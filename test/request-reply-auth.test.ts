@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { createClient, Code, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
+import { createClient, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
 import { createDatabase, startServer, waitFor } from './support/harness.js';
 import { rejection } from './support/expect.js';
 
@@ -80,14 +80,14 @@ describe('request/reply with auth', () => {
     // Mallory asks, naming the asker's reply queue as reply_to: the responder's reply is refused,
     // since the request did not come from the queue's owner.
     await mallory.send('svc.requests', 'forward this to asker', { replyTo: replyQueue });
-    const [fromMallory] = await responder.lease('svc.requests', { max: 1 });
+    const [fromMallory] = await responder.lease('svc.requests', { max: 1, wait: '5s' });
     expect(fromMallory.sender).toBe('mallory');
     expect((await rejection(fromMallory.reply('spoofed'))).code).toBe(Code.PERMISSION_DENIED);
     await fromMallory.ack();
 
     // Mallory cannot use the responder's lease token of a genuine request either.
     await asker.send('svc.requests', 'genuine', { replyTo: replyQueue });
-    const [genuine] = await responder.lease('svc.requests', { max: 1 });
+    const [genuine] = await responder.lease('svc.requests', { max: 1, wait: '5s' });
     expect((await rejection(mallory.send(replyQueue, 'spoofed', { inReplyToLeaseToken: genuine.leaseToken }))).code).toBe(Code.PERMISSION_DENIED);
     // The responder's own genuine reply goes through, and nothing spoofed reached the queue.
     await genuine.reply('real answer');

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createClient, Code, type InboxdClient, type ReceivedMessage, type Subscriber } from '../sdk/index.js';
-import { GetQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
+import { createClient, Code, type InboxdClient, type ReceivedMessage, type Subscriber } from '@inboxd/sdk';
+import { GetQueueRequest } from '@inboxd/proto/v1/queues';
 import { createDatabase, startServer, call, sleep, waitFor } from './support/harness.js';
 import { rejection } from './support/expect.js';
 

@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
+import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
 import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';
 
 describe('SDK: queue semantics', () => {

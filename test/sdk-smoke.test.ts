@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createClient, type InboxdClient } from '../sdk/index.js';
+import { createClient, type InboxdClient } from '@inboxd/sdk';
 import { createDatabase, startServer } from './support/harness.js';
 
 describe('sdk smoke', () => {

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage, type Subscriber, type Handler, type SubscriberOptions } from '../sdk/index.js';
+import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage, type Subscriber, type Handler, type SubscriberOptions } from '@inboxd/sdk';
 import type { PooledChannel } from '../sdk/channel-pool.js';
 import { connectionsTo } from './support/net.js';
 import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';

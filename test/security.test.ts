@@ -22,7 +22,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { Client, Metadata, credentials, status, type CallOptions, type ClientDuplexStream, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { createClient, InboxdError, Code, type InboxdClient, type CreateClientOptions } from '../sdk/index.js';
+import { createClient, InboxdError, Code, type InboxdClient, type CreateClientOptions } from '@inboxd/sdk';
 import {
   InboxClient,
   InboxService,
@@ -38,10 +38,10 @@ import {
   type SendStreamResponse,
   type SendResponse,
   type LeaseResponse,
-} from '../sdk/gen/inboxd/v1/inbox.js';
-import { QueuesClient, QueuesService, ListQueuesRequest, ListTopicsRequest, type ListQueuesResponse, type ListTopicsResponse } from '../sdk/gen/inboxd/v1/queues.js';
-import { AuthClient, AuthService, ListAuditEventsRequest, type ListAuditEventsResponse } from '../sdk/gen/inboxd/v1/auth.js';
-import type { Delivery } from '../sdk/gen/inboxd/v1/message.js';
+} from '@inboxd/proto/v1/inbox';
+import { QueuesClient, QueuesService, ListQueuesRequest, ListTopicsRequest, type ListQueuesResponse, type ListTopicsResponse } from '@inboxd/proto/v1/queues';
+import { AuthClient, AuthService, ListAuditEventsRequest, type ListAuditEventsResponse } from '@inboxd/proto/v1/auth';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import { createDatabase, startServer, waitFor, sleep, dur } from './support/harness.js';
 import { makeTlsFiles } from './support/tls.js';
 import {

@@ -7,8 +7,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse, type LeaseResponse } from '../sdk/gen/inboxd/v1/inbox.js';
-import type { Message } from '../sdk/gen/inboxd/v1/message.js';
+import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse, type LeaseResponse } from '@inboxd/proto/v1/inbox';
+import type { Message } from '@inboxd/proto/v1/message';
 import {
   CreateQueueRequest,
   DeleteQueueRequest,
@@ -18,7 +18,7 @@ import {
   UpdateQueueRequest,
   type QueueConfig,
   type QueueStats,
-} from '../sdk/gen/inboxd/v1/queues.js';
+} from '@inboxd/proto/v1/queues';
 import { expectStatus, counts } from './support/expect.js';
 import { createDatabase, startServer, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { SendStreamRequest, type SendStreamResponse, LeaseRequest } from '../sdk/gen/inboxd/v1/inbox.js';
+import { SendStreamRequest, type SendStreamResponse, LeaseRequest } from '@inboxd/proto/v1/inbox';
 import { createDatabase, startServer, call, dur } from './support/harness.js';
 
 describe('SendStream', () => {

@@ -9,9 +9,9 @@ import {
   type InboxClient,
   type SubscribeResponse,
   type SettleResults,
-} from '../sdk/gen/inboxd/v1/inbox.js';
-import type { Delivery } from '../sdk/gen/inboxd/v1/message.js';
-import { CreateQueueRequest } from '../sdk/gen/inboxd/v1/queues.js';
+} from '@inboxd/proto/v1/inbox';
+import type { Delivery } from '@inboxd/proto/v1/message';
+import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
 import { createDatabase, startServer, call, dur, sleep, waitFor } from './support/harness.js';
 
 /**

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import * as jose from 'jose';
-import { createClient, Code, type InboxdClient } from '../sdk/index.js';
+import { createClient, Code, type InboxdClient } from '@inboxd/sdk';
 import { createDatabase, startServer } from './support/harness.js';
 import { runCli } from './support/cli.js';
 import { makeTlsFiles, type TlsFiles } from './support/tls.js';

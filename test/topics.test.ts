@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, PublishRequest, GetMessageRequest, type PublishResponse } from '../sdk/gen/inboxd/v1/inbox.js';
-import type { Message } from '../sdk/gen/inboxd/v1/message.js';
+import { SendRequest, LeaseRequest, PublishRequest, GetMessageRequest, type PublishResponse } from '@inboxd/proto/v1/inbox';
+import type { Message } from '@inboxd/proto/v1/message';
 import {
   CreateQueueRequest,
   DeleteQueueRequest,
@@ -12,8 +12,8 @@ import {
   GetQueueStatsRequest,
   type QueueConfig,
   type Topic,
-} from '../sdk/gen/inboxd/v1/queues.js';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '../sdk/index.js';
+} from '@inboxd/proto/v1/queues';
+import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
 import { expectStatus, counts } from './support/expect.js';
 import { createDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
 

@@ -1,7 +1,7 @@
 import type { ChaosPostgres } from './postgres.js';
 import { InboxdServer, type Crash, type ServerOptions } from './server.js';
 import type { Counts } from './ledger.js';
-import type { Duration } from '../../sdk/index.js';
+import type { Duration } from '@inboxd/sdk';
 import { Workload, codeName, type WorkloadOptions } from './workload.js';
 import { progress } from './util.js';
 

@@ -6,7 +6,7 @@
  *
  *   node dist/bench/chaos/subscriber-child.js <host:port> <queue> <maxOutstanding>
  */
-import { createClient } from '../../sdk/index.js';
+import { createClient } from '@inboxd/sdk';
 
 const [address, queue, max] = process.argv.slice(2);
 const client = createClient({ address });

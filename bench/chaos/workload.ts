@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createClient, Code, InboxdError, type InboxdClient, type Publisher, type Subscriber, type SubscriberOptions, type ReceivedMessage } from '../../sdk/index.js';
+import { createClient, Code, InboxdError, type InboxdClient, type Publisher, type Subscriber, type SubscriberOptions, type ReceivedMessage } from '@inboxd/sdk';
 import { Ledger } from './ledger.js';
 import { sleep, waitFor, withTimeout } from './util.js';
 

@@ -1,4 +1,4 @@
-import type { Verb } from '../../sdk/index.js';
+import type { Verb } from '@inboxd/sdk';
 import { encodeCase, rpcOf, type FuzzCase, type FuzzContext, type RpcCase } from './arbitraries.js';
 import { AUTH_NAMES, userMay, userSees, type CredClass } from './auth.js';
 import { decodeTyped } from './schema.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { createClient, type InboxdClient, type Verb } from '../../sdk/index.js';
+import { createClient, type InboxdClient, type Verb } from '@inboxd/sdk';
 
 /**
  * The auth-required run (run.ts, phase fuzz_auth): a server with INBOXD_AUTH=required and a random

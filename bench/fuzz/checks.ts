@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { createClient } from '../../sdk/index.js';
+import { createClient } from '@inboxd/sdk';
 import { RawClient } from './raw-client.js';
 
 /**

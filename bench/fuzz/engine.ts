@@ -1,6 +1,6 @@
 import grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import type { InboxdClient } from '../../sdk/index.js';
+import type { InboxdClient } from '@inboxd/sdk';
 import { caseArb, caseJson, encodeCase, rpcOf, type FuzzCase, type FuzzContext } from './arbitraries.js';
 import { AUTH_NAMES, classifyCred, credLabel, needsRawPath, refreshAuth, refreshPrincipalsAuthOff, resolveCred, type AuthSecrets } from './auth.js';
 import { judgeAuth, type AuthVerdict } from './auth-checks.js';

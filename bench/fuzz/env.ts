@@ -1,7 +1,7 @@
 import { ChaosPostgres } from '../chaos/postgres.js';
 import { InboxdServer, type Crash } from '../chaos/server.js';
 import { freePort, withTimeout } from '../chaos/util.js';
-import { createClient, type InboxdClient } from '../../sdk/index.js';
+import { createClient, type InboxdClient } from '@inboxd/sdk';
 
 /**
  * The fuzz suite's world, from the chaos suite's parts: one Postgres of its own (ChaosPostgres, a

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createClient, type CreateClientOptions } from '../../sdk/index.js';
+import { createClient, type CreateClientOptions } from '@inboxd/sdk';
 import { spawnInboxd } from '../lib/server-process.js';
 import { percentiles, rate, type Result } from '../lib/report.js';
 import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';

@@ -1,4 +1,4 @@
-import { createClient, type Subscriber } from '../../sdk/index.js';
+import { createClient, type Subscriber } from '@inboxd/sdk';
 import { spawnInboxd } from '../lib/server-process.js';
 import { percentiles, rate, type Result } from '../lib/report.js';
 import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';

@@ -1,4 +1,4 @@
-import { createClient } from '../../sdk/index.js';
+import { createClient } from '@inboxd/sdk';
 import { spawnInboxd } from '../lib/server-process.js';
 import { percentiles, rate, type Result } from '../lib/report.js';
 import { stampedPayload, stampOf, type Ctx } from '../lib/context.js';

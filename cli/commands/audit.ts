@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { AuditEventInfo } from '../../sdk/index.js';
+import type { AuditEventInfo } from '@inboxd/sdk';
 import { withClient, withClientOptions, parseCount, type ClientFlags } from '../client.js';
 import { print, table } from '../output.js';
 

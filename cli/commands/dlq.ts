@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
 import { Metadata, status as Status, type Client, type ServiceError } from '@grpc/grpc-js';
-import { InboxdError, type InboxdClient } from '../../sdk/index.js';
-import type { MessageInfo } from '../../sdk/gen/inboxd/v1/message.js';
-import type { RedriveFailure } from '../../sdk/gen/inboxd/v1/queues.js';
+import { InboxdError, type InboxdClient } from '@inboxd/sdk';
+import type { MessageInfo } from '@inboxd/proto/v1/message';
+import type { RedriveFailure } from '@inboxd/proto/v1/queues';
 import { withClient, withClientOptions, parseCount, type ClientFlags } from '../client.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { print, table, preview, payloadJson } from '../output.js';

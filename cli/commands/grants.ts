@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { VERBS, type GrantInfo, type Verb } from '../../sdk/index.js';
+import { VERBS, type GrantInfo, type Verb } from '@inboxd/sdk';
 import { withClient, withClientOptions, type ClientFlags } from '../client.js';
 import { print, table } from '../output.js';
 

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { Client, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
-import { InboxdError } from '../../sdk/index.js';
-import { channelCredentials, bearerInterceptor } from '../../sdk/credentials.js';
+import { InboxdError, channelCredentials, bearerInterceptor } from '@inboxd/sdk';
 import { withClientOptions, credentialsOf, type ClientFlags } from '../client.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { print } from '../output.js';

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import type { ApiKeyInfo } from '../../sdk/index.js';
+import type { ApiKeyInfo } from '@inboxd/sdk';
 import { withClient, withClientOptions, parseDuration, type ClientFlags } from '../client.js';
 import { print, table } from '../output.js';
 

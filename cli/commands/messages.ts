@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { ReceivedMessage } from '../../sdk/index.js';
+import type { ReceivedMessage } from '@inboxd/sdk';
 import { withClient, withClientOptions, parseDuration, parseCount, type ClientFlags } from '../client.js';
 import { print, table, preview, payloadJson } from '../output.js';
 

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import type { PrincipalInfo } from '../../sdk/index.js';
+import type { PrincipalInfo } from '@inboxd/sdk';
 import { withClient, withClientOptions, parseCount, type ClientFlags } from '../client.js';
 import { print, table } from '../output.js';
 

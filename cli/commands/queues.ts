@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import type { QueueInfo, QueueStats, QueueConfig, Overflow } from '../../sdk/index.js';
+import type { QueueInfo, QueueStats, QueueConfig, Overflow } from '@inboxd/sdk';
 import { withClient, withClientOptions, parseDuration, parseCount, type ClientFlags } from '../client.js';
 import { print, table, formatDuration, formatAge } from '../output.js';
 

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import fs from 'node:fs';
-import type { SendOptions } from '../../sdk/index.js';
+import type { SendOptions } from '@inboxd/sdk';
 import { withClient, withClientOptions, parseDuration, type ClientFlags } from '../client.js';
 import { usage } from '../exit-codes.js';
 import { print } from '../output.js';

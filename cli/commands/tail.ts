@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { InboxdError, type ReceivedMessage } from '../../sdk/index.js';
+import { InboxdError, type ReceivedMessage } from '@inboxd/sdk';
 import { connect, withClientOptions, parseDuration, parseCount, type ClientFlags } from '../client.js';
 import { printLine, preview } from '../output.js';
 import { messageJson } from './messages.js';

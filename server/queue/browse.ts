@@ -1,5 +1,5 @@
 import type { PgBoss } from 'pg-boss';
-import { MessageState, type MessageInfo, type DeadLetterOrigin } from '../../sdk/gen/inboxd/v1/message.js';
+import { MessageState, type MessageInfo, type DeadLetterOrigin } from '@inboxd/proto/v1/message';
 import { invalid, notFound } from '../errors.js';
 import * as sql from './sql.js';
 import { toMessage, type StoredMessage } from './codec.js';

@@ -1,8 +1,8 @@
 import { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import type { Message, Delivery } from '../../sdk/gen/inboxd/v1/message.js';
-import type { SendResult } from '../../sdk/gen/inboxd/v1/inbox.js';
-import type { RedriveFailure } from '../../sdk/gen/inboxd/v1/queues.js';
+import type { Message, Delivery } from '@inboxd/proto/v1/message';
+import type { SendResult } from '@inboxd/proto/v1/inbox';
+import type { RedriveFailure } from '@inboxd/proto/v1/queues';
 import { status } from '@grpc/grpc-js';
 import { notFound } from '../errors.js';
 import * as sql from './sql.js';

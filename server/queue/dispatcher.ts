@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { MessageStore } from './message-store.js';
 import type { Wakeups } from './wakeups.js';
 import type { Subscription } from './subscription.js';
-import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import { WriteBuffers } from './write-buffers.js';
 import { isConnectionError, isQueueNotFound, notFound } from '../errors.js';
 

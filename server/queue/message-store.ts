@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Database } from './database.js';
 import { status } from '@grpc/grpc-js';
-import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import * as sql from './sql.js';
 import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT } from './lease-token.js';
 import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';

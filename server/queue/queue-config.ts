@@ -1,5 +1,5 @@
 import type { Queue as BossQueue } from 'pg-boss';
-import { OverflowPolicy, type QueueConfig } from '../../sdk/gen/inboxd/v1/queues.js';
+import { OverflowPolicy, type QueueConfig } from '@inboxd/proto/v1/queues';
 
 export type Overflow = 'reject' | 'drop_oldest' | 'drop_newest';
 

@@ -1,4 +1,4 @@
-import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import type { StoredMessage } from './codec.js';
 
 /**

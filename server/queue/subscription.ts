@@ -1,4 +1,4 @@
-import type { Delivery } from '../../sdk/gen/inboxd/v1/message.js';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import { chunkDeliveries } from './response-budget.js';
 import { STREAM_BUFFER_BYTES, type WriteBuffers } from './write-buffers.js';
 

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
-import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
-import type { SendResult } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { Message } from '@inboxd/proto/v1/message';
+import type { SendResult } from '@inboxd/proto/v1/inbox';
 import { status } from '@grpc/grpc-js';
 import { InboxdError, isQueueNotFound, notFound } from '../errors.js';
 import * as sql from './sql.js';

@@ -4,7 +4,7 @@ import {
   type ApiKey,
   type Grant,
   type Principal,
-} from '../../sdk/gen/inboxd/v1/auth.js';
+} from '@inboxd/proto/v1/auth';
 import type { QueueCore } from '../queue/core.js';
 import * as sql from '../queue/sql.js';
 import { alreadyExists, invalid, notFound } from '../errors.js';

@@ -1,4 +1,4 @@
-import type { ListMessagesRequest, ListMessagesResponse, GetMessageRequest, GetMessageResponse } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { ListMessagesRequest, ListMessagesResponse, GetMessageRequest, GetMessageResponse } from '@inboxd/proto/v1/inbox';
 import type { QueueCore } from '../queue/core.js';
 import { browseState } from '../queue/browse.js';
 import { invalid } from '../errors.js';

@@ -1,6 +1,6 @@
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import type { InboxServer, SendStreamRequest, SendStreamResponse } from '../../sdk/gen/inboxd/v1/inbox.js';
-import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
+import type { InboxServer, SendStreamRequest, SendStreamResponse } from '@inboxd/proto/v1/inbox';
+import type { Message } from '@inboxd/proto/v1/message';
 import type { Caller, CallInfo } from '../auth/auth.js';
 import type { QueueCore } from '../queue/core.js';
 import type { TokenOutcome } from '../queue/message-store.js';

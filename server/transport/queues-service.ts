@@ -1,4 +1,4 @@
-import { QueueConfig, type QueuesServer, type Queue } from '../../sdk/gen/inboxd/v1/queues.js';
+import { QueueConfig, type QueuesServer, type Queue } from '@inboxd/proto/v1/queues';
 import type { QueueCore } from '../queue/core.js';
 import type { QueueInfo } from '../queue/queue-registry.js';
 import { QUEUE_DEFAULTS, overflowFromProto, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';

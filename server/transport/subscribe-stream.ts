@@ -1,5 +1,5 @@
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import type { SubscribeRequest, SubscribeResponse, SettleResults } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { SubscribeRequest, SubscribeResponse, SettleResults } from '@inboxd/proto/v1/inbox';
 import type { QueueCore } from '../queue/core.js';
 import type { TokenOutcome } from '../queue/message-store.js';
 import { Subscription, type FlowLimits } from '../queue/subscription.js';

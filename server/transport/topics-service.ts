@@ -1,4 +1,4 @@
-import type { PublishRequest, PublishResponse } from '../../sdk/gen/inboxd/v1/inbox.js';
+import type { PublishRequest, PublishResponse } from '@inboxd/proto/v1/inbox';
 import type {
   AddTopicSubscriptionRequest,
   AddTopicSubscriptionResponse,
@@ -6,7 +6,7 @@ import type {
   RemoveTopicSubscriptionResponse,
   ListTopicsRequest,
   ListTopicsResponse,
-} from '../../sdk/gen/inboxd/v1/queues.js';
+} from '@inboxd/proto/v1/queues';
 import type { QueueCore } from '../queue/core.js';
 import { invalid } from '../errors.js';
 import { filteredPage } from './pages.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Duration } from '../../sdk/gen/google/protobuf/duration.js';
-import type { Message } from '../../sdk/gen/inboxd/v1/message.js';
+import type { Duration } from '@inboxd/proto/google/protobuf/duration';
+import type { Message } from '@inboxd/proto/v1/message';
 import { invalid } from '../errors.js';
 import { QUEUE_NAME } from '../queue/queue-name.js';
 

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import type { QueueStats } from '../../sdk/gen/inboxd/v1/queues.js';
-import { InboxdError } from '../../sdk/index.js';
+import type { QueueStats } from '@inboxd/proto/v1/queues';
+import { InboxdError } from '@inboxd/sdk';
 
 /** Awaits a call that must fail; returns its error. */
 export async function failure(p: Promise<unknown>): Promise<ServiceError> {

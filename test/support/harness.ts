@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { pino } from 'pino';
 import { inject } from 'vitest';
-import { InboxClient } from '../../sdk/gen/inboxd/v1/inbox.js';
-import { QueuesClient } from '../../sdk/gen/inboxd/v1/queues.js';
+import { InboxClient } from '@inboxd/proto/v1/inbox';
+import { QueuesClient } from '@inboxd/proto/v1/queues';
 import { startApp, type App, type AppOptions } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 

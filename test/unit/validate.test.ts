@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { Message } from '../../sdk/gen/inboxd/v1/message.js';
+import { Message } from '@inboxd/proto/v1/message';
 import * as v from '../../server/transport/validate.js';
 
 const bad = (fn: () => unknown, text: string) => expect(fn).toThrow(expect.objectContaining({ code: status.INVALID_ARGUMENT, message: expect.stringContaining(text) }));

@@ -1,4 +1,4 @@
-import type { InboxdClient, QueueConfig } from '../../../sdk/index.js';
+import type { InboxdClient, QueueConfig } from '@inboxd/sdk';
 import type { Context } from '../scenario.js';
 import type { InboxdServer } from '../server.js';
 import type { QueueLoad, Workload } from '../workload.js';

@@ -1,4 +1,4 @@
-import type { InboxdClient } from '../../../sdk/index.js';
+import type { InboxdClient } from '@inboxd/sdk';
 import { waitFor } from '../../chaos/util.js';
 import type { Scenario } from './types.js';
 
