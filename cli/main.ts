@@ -6,11 +6,14 @@
  * asks for them. Tables for people, --json for scripts; exit codes in exit-codes.ts.
  */
 import { CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { EXIT, explain } from './exit-codes.js';
 import { DEFAULT_ADDRESS } from './client.js';
 import { buildProgram } from './program.js';
 
-const program = buildProgram();
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = buildProgram(pkg.version);
 
 let current: { address?: string; json?: boolean; apiKey?: string } = {};
 program.hook('preAction', (_root, action) => {

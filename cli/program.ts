@@ -3,7 +3,6 @@
  * process.argv with it, scripts/gen-docs.mjs renders docs/cli.md from it.
  */
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { serveCommand } from './commands/serve.js';
 import { healthCommand } from './commands/health.js';
 import { queuesCommand } from './commands/queues.js';
@@ -23,12 +22,11 @@ function configure(cmd: Command): void {
   for (const sub of cmd.commands) configure(sub);
 }
 
-/** The `inboxd` program with every command; parsing it runs the command named. */
-export function buildProgram(): Command {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+/** The `inboxd` program with every command (`version`: what --version prints); parsing it runs the command named. */
+export function buildProgram(version: string): Command {
   const program = new Command('inboxd')
     .description('Durable inboxes for services and AI agents, over gRPC, on Postgres.')
-    .version(pkg.version, '-V, --version')
+    .version(version, '-V, --version')
     .addCommand(serveCommand())
     .addCommand(healthCommand())
     .addCommand(queuesCommand())
