@@ -37,7 +37,7 @@ export interface Setting {
   help: string;
 }
 
-/** Every setting: one row each, the source of the README's configuration table. */
+/** Every setting: one row each, the source of docs/configuration.md's table (npm run docs). */
 export const SETTINGS: Setting[] = [
   { key: 'host', flag: 'host', env: 'INBOXD_HOST', kind: 'string', def: '127.0.0.1', help: 'Address to listen on (use 0.0.0.0 or :: for all interfaces).' },
   { key: 'port', flag: 'port', env: 'INBOXD_PORT', kind: 'int', def: '50051', min: 0, max: 65535, help: 'gRPC port; 0 picks a free one.' },

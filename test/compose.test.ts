@@ -1,7 +1,8 @@
 /**
  * docker-compose.yml and the Dockerfile, checked without a Docker engine: the compose file's
  * services, ports, environment, health checks and volumes; the Dockerfile's stages, user, health
- * check, and that the commands it runs are the project's own (package.json scripts, the README).
+ * check, and that the commands it runs are the project's own (package.json scripts, the README's
+ * quick start) and documented (docs/operations.md).
  */
 import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
@@ -175,6 +176,9 @@ describe('Dockerfile', () => {
     const cmd = jsonArgs(of('CMD')[0]);
     expect(cmd).toEqual(['node', pkg.bin.inboxd, 'serve']);
     expect(pkg.scripts.start).toBe(`npm run build --silent && ${cmd.join(' ')}`);
+    // docs/operations.md (Docker) names what the image builds with and runs.
+    const docker = read('docs/operations.md').split('## Docker')[1];
+    for (const c of ['npm install', 'npm run build', cmd.join(' ')]) expect(docker, c).toContain(`\`${c}\``);
   });
 
   it('copies every source directory the build compiles, the workspace packages it references, and no bench, example or test', () => {

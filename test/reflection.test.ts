@@ -1,9 +1,10 @@
 /**
  * What grpcurl does against inboxd with no local .proto files: list services, fetch descriptors
  * through server reflection (following imports), link them, and call methods with JSON bodies.
- * The JSON bodies and method names here are the ones the README shows with grpcurl.
+ * The JSON bodies and method names here are the ones docs/grpcurl.md shows with grpcurl (checked below).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
 import { Client, credentials } from '@grpc/grpc-js';
 import { createDatabase, startServer } from './support/harness.js';
 import { DescriptorSource, ReflectionClient, buildRoot, describeService, formatDuration, invokeJson, linkErrors, parseDuration, type Reflected } from './support/reflection-client.js';
@@ -151,6 +152,20 @@ describe('server reflection (grpcurl without .proto files)', () => {
     const one = await invokeJson(client, health, 'grpc.health.v1.Health/Check', body);
     show(`grpcurl -plaintext -d '${JSON.stringify(body)}' 127.0.0.1:50051 grpc.health.v1.Health/Check`, one);
     expect(one).toEqual({ status: 'SERVING' });
+  });
+
+  it('makes the calls docs/grpcurl.md shows, with the same bodies', () => {
+    const page = fs.readFileSync(new URL('../docs/grpcurl.md', import.meta.url), 'utf8');
+    const calls: [string, unknown][] = [
+      ['inboxd.v1.Queues/CreateQueue', { name: 'demo' }],
+      ['inboxd.v1.Inbox/Send', { messages: [{ queue: 'demo', payload: 'aGVsbG8=', contentType: 'text/plain', headers: { trace: 'abc' } }] }],
+      ['inboxd.v1.Inbox/Lease', { queue: 'demo', maxMessages: 10, visibilityTimeout: '30s' }],
+      ['inboxd.v1.Queues/GetQueueStats', { name: 'demo' }],
+      ['grpc.health.v1.Health/Check', { service: 'inboxd.v1.Inbox' }],
+    ];
+    for (const [method, body] of calls) expect(page, method).toContain(`-d '${JSON.stringify(body)}'`);
+    for (const [method] of calls) expect(page).toContain(method);
+    expect(page).toContain('inboxd.v1.Inbox/Ack');
   });
 
   it('maps Duration strings the way protojson does', () => {
