@@ -239,8 +239,10 @@ export class AuthAdmin {
   }
 
   /** Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. */
-  async deletePrincipal(name: string, options?: CallOptions): Promise<void> {
-    await this.rpc.call(c => [c.auth, c.auth.deletePrincipal], DeletePrincipalRequest.fromPartial({ name }), options);
+  async deletePrincipal(name: string, options?: CallOptions & { allowMissing?: boolean }): Promise<void> {
+    // NOT_FOUND when there is none, unless allowMissing; a retry after a lost answer asks for it.
+    const req = (attempt: number) => DeletePrincipalRequest.fromPartial({ name, allowMissing: options?.allowMissing || attempt > 1 });
+    await this.rpc.call(c => [c.auth, c.auth.deletePrincipal], req, options);
   }
 
   /**

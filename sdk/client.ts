@@ -1,4 +1,4 @@
-import type { ChannelCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
 import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from '@inboxd/proto/v1/inbox';
 import { ChannelPool } from './channel-pool.js';
 import { Rpc, type CallOptions } from './rpc.js';
@@ -34,6 +34,8 @@ export interface CreateClientOptions extends Partial<Omit<ClientOptions, 'endpoi
   tls?: TlsOptions | boolean;
   /** Channel credentials of your own (instead of `tls`). Default: insecure (plaintext). */
   credentials?: ChannelCredentials;
+  /** grpc-js client interceptors of every call (tracing, logging), after the one that adds the apiKey. */
+  interceptors?: Interceptor[];
   retry?: Partial<RetryOptions>;
   publisher?: Partial<PublisherOptions>;
   subscriber?: Partial<SubscriberOptions>;
@@ -78,9 +80,9 @@ export class InboxdClient {
   constructor(o: CreateClientOptions) {
     const endpoints = o.endpoints ?? (o.address ? [o.address] : []);
     if (endpoints.length === 0) throw new RangeError('createClient: give an address or endpoints');
-    const { apiKey, tls, credentials, ...rest } = o;
+    const { apiKey, tls, credentials, interceptors: own = [], ...rest } = o;
     const creds = channelCredentials({ credentials, tls });
-    const interceptors = apiKey === undefined ? [] : [bearerInterceptor(apiKey)];
+    const interceptors = [...(apiKey === undefined ? [] : [bearerInterceptor(apiKey)]), ...own];
     this.options = {
       ...DEFAULT_CLIENT,
       ...rest,

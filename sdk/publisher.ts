@@ -202,7 +202,8 @@ export class Publisher {
   private async sendBatch(batch: Item[]): Promise<void> {
     try {
       const req = SendRequest.fromPartial({ messages: batch.map(i => i.message) });
-      const res = await this.rpc.call(c => [c.inbox, c.inbox.send], req, this.callOptions);
+      // Every message carries its id (chosen before the first attempt): a repeat stores nothing twice.
+      const res = await this.rpc.call(c => [c.inbox, c.inbox.send], req, { ...this.callOptions, idempotent: true });
       batch.forEach((it, i) => it.resolve(res.results[i]?.id ?? it.message.id));
     } catch (err) {
       const e = InboxdError.from(err);

@@ -196,8 +196,13 @@ export class QueueAdmin {
     } while (pageToken);
   }
 
-  async delete(name: string, options?: CallOptions): Promise<void> {
-    await this.rpc.call(c => [c.queues, c.queues.deleteQueue], DeleteQueueRequest.fromPartial({ name }), options);
+  /**
+   * Deletes the queue and its messages. NOT_FOUND when there is none, unless `allowMissing`. A
+   * retry after a lost answer asks for allowMissing itself: the first attempt may have deleted it.
+   */
+  async delete(name: string, options?: CallOptions & { allowMissing?: boolean }): Promise<void> {
+    const req = (attempt: number) => DeleteQueueRequest.fromPartial({ name, allowMissing: options?.allowMissing || attempt > 1 });
+    await this.rpc.call(c => [c.queues, c.queues.deleteQueue], req, options);
   }
 
   /** Removes every message of the queue; returns how many. */

@@ -90,12 +90,8 @@ export class Requests {
         name,
         config: { messageTtl: toProto(REPLY_QUEUE_MESSAGE_TTL), ackedRetention: toProto('60s') },
       });
-      try {
-        await this.rpc.call(c => [c.queues, c.queues.createQueue], req);
-      } catch (err) {
-        // A create retried after a lost response finds its own queue.
-        if (InboxdError.from(err).code !== Code.ALREADY_EXISTS) throw err;
-      }
+      // A create repeated with the same settings (a retry after a lost answer) returns the queue.
+      await this.rpc.call(c => [c.queues, c.queues.createQueue], req);
       if (this.closed) {
         await this.deleteQueue(name);
         throw new InboxdError(Code.FAILED_PRECONDITION, 'client is closed');
@@ -132,7 +128,7 @@ export class Requests {
 
   private async deleteQueue(name: string): Promise<void> {
     await this.rpc
-      .call(c => [c.queues, c.queues.deleteQueue], DeleteQueueRequest.fromPartial({ name }), { retry: { maxAttempts: 3, totalTimeout: '5s' } })
+      .call(c => [c.queues, c.queues.deleteQueue], DeleteQueueRequest.fromPartial({ name, allowMissing: true }), { retry: { maxAttempts: 3, totalTimeout: '5s' } })
       .catch(() => {});
   }
 

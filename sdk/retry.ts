@@ -71,11 +71,17 @@ export interface Attempt {
 }
 
 /**
- * Runs `fn` until it succeeds, fails with a status that is not retryable, runs out of attempts or
- * time, or `signal` aborts (then it rejects with CANCELLED at once). A throttled budget slows the
- * retries down; it never ends a call early.
+ * Runs `fn` until it succeeds, fails in a way `retryable` refuses (default: a status not in
+ * RETRYABLE), runs out of attempts or time, or `signal` aborts (then it rejects with CANCELLED at
+ * once). A throttled budget slows the retries down; it never ends a call early.
  */
-export async function withRetry<T>(fn: (a: Attempt) => Promise<T>, opts: RetryOptions, budget: RetryBudget, signal?: AbortSignal): Promise<T> {
+export async function withRetry<T>(
+  fn: (a: Attempt) => Promise<T>,
+  opts: RetryOptions,
+  budget: RetryBudget,
+  signal?: AbortSignal,
+  retryable: (err: InboxdError) => boolean = err => RETRYABLE.has(err.code),
+): Promise<T> {
   const end = Date.now() + toMs(opts.totalTimeout);
   for (let n = 1; ; n++) {
     if (signal?.aborted) throw cancelled();
@@ -87,7 +93,7 @@ export async function withRetry<T>(fn: (a: Attempt) => Promise<T>, opts: RetryOp
     } catch (raw) {
       const err = InboxdError.from(raw);
       if (signal?.aborted) throw cancelled();
-      if (!RETRYABLE.has(err.code)) throw err;
+      if (!retryable(err)) throw err;
       budget.onFailure();
       // The last try goes just before the deadline rather than not at all.
       const wait = Math.min(budget.waitMs(n, opts), end - Date.now() - 50);

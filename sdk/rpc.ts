@@ -1,6 +1,7 @@
 import type { Client, Metadata, ServiceError } from '@grpc/grpc-js';
 import { invoke, type ChannelPool, type PooledChannel } from './channel-pool.js';
 import { withRetry, type RetryBudget } from './retry.js';
+import { idempotencyOf, mayRetry, type Idempotency } from './idempotency.js';
 import type { RetryOptions } from './default-options.js';
 
 type UnaryFn<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };
@@ -10,9 +11,19 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Overrides of the client's retry options for this call. */
   retry?: Partial<RetryOptions>;
+  /**
+   * Declares this call safe to repeat after a lost answer, whatever its method's idempotency_level
+   * in the proto says (a Send whose messages all carry ids is). Unset: the proto's level decides.
+   */
+  idempotent?: boolean;
 }
 
-/** Unary calls over the pool with retries: each attempt on the next channel, so a dead replica is passed over. */
+/**
+ * Unary calls over the pool with retries: each attempt on the next channel, so a dead replica is
+ * passed over. Which failures are retried follows the method's idempotency_level (idempotency.ts).
+ * `req` may be a function of the attempt number: a retried delete asks for allow_missing, since
+ * its first attempt may have deleted the thing already.
+ */
 export class Rpc {
   constructor(
     readonly pool: ChannelPool,
@@ -20,15 +31,19 @@ export class Rpc {
     readonly budget: RetryBudget,
   ) {}
 
-  call<Req, Res>(pick: (c: PooledChannel) => [Client, UnaryFn<Req, Res>], req: Req, opts: CallOptions = {}): Promise<Res> {
+  call<Req, Res>(pick: (c: PooledChannel) => [Client, UnaryFn<Req, Res>], req: Req | ((attempt: number) => Req), opts: CallOptions = {}): Promise<Res> {
+    let level: Idempotency = 'IDEMPOTENCY_UNKNOWN';
     return withRetry(
-      ({ deadline }) => {
+      ({ n, deadline }) => {
         const [client, fn] = pick(this.pool.pick());
-        return invoke(client, fn, req, deadline, opts.signal);
+        // grpc-js puts each method's definition (its path) on the generated client's method.
+        level = opts.idempotent ? 'IDEMPOTENT' : idempotencyOf((fn as { path?: string }).path);
+        return invoke(client, fn, typeof req === 'function' ? (req as (attempt: number) => Req)(n) : req, deadline, opts.signal);
       },
       { ...this.retry, ...opts.retry },
       this.budget,
       opts.signal,
+      err => mayRetry(err, level),
     );
   }
 }

@@ -28,7 +28,7 @@ export interface PublishedCopy {
  */
 export async function publish(rpc: Rpc, topic: string, payload: Payload, options: SendOptions & CallOptions = {}): Promise<PublishedCopy[]> {
   const req = PublishRequest.fromPartial({ topic, messages: [buildMessage('', payload, options)] });
-  const res = await rpc.call(c => [c.inbox, c.inbox.publish], req, { signal: options.signal, retry: options.retry });
+  const res = await rpc.call(c => [c.inbox, c.inbox.publish], req, { signal: options.signal, retry: options.retry, idempotent: true });
   return (res.results[0]?.copies ?? []).map(c => ({ queue: c.queue, id: c.id, duplicate: c.duplicate, contentHash: c.contentHash }));
 }
 

@@ -106,7 +106,7 @@ describe('inboxd CLI', () => {
 
     const again = await cli(['queues', 'create', 'cli-q']);
     expect(again).toMatchObject({ code: 1, stdout: '' });
-    expect(again.stderr).toMatch(/^inboxd: queue cli-q already exists \(request [\w-]+\)\n$/);
+    expect(again.stderr).toMatch(/^inboxd: queue cli-q already exists with other settings \(visibility_timeout, max_attempts, retry_delay\): UpdateQueue changes settings \(request [\w-]+\)\n$/);
     const ensured = await cli(['queues', 'create', 'cli-q', '--if-not-exists', '--json']);
     expect(ensured.code).toBe(0);
     expect(json(ensured.stdout)).toMatchObject({ name: 'cli-q', maxAttempts: 3, visibilityTimeoutMs: 45_000 });

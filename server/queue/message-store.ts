@@ -151,13 +151,16 @@ export class MessageStore {
       const last = refs.filter(r => !requeued.has(r.id));
       let dead = new Set<string>();
       if (last.length > 0) {
-        const res = (await this.boss.fail(queue, last, { message: text })) as { settled?: string[] };
+        const res = (await this.boss.fail(queue, last, { message: text, nacked: true })) as { settled?: string[] };
         dead = new Set(res.settled ?? []);
       }
       // Every replica (this one too) wakes its waiters now, or arms a wake-up for when the first is due.
       if (requeued.size > 0) await this.wake(queue, due);
+      // A nack repeated (a client retry after a lost answer) finds the attempt it returned already
+      // nacked: that is success, as for a repeated ack, not a stale lease.
+      const repeated = await this.nackedAt(queue, refs.filter(r => !requeued.has(r.id) && !dead.has(r.id)));
       return new Map(
-        refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : undefined]),
+        refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : repeated.get(r.id)]),
       );
     });
   }
@@ -205,6 +208,20 @@ export class MessageStore {
   /** Wakes `queue`'s waiters on every replica: now, or in `dueInMs`. */
   async wake(queue: string, dueInMs?: number): Promise<void> {
     await this.exec(sql.notify(this.channel, queue, dueInMs));
+  }
+
+  /** Of `refs`, the attempts a nack already settled: returned to the queue ({}) or dead-lettered. */
+  private async nackedAt(queue: string, refs: LeaseRef[]): Promise<Map<string, { deadLettered?: boolean }>> {
+    if (refs.length === 0) return new Map();
+    const { rows } = await this.exec(sql.jobStates(this.schema, queue, refs.map(r => r.id)));
+    const want = new Map(refs.map(r => [r.id, r.retryCount]));
+    const out = new Map<string, { deadLettered?: boolean }>();
+    for (const r of rows) {
+      const attempt = want.get(r.id as string);
+      if (r.nackedAt === attempt) out.set(r.id as string, {});
+      else if (r.state === 'failed' && r.nackedToFail && r.retryCount === attempt) out.set(r.id as string, { deadLettered: true });
+    }
+    return out;
   }
 
   private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {

@@ -80,7 +80,8 @@ export function requeue(schema: string, queue: string, pairs: string[], delayMs:
           ELSE ${schema}.job_now() + LEAST(retry_delay_max, GREATEST(retry_delay, 1) * (
             2 ^ LEAST(16, retry_count + 1) / 2 + 2 ^ LEAST(16, retry_count + 1) / 2 * random())) * interval '1s'
         END,
-        output = jsonb_build_object('message', $4::text)
+        -- Marks which attempt this nack returned, so that a repeat of it is known for success.
+        output = jsonb_build_object('message', $4::text, 'nacked_at_retry', retry_count)
       WHERE name = $1 AND ${FENCE} AND retry_count < retry_limit
       RETURNING id::text AS id, EXTRACT(EPOCH FROM (start_after - ${schema}.job_now())) * 1000 AS "dueInMs"`,
     values: [queue, pairs, delayMs, reason],
@@ -210,10 +211,14 @@ export function expiredLeases(schema: string, limit: number): Sql {
   };
 }
 
-/** Where the given messages stand: to tell a stale lease token from an ack repeated. */
+/**
+ * Where the given messages stand: to tell a stale lease token from a settle repeated. `nackedAt`:
+ * the attempt (retry_count) a nack returned to the queue; `nackedToFail`: dead-lettered by a nack.
+ */
 export function jobStates(schema: string, queue: string, ids: string[]): Sql {
   return {
-    text: `SELECT id::text AS id, state::text AS state, retry_count AS "retryCount"
+    text: `SELECT id::text AS id, state::text AS state, retry_count AS "retryCount",
+        (output->>'nacked_at_retry')::int AS "nackedAt", coalesce(output->>'nacked' = 'true', false) AS "nackedToFail"
       FROM ${schema}.job WHERE name = $1 AND id = ANY($2::uuid[])`,
     values: [queue, ids],
   };

@@ -128,8 +128,16 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       const name = principalName(req.name, 'name');
       const maxStreams = v.count(req.maxStreams, 'max_streams', 0, 1_000_000, 0);
       const maxSendRate = v.count(req.maxSendRate, 'max_send_rate', 0, 10_000_000, 0);
-      const { rows } = await exec(sql.insertPrincipal(schema, { name, metadata: metadata(req.metadata ?? {}), admin: req.admin, maxStreams, maxSendRate, createdBy: by(caller) }));
-      if (rows.length === 0) throw alreadyExists(`principal ${name} already exists`);
+      const attrs = { name, metadata: metadata(req.metadata ?? {}), admin: req.admin, maxStreams, maxSendRate };
+      const { rows } = await exec(sql.insertPrincipal(schema, { ...attrs, createdBy: by(caller) }));
+      if (rows.length === 0) {
+        // A create repeated with the same attributes (a retry after a lost answer) returns the principal.
+        const row = (await exec(sql.principals(schema, [name], 1))).rows[0];
+        const p = row && toPrincipal(row);
+        const sorted = (m: Record<string, string>) => JSON.stringify(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1)));
+        if (p && p.admin === attrs.admin && p.maxStreams === maxStreams && p.maxSendRate === maxSendRate && sorted(p.metadata) === sorted(attrs.metadata)) return { principal: p };
+        throw alreadyExists(`principal ${name} already exists with other attributes`);
+      }
       auth.audit.record({ action: 'principal.created', principal: by(caller), target: name, detail: req.admin ? 'admin' : '', method: call.getPath?.() ?? '' });
       await auth.announce();
       return { principal: toPrincipal(rows[0]) };
@@ -155,6 +163,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       auth.requireAdmin(caller, call, 'delete principals');
       const name = principalName(req.name, 'name');
       const { rows } = await exec(sql.deletePrincipal(schema, name));
+      if (rows.length === 0 && req.allowMissing) return {};
       if (rows.length === 0) throw notFound(`no principal ${name}`);
       auth.audit.record({ action: 'principal.deleted', principal: by(caller), target: name, method: call.getPath?.() ?? '' });
       await auth.announce();

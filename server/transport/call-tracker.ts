@@ -7,6 +7,9 @@ import { toServiceError } from './error-status.js';
 import type { Auth, Caller, CallInfo } from '../auth/auth.js';
 import { throwIfMalformed } from './strict-decode.js';
 
+/** Trailer on a refusal that did nothing; the SDK retries such calls whatever their idempotency (sdk/idempotency.ts). */
+export const NOT_APPLIED_HEADER = 'inboxd-not-applied';
+
 /** A stream the server can end on shutdown, releasing what it holds. */
 export interface Closable {
   close(reason: string): Promise<void>;
@@ -44,7 +47,7 @@ export class CallTracker {
    * reached: RESOURCE_EXHAUSTED). Counted until the call ends, however it ends.
    */
   enterStream(call: EventEmitter): ServiceError | undefined {
-    if (!this.accepting) return this.toError(unavailable('server is shutting down'));
+    if (!this.accepting) return this.refusal();
     if (this.openCalls >= this.limits.maxStreams) {
       return this.toError(
         new InboxdError(
@@ -70,7 +73,7 @@ export class CallTracker {
    */
   unary<Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>, caller: Caller) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      if (!this.accepting) return callback(this.toError(unavailable('server is shutting down')));
+      if (!this.accepting) return callback(this.refusal());
       this.inFlight++;
       Promise.resolve()
         .then(() => this.authenticate(call))
@@ -83,6 +86,16 @@ export class CallTracker {
 
   toError(err: unknown): ServiceError {
     return toServiceError(err, this.log) as ServiceError;
+  }
+
+  /**
+   * A call refused while shutting down: UNAVAILABLE, marked as not applied so that a client may
+   * send even a call that is not idempotent (a Lease) again, to another replica.
+   */
+  private refusal(): ServiceError {
+    const err = this.toError(unavailable('server is shutting down'));
+    err.metadata.set(NOT_APPLIED_HEADER, '1');
+    return err;
   }
 
   /** Registers a stream; returns its unregister function. */

@@ -2,7 +2,7 @@ import { QueueConfig, type QueuesServer, type Queue } from '@inboxd/proto/v1/que
 import type { QueueCore } from '../queue/core.js';
 import type { QueueInfo } from '../queue/queue-registry.js';
 import { QUEUE_DEFAULTS, overflowFromProto, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';
-import { invalid } from '../errors.js';
+import { InboxdError, alreadyExists, invalid } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
 import * as v from './validate.js';
 import { topicAdminHandlers } from './topics-service.js';
@@ -106,14 +106,37 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
     if (config.deadLetterQueue) await auth.require(caller, 'send', config.deadLetterQueue, call);
     return config;
   };
+  /** `existing`, when it has the settings and the owner a create asks for; else ALREADY_EXISTS naming what differs. */
+  const sameQueue = async (existing: QueueInfo, config: ResolvedQueueConfig, caller: Caller): Promise<Queue> => {
+    const queue = await toQueue(existing);
+    const want = QueueConfig.toJSON(toProtoConfig(config)) as Record<string, unknown>;
+    const have = QueueConfig.toJSON(queue.config!) as Record<string, unknown>;
+    const differ = [...new Set([...Object.keys(want), ...Object.keys(have)])].filter(k => JSON.stringify(want[k]) !== JSON.stringify(have[k]));
+    if (queue.owner !== caller.principal) differ.push('owner');
+    if (differ.length === 0) return queue;
+    const snake = (k: string) => k.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`);
+    throw alreadyExists(`queue ${existing.name} already exists with other settings (${differ.map(snake).join(', ')}): UpdateQueue changes settings`);
+  };
   return {
     createQueue: calls.unary(async (req, call, caller) => {
       // A private reply queue (reply.<uuid>, as the SDK's request() makes) needs no grant: any
       // principal may make a few, and owns them (only it may read them).
       const name = REPLY_QUEUE.test(req.name) && caller.principal ? await replyQueue(req.name, call, caller) : await admin(req.name, call, caller);
       const config = await deadLetterTo(resolveQueueConfig(req.config), call, caller);
-      // Its creator owns it: every verb on it, without a grant.
-      const created = await reg().create(name, config, caller.principal);
+      // A create repeated with the same settings (a retry after a lost answer) returns the queue,
+      // as SQS's CreateQueue does; another create of the name is ALREADY_EXISTS.
+      const existing = await reg().find(name);
+      if (existing) return { queue: await sameQueue(existing, config, caller) };
+      let created: QueueInfo;
+      try {
+        // Its creator owns it: every verb on it, without a grant.
+        created = await reg().create(name, config, caller.principal);
+      } catch (err) {
+        // Another create of the name won a race since the find.
+        const raced = err instanceof InboxdError && err.code === status.ALREADY_EXISTS ? await reg().find(name) : undefined;
+        if (raced) return { queue: await sameQueue(raced, config, caller) };
+        throw err;
+      }
       if (caller.principal) await auth.announce();
       return { queue: await toQueue(created) };
     }),
@@ -132,6 +155,7 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
     }),
     deleteQueue: calls.unary(async (req, call, caller) => {
       const name = await admin(req.name, call, caller);
+      if (req.allowMissing && !(await reg().find(name))) return {};
       const owned = (await auth.ownerOf(name)) !== '';
       await reg().delete(name);
       if (owned) await auth.announce();

@@ -184,6 +184,8 @@ export interface ListPrincipalsResponse {
 
 export interface DeletePrincipalRequest {
   name: string;
+  /** A principal that does not exist is success, not NOT_FOUND. */
+  allowMissing: boolean;
 }
 
 export interface DeletePrincipalResponse {
@@ -1818,13 +1820,16 @@ export const ListPrincipalsResponse: MessageFns<ListPrincipalsResponse> = {
 };
 
 function createBaseDeletePrincipalRequest(): DeletePrincipalRequest {
-  return { name: "" };
+  return { name: "", allowMissing: false };
 }
 
 export const DeletePrincipalRequest: MessageFns<DeletePrincipalRequest> = {
   encode(message: DeletePrincipalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
+    }
+    if (message.allowMissing !== false) {
+      writer.uint32(16).bool(message.allowMissing);
     }
     return writer;
   },
@@ -1850,6 +1855,14 @@ export const DeletePrincipalRequest: MessageFns<DeletePrincipalRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.allowMissing = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1863,13 +1876,23 @@ export const DeletePrincipalRequest: MessageFns<DeletePrincipalRequest> = {
   },
 
   fromJSON(object: any): DeletePrincipalRequest {
-    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      allowMissing: isSet(object.allowMissing)
+        ? globalThis.Boolean(object.allowMissing)
+        : isSet(object.allow_missing)
+        ? globalThis.Boolean(object.allow_missing)
+        : false,
+    };
   },
 
   toJSON(message: DeletePrincipalRequest): unknown {
     const obj: any = {};
     if (message.name !== "") {
       obj.name = message.name;
+    }
+    if (message.allowMissing !== false) {
+      obj.allowMissing = message.allowMissing;
     }
     return obj;
   },
@@ -1880,6 +1903,7 @@ export const DeletePrincipalRequest: MessageFns<DeletePrincipalRequest> = {
   fromPartial<I extends Exact<DeepPartial<DeletePrincipalRequest>, I>>(object: I): DeletePrincipalRequest {
     const message = createBaseDeletePrincipalRequest();
     message.name = object.name ?? "";
+    message.allowMissing = object.allowMissing ?? false;
     return message;
   },
 };
@@ -3303,6 +3327,134 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
  * `admin` on (or owns). The rest, CreateKey included, needs an admin principal: a leaked key must
  * not be able to mint its own successor.
  */
+export type AuthDefinition = typeof AuthDefinition;
+export const AuthDefinition = {
+  name: "Auth",
+  fullName: "inboxd.v1.Auth",
+  methods: {
+    /** Who the server takes the caller to be, and what it may do. */
+    whoAmI: {
+      name: "WhoAmI",
+      requestType: WhoAmIRequest as typeof WhoAmIRequest,
+      requestStream: false,
+      responseType: WhoAmIResponse as typeof WhoAmIResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * Creates a principal. Repeating a create with the same attributes returns it; ALREADY_EXISTS
+     * when the principal exists with other attributes.
+     */
+    createPrincipal: {
+      name: "CreatePrincipal",
+      requestType: CreatePrincipalRequest as typeof CreatePrincipalRequest,
+      requestStream: false,
+      responseType: CreatePrincipalResponse as typeof CreatePrincipalResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    getPrincipal: {
+      name: "GetPrincipal",
+      requestType: GetPrincipalRequest as typeof GetPrincipalRequest,
+      requestStream: false,
+      responseType: GetPrincipalResponse as typeof GetPrincipalResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    listPrincipals: {
+      name: "ListPrincipals",
+      requestType: ListPrincipalsRequest as typeof ListPrincipalsRequest,
+      requestStream: false,
+      responseType: ListPrincipalsResponse as typeof ListPrincipalsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. NOT_FOUND
+     * when there is none, unless allow_missing.
+     */
+    deletePrincipal: {
+      name: "DeletePrincipal",
+      requestType: DeletePrincipalRequest as typeof DeletePrincipalRequest,
+      requestStream: false,
+      responseType: DeletePrincipalResponse as typeof DeletePrincipalResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** A new API key (admins only): its secret is in this response only, and is stored as a keyed hash. */
+    createKey: {
+      name: "CreateKey",
+      requestType: CreateKeyRequest as typeof CreateKeyRequest,
+      requestStream: false,
+      responseType: CreateKeyResponse as typeof CreateKeyResponse,
+      responseStream: false,
+      options: {},
+    },
+    listKeys: {
+      name: "ListKeys",
+      requestType: ListKeysRequest as typeof ListKeysRequest,
+      requestStream: false,
+      responseType: ListKeysResponse as typeof ListKeysResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** Revokes a key at once: calls with it fail UNAUTHENTICATED and its open streams end, on every replica. */
+    revokeKey: {
+      name: "RevokeKey",
+      requestType: RevokeKeyRequest as typeof RevokeKeyRequest,
+      requestStream: false,
+      responseType: RevokeKeyResponse as typeof RevokeKeyResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** Grants verbs on a queue name or a prefix (`team-a.*`, `*`); adds to what the principal holds there. */
+    addGrant: {
+      name: "AddGrant",
+      requestType: AddGrantRequest as typeof AddGrantRequest,
+      requestStream: false,
+      responseType: AddGrantResponse as typeof AddGrantResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** Takes verbs back (all of them when `verbs` is empty); open streams that relied on them end. */
+    removeGrant: {
+      name: "RemoveGrant",
+      requestType: RemoveGrantRequest as typeof RemoveGrantRequest,
+      requestStream: false,
+      responseType: RemoveGrantResponse as typeof RemoveGrantResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    listGrants: {
+      name: "ListGrants",
+      requestType: ListGrantsRequest as typeof ListGrantsRequest,
+      requestStream: false,
+      responseType: ListGrantsResponse as typeof ListGrantsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** Recent audit events, newest first: denied calls, keys created and revoked, grants changed. */
+    listAuditEvents: {
+      name: "ListAuditEvents",
+      requestType: ListAuditEventsRequest as typeof ListAuditEventsRequest,
+      requestStream: false,
+      responseType: ListAuditEventsResponse as typeof ListAuditEventsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * Identity and authorization: principals (agents and services), their API keys, grants of verbs
+ * on queue names or prefixes, and the audit log. With auth required, every call carries
+ * `authorization: Bearer <key>` (or a client certificate, or a JWT); see docs/security.md.
+ *
+ * Who may call what: an admin principal everything; any principal WhoAmI, GetPrincipal of itself,
+ * ListKeys / RevokeKey of its own keys; AddGrant / RemoveGrant / ListGrants on queues it holds
+ * `admin` on (or owns). The rest, CreateKey included, needs an admin principal: a leaked key must
+ * not be able to mint its own successor.
+ */
 export type AuthService = typeof AuthService;
 export const AuthService = {
   /** Who the server takes the caller to be, and what it may do. */
@@ -3315,6 +3467,10 @@ export const AuthService = {
     responseSerialize: (value: WhoAmIResponse): Buffer => Buffer.from(WhoAmIResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WhoAmIResponse => WhoAmIResponse.decode(value),
   },
+  /**
+   * Creates a principal. Repeating a create with the same attributes returns it; ALREADY_EXISTS
+   * when the principal exists with other attributes.
+   */
   createPrincipal: {
     path: "/inboxd.v1.Auth/CreatePrincipal" as const,
     requestStream: false as const,
@@ -3347,7 +3503,10 @@ export const AuthService = {
       Buffer.from(ListPrincipalsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListPrincipalsResponse => ListPrincipalsResponse.decode(value),
   },
-  /** Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. */
+  /**
+   * Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. NOT_FOUND
+   * when there is none, unless allow_missing.
+   */
   deletePrincipal: {
     path: "/inboxd.v1.Auth/DeletePrincipal" as const,
     requestStream: false as const,
@@ -3434,10 +3593,17 @@ export const AuthService = {
 export interface AuthServer extends UntypedServiceImplementation {
   /** Who the server takes the caller to be, and what it may do. */
   whoAmI: handleUnaryCall<WhoAmIRequest, WhoAmIResponse>;
+  /**
+   * Creates a principal. Repeating a create with the same attributes returns it; ALREADY_EXISTS
+   * when the principal exists with other attributes.
+   */
   createPrincipal: handleUnaryCall<CreatePrincipalRequest, CreatePrincipalResponse>;
   getPrincipal: handleUnaryCall<GetPrincipalRequest, GetPrincipalResponse>;
   listPrincipals: handleUnaryCall<ListPrincipalsRequest, ListPrincipalsResponse>;
-  /** Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. */
+  /**
+   * Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. NOT_FOUND
+   * when there is none, unless allow_missing.
+   */
   deletePrincipal: handleUnaryCall<DeletePrincipalRequest, DeletePrincipalResponse>;
   /** A new API key (admins only): its secret is in this response only, and is stored as a keyed hash. */
   createKey: handleUnaryCall<CreateKeyRequest, CreateKeyResponse>;
@@ -3470,6 +3636,10 @@ export interface AuthClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: WhoAmIResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Creates a principal. Repeating a create with the same attributes returns it; ALREADY_EXISTS
+   * when the principal exists with other attributes.
+   */
   createPrincipal(
     request: CreatePrincipalRequest,
     callback: (error: ServiceError | null, response: CreatePrincipalResponse) => void,
@@ -3515,7 +3685,10 @@ export interface AuthClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListPrincipalsResponse) => void,
   ): ClientUnaryCall;
-  /** Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. */
+  /**
+   * Deletes a principal with its keys and grants; its open streams end UNAUTHENTICATED. NOT_FOUND
+   * when there is none, unless allow_missing.
+   */
   deletePrincipal(
     request: DeletePrincipalRequest,
     callback: (error: ServiceError | null, response: DeletePrincipalResponse) => void,

@@ -2852,7 +2852,138 @@ export const GetMessageResponse: MessageFns<GetMessageResponse> = {
   },
 };
 
-/** The data plane: send, lease, subscribe, settle. */
+/**
+ * The data plane: send, lease, subscribe, settle.
+ *
+ * Every method declares its idempotency_level: clients retry IDEMPOTENT and NO_SIDE_EFFECTS calls
+ * after an answer was lost, the others only when the call cannot have reached a server. Send and
+ * Publish are idempotent when every message carries an id (a repeat stores nothing new); Lease is
+ * not (a lost answer leaves its deliveries leased until their visibility timeout).
+ */
+export type InboxDefinition = typeof InboxDefinition;
+export const InboxDefinition = {
+  name: "Inbox",
+  fullName: "inboxd.v1.Inbox",
+  methods: {
+    /**
+     * Sends a batch of messages, each to the queue it names. All or nothing: the call succeeds only
+     * when every message is durably stored (or was already, with the same id).
+     */
+    send: {
+      name: "Send",
+      requestType: SendRequest as typeof SendRequest,
+      requestStream: false,
+      responseType: SendResponse as typeof SendResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Pipelined batches for heavy producers: each request is answered by one response carrying the
+     * same sequence number, possibly out of order.
+     */
+    sendStream: {
+      name: "SendStream",
+      requestType: SendStreamRequest as typeof SendStreamRequest,
+      requestStream: true,
+      responseType: SendStreamResponse as typeof SendStreamResponse,
+      responseStream: true,
+      options: {},
+    },
+    /** Pulls up to max_messages, waiting up to `wait` for the first one to arrive. */
+    lease: {
+      name: "Lease",
+      requestType: LeaseRequest as typeof LeaseRequest,
+      requestStream: false,
+      responseType: LeaseResponse as typeof LeaseResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * The streaming inbox. The first request names the queue and flow control; later requests carry
+     * acks, nacks, lease extensions and flow-control updates. The server pushes deliveries as
+     * messages arrive, never more than the flow control allows outstanding. When the stream ends,
+     * its unsettled leases are released at once.
+     */
+    subscribe: {
+      name: "Subscribe",
+      requestType: SubscribeRequest as typeof SubscribeRequest,
+      requestStream: true,
+      responseType: SubscribeResponse as typeof SubscribeResponse,
+      responseStream: true,
+      options: {},
+    },
+    /** Marks deliveries done. Fails with FAILED_PRECONDITION for stale tokens (the others are acked). */
+    ack: {
+      name: "Ack",
+      requestType: AckRequest as typeof AckRequest,
+      requestStream: false,
+      responseType: AckResponse as typeof AckResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Returns deliveries to the queue, after `delay`. A delivery on its last attempt goes to the
+     * dead-letter queue. A nack repeated with the same token (a retry whose answer was lost)
+     * succeeds, as a repeated ack does.
+     */
+    nack: {
+      name: "Nack",
+      requestType: NackRequest as typeof NackRequest,
+      requestStream: false,
+      responseType: NackResponse as typeof NackResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** Pushes the lease of deliveries out to now + visibility_timeout. */
+    extendLease: {
+      name: "ExtendLease",
+      requestType: ExtendLeaseRequest as typeof ExtendLeaseRequest,
+      requestStream: false,
+      responseType: ExtendLeaseResponse as typeof ExtendLeaseResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Fan-out: sends one copy of each message to every queue subscribed to the topic
+     * (Queues.AddTopicSubscription). A topic nobody subscribed to stores nothing.
+     */
+    publish: {
+      name: "Publish",
+      requestType: PublishRequest as typeof PublishRequest,
+      requestStream: false,
+      responseType: PublishResponse as typeof PublishResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Browses a queue without leasing: one page of messages in a state (or all), oldest or newest first. */
+    listMessages: {
+      name: "ListMessages",
+      requestType: ListMessagesRequest as typeof ListMessagesRequest,
+      requestStream: false,
+      responseType: ListMessagesResponse as typeof ListMessagesResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** One message by id, in any state, with its attempts and timestamps. */
+    getMessage: {
+      name: "GetMessage",
+      requestType: GetMessageRequest as typeof GetMessageRequest,
+      requestStream: false,
+      responseType: GetMessageResponse as typeof GetMessageResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * The data plane: send, lease, subscribe, settle.
+ *
+ * Every method declares its idempotency_level: clients retry IDEMPOTENT and NO_SIDE_EFFECTS calls
+ * after an answer was lost, the others only when the call cannot have reached a server. Send and
+ * Publish are idempotent when every message carries an id (a repeat stores nothing new); Lease is
+ * not (a lost answer leaves its deliveries leased until their visibility timeout).
+ */
 export type InboxService = typeof InboxService;
 export const InboxService = {
   /**
@@ -2918,7 +3049,8 @@ export const InboxService = {
   },
   /**
    * Returns deliveries to the queue, after `delay`. A delivery on its last attempt goes to the
-   * dead-letter queue.
+   * dead-letter queue. A nack repeated with the same token (a retry whose answer was lost)
+   * succeeds, as a repeated ack does.
    */
   nack: {
     path: "/inboxd.v1.Inbox/Nack" as const,
@@ -2999,7 +3131,8 @@ export interface InboxServer extends UntypedServiceImplementation {
   ack: handleUnaryCall<AckRequest, AckResponse>;
   /**
    * Returns deliveries to the queue, after `delay`. A delivery on its last attempt goes to the
-   * dead-letter queue.
+   * dead-letter queue. A nack repeated with the same token (a retry whose answer was lost)
+   * succeeds, as a repeated ack does.
    */
   nack: handleUnaryCall<NackRequest, NackResponse>;
   /** Pushes the lease of deliveries out to now + visibility_timeout. */
@@ -3085,7 +3218,8 @@ export interface InboxClient extends Client {
   ): ClientUnaryCall;
   /**
    * Returns deliveries to the queue, after `delay`. A delivery on its last attempt goes to the
-   * dead-letter queue.
+   * dead-letter queue. A nack repeated with the same token (a retry whose answer was lost)
+   * succeeds, as a repeated ack does.
    */
   nack(request: NackRequest, callback: (error: ServiceError | null, response: NackResponse) => void): ClientUnaryCall;
   nack(

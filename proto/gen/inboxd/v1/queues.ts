@@ -162,6 +162,11 @@ export interface ListQueuesResponse {
 
 export interface DeleteQueueRequest {
   name: string;
+  /**
+   * A queue that does not exist is success, not NOT_FOUND (as Google's AIP-135): what a retry of
+   * a delete that landed, or "make sure it is gone", wants.
+   */
+  allowMissing: boolean;
 }
 
 export interface DeleteQueueResponse {
@@ -1192,13 +1197,16 @@ export const ListQueuesResponse: MessageFns<ListQueuesResponse> = {
 };
 
 function createBaseDeleteQueueRequest(): DeleteQueueRequest {
-  return { name: "" };
+  return { name: "", allowMissing: false };
 }
 
 export const DeleteQueueRequest: MessageFns<DeleteQueueRequest> = {
   encode(message: DeleteQueueRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
+    }
+    if (message.allowMissing !== false) {
+      writer.uint32(16).bool(message.allowMissing);
     }
     return writer;
   },
@@ -1224,6 +1232,14 @@ export const DeleteQueueRequest: MessageFns<DeleteQueueRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.allowMissing = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1237,13 +1253,23 @@ export const DeleteQueueRequest: MessageFns<DeleteQueueRequest> = {
   },
 
   fromJSON(object: any): DeleteQueueRequest {
-    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      allowMissing: isSet(object.allowMissing)
+        ? globalThis.Boolean(object.allowMissing)
+        : isSet(object.allow_missing)
+        ? globalThis.Boolean(object.allow_missing)
+        : false,
+    };
   },
 
   toJSON(message: DeleteQueueRequest): unknown {
     const obj: any = {};
     if (message.name !== "") {
       obj.name = message.name;
+    }
+    if (message.allowMissing !== false) {
+      obj.allowMissing = message.allowMissing;
     }
     return obj;
   },
@@ -1254,6 +1280,7 @@ export const DeleteQueueRequest: MessageFns<DeleteQueueRequest> = {
   fromPartial<I extends Exact<DeepPartial<DeleteQueueRequest>, I>>(object: I): DeleteQueueRequest {
     const message = createBaseDeleteQueueRequest();
     message.name = object.name ?? "";
+    message.allowMissing = object.allowMissing ?? false;
     return message;
   },
 };
@@ -2884,9 +2911,135 @@ export const ListTopicsResponse: MessageFns<ListTopicsResponse> = {
   },
 };
 
-/** Queue administration. */
+/**
+ * Queue administration.
+ *
+ * Every method declares its idempotency_level: clients retry IDEMPOTENT and NO_SIDE_EFFECTS calls
+ * after an answer was lost, the others only when the call cannot have reached a server.
+ */
+export type QueuesDefinition = typeof QueuesDefinition;
+export const QueuesDefinition = {
+  name: "Queues",
+  fullName: "inboxd.v1.Queues",
+  methods: {
+    /**
+     * Creates a queue. Repeating a create with the same settings (a retry whose answer was lost)
+     * returns the queue; ALREADY_EXISTS when a queue of that name exists with other settings, as
+     * SQS's CreateQueue does.
+     */
+    createQueue: {
+      name: "CreateQueue",
+      requestType: CreateQueueRequest as typeof CreateQueueRequest,
+      requestStream: false,
+      responseType: CreateQueueResponse as typeof CreateQueueResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    getQueue: {
+      name: "GetQueue",
+      requestType: GetQueueRequest as typeof GetQueueRequest,
+      requestStream: false,
+      responseType: GetQueueResponse as typeof GetQueueResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    listQueues: {
+      name: "ListQueues",
+      requestType: ListQueuesRequest as typeof ListQueuesRequest,
+      requestStream: false,
+      responseType: ListQueuesResponse as typeof ListQueuesResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** Deletes a queue and its messages. NOT_FOUND when there is none, unless allow_missing. */
+    deleteQueue: {
+      name: "DeleteQueue",
+      requestType: DeleteQueueRequest as typeof DeleteQueueRequest,
+      requestStream: false,
+      responseType: DeleteQueueResponse as typeof DeleteQueueResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** Removes every message of the queue, queued, leased or retained. */
+    purgeQueue: {
+      name: "PurgeQueue",
+      requestType: PurgeQueueRequest as typeof PurgeQueueRequest,
+      requestStream: false,
+      responseType: PurgeQueueResponse as typeof PurgeQueueResponse,
+      responseStream: false,
+      options: {},
+    },
+    getQueueStats: {
+      name: "GetQueueStats",
+      requestType: GetQueueStatsRequest as typeof GetQueueStatsRequest,
+      requestStream: false,
+      responseType: GetQueueStatsResponse as typeof GetQueueStatsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** Changes the settings named in update_mask (all given ones when it is empty). */
+    updateQueue: {
+      name: "UpdateQueue",
+      requestType: UpdateQueueRequest as typeof UpdateQueueRequest,
+      requestStream: false,
+      responseType: UpdateQueueResponse as typeof UpdateQueueResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Moves dead-lettered messages from a dead-letter queue back to the queue each failed in (or
+     * to `destination`), as new messages with fresh attempts.
+     */
+    redrive: {
+      name: "Redrive",
+      requestType: RedriveRequest as typeof RedriveRequest,
+      requestStream: false,
+      responseType: RedriveResponse as typeof RedriveResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Makes a queue receive a copy of every message published to the topic. */
+    addTopicSubscription: {
+      name: "AddTopicSubscription",
+      requestType: AddTopicSubscriptionRequest as typeof AddTopicSubscriptionRequest,
+      requestStream: false,
+      responseType: AddTopicSubscriptionResponse as typeof AddTopicSubscriptionResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    removeTopicSubscription: {
+      name: "RemoveTopicSubscription",
+      requestType: RemoveTopicSubscriptionRequest as typeof RemoveTopicSubscriptionRequest,
+      requestStream: false,
+      responseType: RemoveTopicSubscriptionResponse as typeof RemoveTopicSubscriptionResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** Topics with at least one subscribed queue, and their queues. */
+    listTopics: {
+      name: "ListTopics",
+      requestType: ListTopicsRequest as typeof ListTopicsRequest,
+      requestStream: false,
+      responseType: ListTopicsResponse as typeof ListTopicsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * Queue administration.
+ *
+ * Every method declares its idempotency_level: clients retry IDEMPOTENT and NO_SIDE_EFFECTS calls
+ * after an answer was lost, the others only when the call cannot have reached a server.
+ */
 export type QueuesService = typeof QueuesService;
 export const QueuesService = {
+  /**
+   * Creates a queue. Repeating a create with the same settings (a retry whose answer was lost)
+   * returns the queue; ALREADY_EXISTS when a queue of that name exists with other settings, as
+   * SQS's CreateQueue does.
+   */
   createQueue: {
     path: "/inboxd.v1.Queues/CreateQueue" as const,
     requestStream: false as const,
@@ -2914,6 +3067,7 @@ export const QueuesService = {
     responseSerialize: (value: ListQueuesResponse): Buffer => Buffer.from(ListQueuesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListQueuesResponse => ListQueuesResponse.decode(value),
   },
+  /** Deletes a queue and its messages. NOT_FOUND when there is none, unless allow_missing. */
   deleteQueue: {
     path: "/inboxd.v1.Queues/DeleteQueue" as const,
     requestStream: false as const,
@@ -3003,9 +3157,15 @@ export const QueuesService = {
 } as const;
 
 export interface QueuesServer extends UntypedServiceImplementation {
+  /**
+   * Creates a queue. Repeating a create with the same settings (a retry whose answer was lost)
+   * returns the queue; ALREADY_EXISTS when a queue of that name exists with other settings, as
+   * SQS's CreateQueue does.
+   */
   createQueue: handleUnaryCall<CreateQueueRequest, CreateQueueResponse>;
   getQueue: handleUnaryCall<GetQueueRequest, GetQueueResponse>;
   listQueues: handleUnaryCall<ListQueuesRequest, ListQueuesResponse>;
+  /** Deletes a queue and its messages. NOT_FOUND when there is none, unless allow_missing. */
   deleteQueue: handleUnaryCall<DeleteQueueRequest, DeleteQueueResponse>;
   /** Removes every message of the queue, queued, leased or retained. */
   purgeQueue: handleUnaryCall<PurgeQueueRequest, PurgeQueueResponse>;
@@ -3025,6 +3185,11 @@ export interface QueuesServer extends UntypedServiceImplementation {
 }
 
 export interface QueuesClient extends Client {
+  /**
+   * Creates a queue. Repeating a create with the same settings (a retry whose answer was lost)
+   * returns the queue; ALREADY_EXISTS when a queue of that name exists with other settings, as
+   * SQS's CreateQueue does.
+   */
   createQueue(
     request: CreateQueueRequest,
     callback: (error: ServiceError | null, response: CreateQueueResponse) => void,
@@ -3070,6 +3235,7 @@ export interface QueuesClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListQueuesResponse) => void,
   ): ClientUnaryCall;
+  /** Deletes a queue and its messages. NOT_FOUND when there is none, unless allow_missing. */
   deleteQueue(
     request: DeleteQueueRequest,
     callback: (error: ServiceError | null, response: DeleteQueueResponse) => void,
