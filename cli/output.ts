@@ -13,10 +13,14 @@ export interface Column<T> {
 /** A plain-text table: a header row, then one line per row, columns padded to fit. */
 export function table<T>(rows: T[], columns: Column<T>[]): string {
   const cells = rows.map(r => columns.map(c => String(c.value(r) ?? '')));
-  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map(row => row[i].length)));
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map(row => (row[i] ?? '').length)));
   const line = (values: string[]) =>
-    values
-      .map((v, i) => (columns[i].right ? v.padStart(widths[i]) : i === values.length - 1 ? v : v.padEnd(widths[i])))
+    columns
+      .map((c, i) => {
+        const v = values[i] ?? '';
+        const w = widths[i] ?? 0;
+        return c.right ? v.padStart(w) : i === columns.length - 1 ? v : v.padEnd(w);
+      })
       .join('  ')
       .trimEnd();
   return [line(columns.map(c => c.header)), ...cells.map(line)].join('\n') + '\n';

@@ -35,7 +35,7 @@ export class ChannelPool {
   constructor(private readonly endpoints: string[], size: number, private readonly creds: ChannelCredentials, private readonly opts: PoolOptions) {
     if (endpoints.length === 0) throw new RangeError('at least one endpoint is required');
     const n = Math.max(size, endpoints.length);
-    this.channels = Array.from({ length: n }, (_, i) => this.open(endpoints[i % endpoints.length]));
+    this.channels = Array.from({ length: n }, (_, i) => this.open(endpoints[i % endpoints.length]!));
   }
 
   private open(address: string): PooledChannel {
@@ -67,11 +67,15 @@ export class ChannelPool {
     // Passes over channels whose server is unreachable (while any other is not): else every call
     // would spend an attempt on a dead replica, and the retry budget would soon run out.
     for (let i = 0; i < this.channels.length; i++) {
-      const c = this.channels[this.rr % this.channels.length];
-      this.rr = (this.rr + 1) % this.channels.length;
+      const c = this.nextInTurn();
       if (!isDown(c)) return c;
     }
-    const c = this.channels[this.rr % this.channels.length];
+    return this.nextInTurn();
+  }
+
+  private nextInTurn(): PooledChannel {
+    // The pool is never empty: the constructor opens at least one channel per endpoint.
+    const c = this.channels[this.rr % this.channels.length]!;
     this.rr = (this.rr + 1) % this.channels.length;
     return c;
   }
@@ -84,18 +88,18 @@ export class ChannelPool {
   pickForStream(): { channel: PooledChannel; release: () => void } {
     // Reachable channels first: a stream reconnecting after its replica died goes to a live one.
     const up = this.channels.filter(c => !isDown(c));
-    let best = (up.length > 0 ? up : this.channels)[0];
-    for (const c of up.length > 0 ? up : this.channels) if (c.streams < best.streams) best = c;
+    let best = (up.length > 0 ? up : this.channels).reduce((a, c) => (c.streams < a.streams ? c : a));
     if (best.streams >= this.opts.maxStreamsPerChannel) {
-      best = this.open(this.endpoints[this.channels.length % this.endpoints.length]);
+      best = this.open(this.endpoints[this.channels.length % this.endpoints.length]!);
       this.channels.push(best);
     }
-    best.streams++;
+    const channel = best;
+    channel.streams++;
     let released = false;
     return {
-      channel: best,
+      channel,
       release: () => {
-        if (!released) best.streams--;
+        if (!released) channel.streams--;
         released = true;
       },
     };

@@ -3,6 +3,7 @@ import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from '@inbo
 import { ChannelPool } from './channel-pool.js';
 import { Rpc, type CallOptions } from './rpc.js';
 import { RetryBudget } from './retry.js';
+import { InboxdError, Code } from './errors.js';
 import { Publisher, type Payload, type SendOptions } from './publisher.js';
 import { Subscriber, type Handler } from './subscriber.js';
 import { QueueAdmin } from './queues.js';
@@ -104,7 +105,12 @@ export class InboxdClient {
     this.pullSettler = {
       ack: async m => void (await this.ack(m)),
       nack: async (m, o) => void (await this.nack(m, o)),
-      extend: async (m, by) => (await this.extend(m, by ?? m.leaseMs))[0],
+      extend: async (m, by) => {
+        // One token in, one lease out (a stale token fails the call instead).
+        const [until] = await this.extend(m, by ?? m.leaseMs);
+        if (!until) throw new InboxdError(Code.INTERNAL, 'ExtendLease answered no lease for the token it was given');
+        return until;
+      },
     };
   }
 

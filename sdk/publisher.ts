@@ -147,10 +147,10 @@ export class Publisher {
 
   private released(bytes: number): void {
     this.unsettledBytes -= bytes;
-    while (this.roomWaiters.length > 0) {
-      const w = this.roomWaiters[0];
+    for (let w = this.roomWaiters[0]; w !== undefined; w = this.roomWaiters[0]) {
       if (this.unsettledBytes > 0 && this.unsettledBytes + w.bytes > this.opts.maxPendingBytes) break;
-      this.roomWaiters.shift()!.go();
+      this.roomWaiters.shift();
+      w.go();
     }
   }
 
@@ -163,8 +163,8 @@ export class Publisher {
       // One splice per batch: shift() per message made a 100,000-message burst quadratic.
       let k = 0;
       let bytes = 0;
-      while (k < this.pending.length && k < this.opts.maxMessages && (k === 0 || bytes + this.pending[k].bytes <= this.opts.maxBytes)) {
-        bytes += this.pending[k].bytes;
+      for (let next = this.pending[0]; next && k < this.opts.maxMessages && (k === 0 || bytes + next.bytes <= this.opts.maxBytes); next = this.pending[k]) {
+        bytes += next.bytes;
         k++;
       }
       const batch = this.pending.splice(0, k);

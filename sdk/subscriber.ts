@@ -243,7 +243,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       (groups.get(key) ?? groups.set(key, []).get(key)!).push(w);
     }
     for (const ws of groups.values()) {
-      const { kind, delayMs, extendMs, deadLetter, error } = ws[0];
+      // Every group holds at least the waiter that made it.
+      const { kind, delayMs, extendMs, deadLetter, error } = ws[0]!;
       const tokens = ws.map(w => w.token);
       for (const w of ws) (this.sent.get(w.token) ?? this.sent.set(w.token, []).get(w.token)!).push(w);
       stream.write(

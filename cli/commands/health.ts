@@ -20,10 +20,11 @@ function decodeResponse(buf: Buffer): string {
   // Field 1, varint; absent means 0 (UNKNOWN).
   for (let i = 0; i + 1 < buf.length; ) {
     const tag = buf[i++];
-    if (tag === 0x08) return STATUSES[buf[i]] ?? `status ${buf[i]}`;
+    const value = buf[i] ?? 0;
+    if (tag === 0x08) return STATUSES[value] ?? `status ${value}`;
     break;
   }
-  return STATUSES[0];
+  return 'UNKNOWN';
 }
 
 /** `inboxd health`: the standard gRPC health check, as load balancers and Docker's HEALTHCHECK ask it. */
