@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
 import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from '@inboxd/proto/v1/inbox';
 import { ChannelPool } from './channel-pool.js';
@@ -174,17 +175,21 @@ export class InboxdClient {
     return sub;
   }
 
-  /** Pulls up to `max` messages (Lease). Settle them with their ack()/nack()/extend(). */
+  /**
+   * Pulls up to `max` messages (Lease). Settle them with their ack()/nack()/extend(). Each call
+   * carries a request id of its own, so a retry after a lost answer gets the same deliveries.
+   */
   async lease(queue: string, options: LeaseOptions = {}): Promise<ReceivedMessage[]> {
     const req = LeaseRequest.fromPartial({
       queue,
       maxMessages: options.max ?? 1,
       visibilityTimeout: options.visibilityTimeout === undefined ? undefined : toProto(options.visibilityTimeout),
       wait: options.wait === undefined ? undefined : toProto(options.wait),
+      requestId: randomUUID(),
     });
     const waitMs = options.wait === undefined ? 0 : toMs(options.wait);
     const retry = { attemptTimeout: Math.max(toMs(this.options.retry.attemptTimeout), waitMs + 10_000), ...options.retry };
-    const res = await this.rpc.call(c => [c.inbox, c.inbox.lease], req, { ...options, retry });
+    const res = await this.rpc.call(c => [c.inbox, c.inbox.lease], req, { idempotent: true, ...options, retry });
     return res.deliveries.map(d => new ReceivedMessage(d, this.pullSettler, this.replier));
   }
 

@@ -2,8 +2,9 @@
  * Retries that know what they repeat. A call whose answer is lost on the way back (the server did
  * the work; the client saw UNAVAILABLE) is retried by the SDK only when the proto declares it
  * idempotent, and the repeat must then succeed: a repeated Nack, CreateQueue, DeleteQueue,
- * CreatePrincipal, DeletePrincipal answers as the first would have. A Lease is not repeated after
- * a lost answer (its deliveries would sit leased to nobody), only when it never reached a server.
+ * CreatePrincipal, DeletePrincipal answers as the first would have. A Lease is repeated with its
+ * request id and gets the same deliveries (else they would sit leased to nobody); a call that is
+ * not idempotent is repeated only when it never reached a server.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
@@ -198,18 +199,30 @@ describe('retries after a lost answer', () => {
     expect((await rejection(admin.auth.getPrincipal(name))).code).toBe(Code.NOT_FOUND);
   });
 
-  it('a Lease whose answer was lost is not retried: the caller hears UNAVAILABLE', async () => {
+  it('a Lease whose answer was lost is retried with its request id and gets the same deliveries, leasing nothing more', async () => {
     const admin = client(undefined, ADMIN);
     const q = `lease-${randomUUID().slice(0, 8)}`;
     await admin.queues.create(q);
     await admin.send(q, 'a');
     await admin.send(q, 'b');
     const lossy = losesFirstAnswer('/inboxd.v1.Inbox/Lease');
-    const err = await rejection(client(lossy.interceptor, ADMIN).lease(q, { max: 1 }));
+    const got = await client(lossy.interceptor, ADMIN).lease(q, { max: 1 });
+    expect(lossy.attempts()).toBe(2);
+    expect(got.map(m => m.text())).toEqual(['a']);
+    // Only the delivery the caller holds is leased: the repeat did not lease 'b' as well.
+    expect(await admin.queues.stats(q)).toMatchObject({ leased: 1, ready: 1 });
+    await got[0]!.ack();
+  });
+
+  it('a Lease the caller does not declare idempotent is not retried after a lost answer', async () => {
+    const admin = client(undefined, ADMIN);
+    const q = `lease-raw-${randomUUID().slice(0, 8)}`;
+    await admin.queues.create(q);
+    await admin.send(q, 'a');
+    const lossy = losesFirstAnswer('/inboxd.v1.Inbox/Lease');
+    const err = await rejection(client(lossy.interceptor, ADMIN).lease(q, { max: 1, idempotent: false }));
     expect(err.code).toBe(Code.UNAVAILABLE);
     expect(lossy.attempts()).toBe(1);
-    // One message was leased by the lost call; the other is still there for the next caller.
-    expect((await admin.queues.stats(q)).leased).toBe(1);
   });
 
   it('a Lease that cannot reach a server is retried until it can', async () => {

@@ -6,6 +6,7 @@ import type { QueueCore } from '../queue/core.js';
 import type { TokenOutcome } from '../queue/message-store.js';
 import { InboxdError, failedPrecondition } from '../errors.js';
 import type { CallTracker } from './call-tracker.js';
+import { LeaseReplays } from './lease-replays.js';
 import * as v from './validate.js';
 import { handleSubscribe } from './subscribe-stream.js';
 import { throwIfMalformed } from './strict-decode.js';
@@ -30,6 +31,7 @@ function throwIfStale(outcomes: TokenOutcome[], verb: string): void {
 export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxServiceOptions): InboxServer {
   const limits = { maxMessageBytes: opts.maxMessageBytes };
   const auth = calls.auth;
+  const replays = new LeaseReplays();
   /**
    * A reply without a send grant: every message to `queue` answers a request (its lease token,
    * issued to this caller) that named `queue` as reply_to and was sent by `queue`'s owner. So an
@@ -154,7 +156,10 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       const max = v.count(req.maxMessages, 'max_messages', 1, v.LIMITS.batch, 1);
       const leaseSec = req.visibilityTimeout ? v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0) : undefined;
       const waitMs = v.durationMs(req.wait, 'wait', 0, v.LIMITS.maxWaitMs, 0);
-      return { deliveries: await core.lease(queue, max, leaseSec, waitMs, caller.principal, calls.waitSignal(call)) };
+      const requestId = v.requestId(req.requestId, 'request_id');
+      // A repeat is the same caller's, on the same queue: anyone else's request id leases anew.
+      const key = requestId === undefined ? undefined : `${caller.principal}\n${queue}\n${requestId}`;
+      return { deliveries: await replays.lease(key, () => core.lease(queue, max, leaseSec, waitMs, caller.principal, calls.waitSignal(call))) };
     }),
 
     subscribe: call => handleSubscribe(call, core, calls),

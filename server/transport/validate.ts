@@ -39,6 +39,13 @@ export function text(value: string, field: string): string {
   return value;
 }
 
+/** A client-chosen request id (Lease's request_id): empty, or 1..128 visible ASCII characters. */
+export function requestId(value: string, field: string): string | undefined {
+  if (value === '') return undefined;
+  if (value.length > 128 || !/^[\x21-\x7e]+$/.test(value)) throw invalid(`${field} must be 1 to 128 visible ASCII characters (a UUID, say)`);
+  return value;
+}
+
 /** A timestamp field: a real time between 1970 and 9999. */
 function time(d: Date, field: string): number {
   const t = d.getTime();

@@ -79,7 +79,17 @@ export interface LeaseRequest {
     | Duration
     | undefined;
   /** Long-poll: how long to wait for a first message when the queue is empty. 0..60s. */
-  wait?: Duration | undefined;
+  wait?:
+    | Duration
+    | undefined;
+  /**
+   * Makes a retry safe, as SQS's ReceiveRequestAttemptId: a Lease repeated with the same
+   * request_id (after its answer was lost) gets the deliveries the first one leased, while their
+   * leases last, instead of leasing more (those would wait out their visibility timeout). Held by
+   * the replica that answered, in memory; a repeat reaching another replica leases afresh. Up to
+   * 128 visible ASCII characters; unset: every Lease leases anew.
+   */
+  requestId: string;
 }
 
 export interface LeaseResponse {
@@ -719,7 +729,7 @@ export const SendStreamResponse: MessageFns<SendStreamResponse> = {
 };
 
 function createBaseLeaseRequest(): LeaseRequest {
-  return { queue: "", maxMessages: 0, visibilityTimeout: undefined, wait: undefined };
+  return { queue: "", maxMessages: 0, visibilityTimeout: undefined, wait: undefined, requestId: "" };
 }
 
 export const LeaseRequest: MessageFns<LeaseRequest> = {
@@ -735,6 +745,9 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
     }
     if (message.wait !== undefined) {
       Duration.encode(message.wait, writer.uint32(34).fork()).join();
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -784,6 +797,14 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
             message.wait = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -810,6 +831,11 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
         ? Duration.fromJSON(object.visibility_timeout)
         : undefined,
       wait: isSet(object.wait) ? Duration.fromJSON(object.wait) : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -827,6 +853,9 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
     if (message.wait !== undefined) {
       obj.wait = Duration.toJSON(message.wait);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -841,6 +870,7 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
       ? Duration.fromPartial(object.visibilityTimeout)
       : undefined;
     message.wait = (object.wait !== undefined && object.wait !== null) ? Duration.fromPartial(object.wait) : undefined;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -2857,8 +2887,9 @@ export const GetMessageResponse: MessageFns<GetMessageResponse> = {
  *
  * Every method declares its idempotency_level: clients retry IDEMPOTENT and NO_SIDE_EFFECTS calls
  * after an answer was lost, the others only when the call cannot have reached a server. Send and
- * Publish are idempotent when every message carries an id (a repeat stores nothing new); Lease is
- * not (a lost answer leaves its deliveries leased until their visibility timeout).
+ * Publish are idempotent when every message carries an id (a repeat stores nothing new), Lease
+ * when it carries a request_id; without one a lost answer leaves its deliveries leased until
+ * their visibility timeout.
  */
 export type InboxDefinition = typeof InboxDefinition;
 export const InboxDefinition = {
@@ -2981,8 +3012,9 @@ export const InboxDefinition = {
  *
  * Every method declares its idempotency_level: clients retry IDEMPOTENT and NO_SIDE_EFFECTS calls
  * after an answer was lost, the others only when the call cannot have reached a server. Send and
- * Publish are idempotent when every message carries an id (a repeat stores nothing new); Lease is
- * not (a lost answer leaves its deliveries leased until their visibility timeout).
+ * Publish are idempotent when every message carries an id (a repeat stores nothing new), Lease
+ * when it carries a request_id; without one a lost answer leaves its deliveries leased until
+ * their visibility timeout.
  */
 export type InboxService = typeof InboxService;
 export const InboxService = {
