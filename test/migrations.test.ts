@@ -1,12 +1,14 @@
 /**
- * inboxd's own tables under numbered migrations: what an operator sees when starting servers on
- * fresh, old and newer databases.
+ * inboxd's own tables under numbered migrations, and the pg-boss schema it was written for: what
+ * an operator sees when starting servers on fresh, old, newer and foreign databases.
  */
 import { describe, it, expect } from 'vitest';
 import pg from 'pg';
 import { CreateQueueRequest, GetQueueRequest } from '@inboxd/proto/v1/queues';
 import { MIGRATIONS } from '../server/queue/migrations/index.js';
 import { migrate } from '../server/queue/migrations/migrate.js';
+import { checkInstalledPgBoss } from '../server/queue/migrations/pg-boss-schema.js';
+import { PGBOSS_SCHEMA_VERSION } from '../server/queue/sql.js';
 import { call, createDatabase, startServer, dur } from './support/harness.js';
 import { clientTransactions } from './support/transactions.js';
 
@@ -109,5 +111,28 @@ describe('inboxd migrations', () => {
       await c.end();
     }
     expect((await recorded(url)).map(({ version, name }) => ({ version, name }))).toEqual(expected);
+  });
+});
+
+describe("pg-boss's schema version", () => {
+  it('is checked at start: a database at another one is refused, naming what was found and what would fit', async () => {
+    const url = await createDatabase();
+    await (await startServer(url)).stop();
+    await query(url, 'UPDATE inboxd.version SET version = 99');
+    await expect(startServer(url)).rejects.toThrow(
+      new RegExp(
+        `the pg-boss schema "inboxd" in this database is at version 99; inboxd \\S+ runs on pg-boss schema version ${PGBOSS_SCHEMA_VERSION} ` +
+          `\\(pg-boss 12\\.38\\.0\\), the only one its SQL was tested against\\. A newer pg-boss migrated this database .*` +
+          'run an inboxd release built on pg-boss schema version 99',
+      ),
+    );
+    expect((await query<{ version: number }>(url, 'SELECT version FROM inboxd.version'))[0].version).toBe(99);
+  });
+
+  it('of the pg-boss installed is checked before it may migrate anything', () => {
+    expect(() => checkInstalledPgBoss({ inboxd: '0.1.0', pgBoss: '12.99.0', pgBossSchema: PGBOSS_SCHEMA_VERSION + 1 })).toThrow(
+      `inboxd 0.1.0 was written for pg-boss schema version ${PGBOSS_SCHEMA_VERSION}, but the pg-boss installed here (12.99.0) uses version ${PGBOSS_SCHEMA_VERSION + 1}`,
+    );
+    expect(() => checkInstalledPgBoss()).not.toThrow();
   });
 });

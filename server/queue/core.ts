@@ -23,6 +23,7 @@ import { Database } from './database.js';
 import { RESPONSE_BUDGET_BYTES } from './response-budget.js';
 import { LeaseTokens } from './lease-token.js';
 import { migrate } from './migrations/migrate.js';
+import { checkInstalledPgBoss, checkPgBossSchema } from './migrations/pg-boss-schema.js';
 import { createHmac, randomBytes } from 'node:crypto';
 
 export interface CoreOptions {
@@ -93,10 +94,12 @@ export class QueueCore {
   }
 
   async start(): Promise<void> {
+    checkInstalledPgBoss();
     await this.boss.start();
     this.db.attach(this.boss);
     const { schema } = this.opts;
     try {
+      checkPgBossSchema(await this.boss.schemaVersion(), schema);
       const applied = await migrate(this.db, schema);
       if (applied.length > 0) this.log.info({ migrations: applied.map(m => `${m.version} ${m.name}`) }, `applied inboxd migrations up to ${applied[applied.length - 1].version}`);
     } catch (err) {

@@ -15,6 +15,13 @@
  */
 import type { ExtraQueueConfig } from './queue-config.js';
 
+/**
+ * The pg-boss schema version (its version table) these statements were written and tested for:
+ * pg-boss 12.38.0's. The server refuses to start on a database at another. Upgrading pg-boss: run
+ * test/sql-contract.test.ts against the new one, fix what fails, then move this number.
+ */
+export const PGBOSS_SCHEMA_VERSION = 46;
+
 export interface Sql {
   text: string;
   values: unknown[];
