@@ -1,7 +1,7 @@
 /**
  * Every SQL statement of inboxd's own, in one place. Everything else goes through pg-boss's public
- * API. These read and write pg-boss 12's job table (pinned in package.json, covered by the
- * integration tests) for what its API cannot express:
+ * API. These read and write pg-boss 12's job table (pinned exactly in package.json; every statement
+ * is run against pg-boss's schema by test/sql-contract.test.ts) for what its API cannot express:
  *
  * - a lease whose length is chosen per fetch (pg-boss fixes expire_seconds at insert time), kept
  *   as started_on + expire_seconds so pg-boss's own supervisor expires it at the same moment;
