@@ -9,6 +9,7 @@ import { describe, it, expect } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import * as sql from '../server/queue/sql.js';
+import { auth } from '../server/queue/migrations/002-auth.js';
 import { createDatabase } from './support/harness.js';
 
 describe('the shared server secret', () => {
@@ -20,7 +21,7 @@ describe('the shared server secret', () => {
     await second.connect();
     try {
       await first.query('CREATE SCHEMA inboxd');
-      await first.query(sql.ensureAuthSchema('inboxd').text);
+      await first.query(auth.up('inboxd'));
       const a = sql.serverSecret('inboxd', 'auth', randomBytes(32));
       const b = sql.serverSecret('inboxd', 'auth', randomBytes(32));
       await first.query('BEGIN');

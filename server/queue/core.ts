@@ -22,6 +22,8 @@ import { Browser } from './browse.js';
 import { Database } from './database.js';
 import { RESPONSE_BUDGET_BYTES } from './response-budget.js';
 import { LeaseTokens } from './lease-token.js';
+import { migrate } from './migrations/migrate.js';
+import { checkInstalledPgBoss, checkPgBossSchema } from './migrations/pg-boss-schema.js';
 import { createHmac, randomBytes } from 'node:crypto';
 
 export interface CoreOptions {
@@ -92,11 +94,18 @@ export class QueueCore {
   }
 
   async start(): Promise<void> {
+    checkInstalledPgBoss();
     await this.boss.start();
     this.db.attach(this.boss);
     const { schema } = this.opts;
-    await this.db.exec(sql.ensureSchema(schema));
-    await this.db.exec(sql.ensureAuthSchema(schema));
+    try {
+      checkPgBossSchema(await this.boss.schemaVersion(), schema);
+      const applied = await migrate(this.db, schema);
+      if (applied.length > 0) this.log.info({ migrations: applied.map(m => `${m.version} ${m.name}`) }, `applied inboxd migrations up to ${applied[applied.length - 1].version}`);
+    } catch (err) {
+      await this.stop().catch(() => {});
+      throw err;
+    }
     const channel = (await this.db.exec(sql.notifyChannel(schema))).rows[0].channel as string;
     this.secret = (await this.db.exec(sql.serverSecret(schema, 'auth', randomBytes(32)))).rows[0].value as Buffer;
     this.registry = new QueueRegistry(this.boss, schema);

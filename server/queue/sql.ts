@@ -1,7 +1,7 @@
 /**
  * Every SQL statement of inboxd's own, in one place. Everything else goes through pg-boss's public
- * API. These read and write pg-boss 12's job table (pinned in package.json, covered by the
- * integration tests) for what its API cannot express:
+ * API. These read and write pg-boss 12's job table (pinned exactly in package.json; every statement
+ * is run against pg-boss's schema by test/sql-contract.test.ts) for what its API cannot express:
  *
  * - a lease whose length is chosen per fetch (pg-boss fixes expire_seconds at insert time), kept
  *   as started_on + expire_seconds so pg-boss's own supervisor expires it at the same moment;
@@ -14,6 +14,13 @@
  * state = 'active'.
  */
 import type { ExtraQueueConfig } from './queue-config.js';
+
+/**
+ * The pg-boss schema version (its version table) these statements were written and tested for:
+ * pg-boss 12.38.0's. The server refuses to start on a database at another. Upgrading pg-boss: run
+ * test/sql-contract.test.ts against the new one, fix what fails, then move this number.
+ */
+export const PGBOSS_SCHEMA_VERSION = 46;
 
 export interface Sql {
   text: string;
@@ -106,45 +113,6 @@ export function createQueue(schema: string, name: string, options: object, extra
         END IF;
         ${upsertExtraText(schema, lit(name), extra, true)};
         ${owner ? `INSERT INTO ${schema}.inboxd_queue_owner (queue, principal) VALUES (${lit(name)}, ${lit(owner)}) ON CONFLICT (queue) DO UPDATE SET principal = EXCLUDED.principal;` : `DELETE FROM ${schema}.inboxd_queue_owner WHERE queue = ${lit(name)};`}
-      END $inboxd$`,
-    values: [],
-  };
-}
-
-/**
- * inboxd's own tables, beside pg-boss's in the same schema, created at start (idempotent; an
- * advisory lock keeps replicas starting together from racing on CREATE):
- * - inboxd_queue: the queue settings pg-boss has no column for, and the expired/dropped counters;
- *   a queue without a row has the defaults (a queue auto-created by a Send);
- * - inboxd_dedup: dedup keys (and content hashes) remembered for a queue's dedup window.
- */
-export function ensureSchema(schema: string): Sql {
-  return {
-    text: `DO $inboxd$
-      BEGIN
-        PERFORM pg_advisory_xact_lock(hashtext('inboxd schema ' || ${`'${schema}'`}));
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_queue (
-          name text PRIMARY KEY,
-          message_ttl_sec int NOT NULL DEFAULT 0,
-          dedup_window_sec int NOT NULL DEFAULT 300,
-          content_dedup bool NOT NULL DEFAULT false,
-          max_depth bigint NOT NULL DEFAULT 0,
-          overflow text NOT NULL DEFAULT 'reject',
-          expired bigint NOT NULL DEFAULT 0,
-          dropped bigint NOT NULL DEFAULT 0
-        );
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_dedup (
-          queue text NOT NULL,
-          key text NOT NULL,
-          id uuid NOT NULL,
-          expires_at timestamptz NOT NULL,
-          PRIMARY KEY (queue, key)
-        );
-        CREATE INDEX IF NOT EXISTS inboxd_dedup_expiry ON ${schema}.inboxd_dedup (expires_at);
-        -- Waiting messages with an expiry, by it: only those rows are indexed, so messages without
-        -- a TTL cost nothing more to insert.
-        CREATE INDEX IF NOT EXISTS inboxd_job_expiry ON ${schema}.job (((data->>'ex')::bigint))
-          WHERE state < 'active' AND data ? 'ex';
       END $inboxd$`,
     values: [],
   };
@@ -510,77 +478,38 @@ export function browseMessage(schema: string, queue: string, id: string): Sql {
   return { text: `SELECT ${browseColumns(schema)} FROM ${schema}.job WHERE name = $1 AND id = $2::uuid`, values: [queue, id] };
 }
 
-// ─── Identity and authorization (server/auth) ─────────────────────────────────────────────────
+// ─── inboxd's own tables: their migrations (server/queue/migrations) ──────────────────────────
 
 /**
- * inboxd's auth tables, beside the queue tables (idempotent, under the same advisory lock):
- * - inboxd_secret: the random server secret every replica shares (API key hashes and lease-token
- *   signatures are keyed with it);
- * - inboxd_principal, inboxd_api_key (a keyed hash, never the key), inboxd_grant (one row per
- *   principal, name or prefix, and verb), inboxd_queue_owner (who created a queue);
- * - inboxd_presence: each replica's count of a principal's open streams;
- * - inboxd_audit: denied calls and every change of keys, principals and grants.
+ * Held by whoever migrates inboxd's tables in `schema` until its transaction ends, so replicas
+ * starting together migrate one after another. The key earlier releases took for their CREATE … IF
+ * NOT EXISTS at start, so a replica of one of those starting meanwhile waits as well.
  */
-export function ensureAuthSchema(schema: string): Sql {
+export function lockMigrations(schema: string): Sql {
+  return { text: `SELECT pg_advisory_xact_lock(hashtext('inboxd schema ' || $1))`, values: [schema] };
+}
+
+/** The record of inboxd's migrations applied here; made by the first start that migrates. */
+export function ensureMigrationsTable(schema: string): Sql {
   return {
-    text: `DO $inboxd$
-      BEGIN
-        PERFORM pg_advisory_xact_lock(hashtext('inboxd schema ' || ${`'${schema}'`}));
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_secret (name text PRIMARY KEY, value bytea NOT NULL);
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_principal (
-          name text PRIMARY KEY,
-          metadata jsonb NOT NULL DEFAULT '{}',
-          admin bool NOT NULL DEFAULT false,
-          max_streams int NOT NULL DEFAULT 0,
-          max_send_rate int NOT NULL DEFAULT 0,
-          created_at timestamptz NOT NULL DEFAULT now(),
-          created_by text NOT NULL DEFAULT '',
-          last_seen_at timestamptz
-        );
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_api_key (
-          id text PRIMARY KEY,
-          principal text NOT NULL REFERENCES ${schema}.inboxd_principal (name) ON DELETE CASCADE,
-          hash bytea NOT NULL,
-          created_at timestamptz NOT NULL DEFAULT now(),
-          created_by text NOT NULL DEFAULT '',
-          expires_at timestamptz,
-          revoked_at timestamptz,
-          last_used_at timestamptz
-        );
-        CREATE INDEX IF NOT EXISTS inboxd_api_key_principal ON ${schema}.inboxd_api_key (principal);
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_grant (
-          principal text NOT NULL REFERENCES ${schema}.inboxd_principal (name) ON DELETE CASCADE,
-          pattern text NOT NULL,
-          verb text NOT NULL,
-          created_at timestamptz NOT NULL DEFAULT now(),
-          created_by text NOT NULL DEFAULT '',
-          PRIMARY KEY (principal, pattern, verb)
-        );
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_queue_owner (queue text PRIMARY KEY, principal text NOT NULL);
-        CREATE INDEX IF NOT EXISTS inboxd_queue_owner_principal ON ${schema}.inboxd_queue_owner (principal);
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_presence (
-          principal text NOT NULL,
-          replica text NOT NULL,
-          streams int NOT NULL,
-          seen_at timestamptz NOT NULL DEFAULT now(),
-          PRIMARY KEY (principal, replica)
-        );
-        CREATE TABLE IF NOT EXISTS ${schema}.inboxd_audit (
-          id bigserial PRIMARY KEY,
-          at timestamptz NOT NULL DEFAULT now(),
-          principal text NOT NULL DEFAULT '',
-          action text NOT NULL,
-          method text NOT NULL DEFAULT '',
-          verb text NOT NULL DEFAULT '',
-          target text NOT NULL DEFAULT '',
-          detail text NOT NULL DEFAULT '',
-          peer text NOT NULL DEFAULT ''
-        );
-        CREATE INDEX IF NOT EXISTS inboxd_audit_at ON ${schema}.inboxd_audit (at);
-      END $inboxd$`,
+    text: `CREATE TABLE IF NOT EXISTS ${schema}.inboxd_migrations (
+        version int PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`,
     values: [],
   };
 }
+
+export function appliedMigrations(schema: string): Sql {
+  return { text: `SELECT version, name, applied_at AS "appliedAt" FROM ${schema}.inboxd_migrations ORDER BY version`, values: [] };
+}
+
+export function recordMigration(schema: string, version: number, name: string): Sql {
+  return { text: `INSERT INTO ${schema}.inboxd_migrations (version, name) VALUES ($1, $2)`, values: [version, name] };
+}
+
+// ─── Identity and authorization (server/auth) ─────────────────────────────────────────────────
 
 /**
  * The shared secret named `name`, made from `candidate` by the first replica that asks. DO UPDATE
