@@ -1,25 +1,43 @@
-import { status } from '@grpc/grpc-js';
+/**
+ * What went wrong, in the server's own words. The core, auth and the transport throw these; only
+ * the transport edge (transport/error-status.ts) turns a kind into a gRPC status code.
+ */
+export type ErrorKind =
+  | 'invalid'
+  | 'not_found'
+  | 'already_exists'
+  | 'failed_precondition'
+  | 'resource_exhausted'
+  | 'unavailable'
+  | 'aborted'
+  | 'unauthenticated'
+  | 'permission_denied';
 
 /**
- * The one error type of inboxd. Anything thrown with a status code reaches the client with that
- * code and message; anything else becomes INTERNAL with a generic message (see toServiceError).
+ * The one error type of inboxd. Anything thrown as an InboxdError reaches the client with its
+ * kind's status and its message; anything else becomes INTERNAL with a generic message (see
+ * toServiceError), after the one translation of database errors below.
  */
 export class InboxdError extends Error {
-  readonly code: status;
-  constructor(code: status, message: string) {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, message: string) {
     super(message);
     this.name = 'InboxdError';
-    this.code = code;
+    this.kind = kind;
   }
 }
 
-export const invalid = (message: string) => new InboxdError(status.INVALID_ARGUMENT, message);
-export const notFound = (message: string) => new InboxdError(status.NOT_FOUND, message);
-export const failedPrecondition = (message: string) => new InboxdError(status.FAILED_PRECONDITION, message);
-export const unavailable = (message: string) => new InboxdError(status.UNAVAILABLE, message);
-export const alreadyExists = (message: string) => new InboxdError(status.ALREADY_EXISTS, message);
-export const unauthenticated = (message: string) => new InboxdError(status.UNAUTHENTICATED, message);
-export const permissionDenied = (message: string) => new InboxdError(status.PERMISSION_DENIED, message);
+export const invalid = (message: string) => new InboxdError('invalid', message);
+export const notFound = (message: string) => new InboxdError('not_found', message);
+export const alreadyExists = (message: string) => new InboxdError('already_exists', message);
+export const failedPrecondition = (message: string) => new InboxdError('failed_precondition', message);
+export const exhausted = (message: string) => new InboxdError('resource_exhausted', message);
+export const unavailable = (message: string) => new InboxdError('unavailable', message);
+export const unauthenticated = (message: string) => new InboxdError('unauthenticated', message);
+export const permissionDenied = (message: string) => new InboxdError('permission_denied', message);
+
+/** `err` is an InboxdError of that kind. */
+export const isKind = (err: unknown, kind: ErrorKind): err is InboxdError => err instanceof InboxdError && err.kind === kind;
 
 /**
  * A queue that does not exist (deleted meanwhile, or never created): pg-boss's error, or a job
@@ -28,11 +46,11 @@ export const permissionDenied = (message: string) => new InboxdError(status.PERM
  */
 export function isQueueNotFound(err: unknown): boolean {
   const e = err as { code?: string; table?: string } | undefined;
-  return e?.code === 'PGBOSS_QUEUE_NOT_FOUND' || (e?.code === '23503' && typeof e.table === 'string' && e.table.startsWith('job'));
+  return isKind(err, 'not_found') || e?.code === 'PGBOSS_QUEUE_NOT_FOUND' || (e?.code === '23503' && typeof e.table === 'string' && e.table.startsWith('job'));
 }
 
 /** The words for a queue-not-found error (the queue's name, when the database said it). */
-export function queueNotFoundText(err: unknown): string {
+function queueNotFoundText(err: unknown): string {
   const e = err as { code?: string; message?: string; detail?: string } | undefined;
   if (e?.code !== '23503') return e?.message ?? 'queue not found';
   const name = /Key \(name\)=\((.*)\) is not present/.exec(e.detail ?? '')?.[1];
@@ -49,5 +67,22 @@ const CONNECTION_TEXT =
 /** Whether `err` says the database could not be reached or did not answer, rather than that a statement was wrong. */
 export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
-  return Boolean((e?.code && CONNECTION_CODES.has(e.code)) || (e?.message && CONNECTION_TEXT.test(e.message)));
+  return isKind(err, 'unavailable') || Boolean((e?.code && CONNECTION_CODES.has(e.code)) || (e?.message && CONNECTION_TEXT.test(e.message)));
+}
+
+// Deadlock and serialization failure: nothing was done, and the same call may well succeed again.
+const CONFLICT_CODES = new Set(['40P01', '40001']);
+
+/**
+ * The one translation of what the database (Postgres, node-postgres, pg-boss) threw into the
+ * server's words: a queue that is not there, the database unreachable, a transaction conflict.
+ * Anything else is not the caller's to act on: undefined (the edge answers INTERNAL and logs it).
+ */
+export function fromDatabase(err: unknown): InboxdError | undefined {
+  if (err instanceof InboxdError) return err;
+  if (isQueueNotFound(err)) return notFound(queueNotFoundText(err));
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code && CONFLICT_CODES.has(code)) return new InboxdError('aborted', 'transaction conflict with a concurrent call, retry');
+  if (isConnectionError(err)) return unavailable('database unavailable, retry later');
+  return undefined;
 }

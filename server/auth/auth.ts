@@ -1,12 +1,12 @@
 import { createHash, createPublicKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
-import { status, type Metadata } from '@grpc/grpc-js';
+import type { Metadata } from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { QueueCore } from '../queue/core.js';
 import * as sql from '../queue/sql.js';
-import { InboxdError, permissionDenied, unauthenticated } from '../errors.js';
+import { InboxdError, unauthenticated, type ErrorKind } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { AuditLog } from './audit.js';
 import { KeyHasher, apiKeyId } from './api-keys.js';
@@ -362,9 +362,9 @@ export class Auth {
   }
 
   /** Records a refusal and returns the error to throw. */
-  deny(caller: Caller, verb: string, target: string, call: CallInfo | undefined, message: string, reason = 'no_grant', code = status.PERMISSION_DENIED): InboxdError {
+  deny(caller: Caller, verb: string, target: string, call: CallInfo | undefined, message: string, reason = 'no_grant', kind: ErrorKind = 'permission_denied'): InboxdError {
     this.audit.record({ action: 'denied', principal: caller.principal, verb, target, method: call?.getPath?.() ?? '', detail: `${reason}: ${message}`, peer: call?.getPeer?.() ?? '' });
-    return code === status.PERMISSION_DENIED ? permissionDenied(message) : new InboxdError(code, message);
+    return new InboxdError(kind, message);
   }
 
   // ─── Quotas ────────────────────────────────────────────────────────────────────────────────
@@ -375,7 +375,7 @@ export class Auth {
     const max = caller.maxStreams || this.opts.principalMaxStreams;
     const n = this.streamsOf.get(caller.principal) ?? 0;
     if (n >= max) {
-      throw this.deny(caller, 'consume', '', call, `principal ${caller.principal} holds ${n} streams on this server, its limit (${caller.maxStreams ? 'max_streams' : 'INBOXD_PRINCIPAL_MAX_STREAMS'}): close streams it does not need`, 'quota', status.RESOURCE_EXHAUSTED);
+      throw this.deny(caller, 'consume', '', call, `principal ${caller.principal} holds ${n} streams on this server, its limit (${caller.maxStreams ? 'max_streams' : 'INBOXD_PRINCIPAL_MAX_STREAMS'}): close streams it does not need`, 'quota', 'resource_exhausted');
     }
     this.streamsOf.set(caller.principal, n + 1);
     this.reportSoon();
@@ -402,7 +402,7 @@ export class Auth {
     if (b.tokens < Math.min(n, rate)) {
       this.buckets.set(caller.principal, b);
       const waitMs = Math.ceil(((Math.min(n, rate) - b.tokens) / rate) * 1000);
-      throw this.deny(caller, 'send', '', call, `principal ${caller.principal} sends faster than its limit of ${rate} messages a second: retry in ${waitMs} ms`, 'quota', status.RESOURCE_EXHAUSTED);
+      throw this.deny(caller, 'send', '', call, `principal ${caller.principal} sends faster than its limit of ${rate} messages a second: retry in ${waitMs} ms`, 'quota', 'resource_exhausted');
     }
     b.tokens -= n;
     this.buckets.set(caller.principal, b);

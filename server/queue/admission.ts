@@ -1,6 +1,5 @@
 import type { PgBoss } from 'pg-boss';
 import type { Database } from './database.js';
-import { status } from '@grpc/grpc-js';
 import { InboxdError } from '../errors.js';
 import * as sql from './sql.js';
 import type { OutgoingMessage } from './codec.js';
@@ -76,7 +75,7 @@ export class Admission {
         if (accepted.length > free) {
           if (config.overflow === 'reject') {
             throw new InboxdError(
-              status.RESOURCE_EXHAUSTED,
+              'resource_exhausted',
               `queue ${queue} is full: max_depth ${config.maxDepth}, ${depth} waiting, ${accepted.length} more do not fit (overflow policy REJECT; nothing was stored)`,
             );
           }

@@ -2,9 +2,7 @@ import { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Message, Delivery } from '@inboxd/proto/v1/message';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
-import type { RedriveFailure } from '@inboxd/proto/v1/queues';
-import { status } from '@grpc/grpc-js';
-import { notFound } from '../errors.js';
+import { notFound, type ErrorKind } from '../errors.js';
 import * as sql from './sql.js';
 import { toStored, type OutgoingMessage } from './codec.js';
 import { QueueRegistry } from './queue-registry.js';
@@ -48,6 +46,13 @@ export interface CoreOptions {
  * The queue core: pg-boss and the parts around it, wired once. Handlers call it; it never sees
  * gRPC types beyond the generated messages.
  */
+/** A message a redrive could not move, and why. */
+export interface RedriveFailure {
+  messageId: string;
+  kind: ErrorKind;
+  message: string;
+}
+
 export class QueueCore {
   readonly boss: PgBoss;
   /** Owns every connection to Postgres and knows whether the database answers. */
@@ -244,14 +249,14 @@ export class QueueCore {
     }
     const failed: RedriveFailure[] = [];
     for (const id of ids) {
-      if (!waiting!.has(id)) failed.push({ messageId: id, code: status.NOT_FOUND, message: `no dead-lettered message ${id} waits in ${queue}` });
+      if (!waiting!.has(id)) failed.push({ messageId: id, kind: 'not_found', message: `no dead-lettered message ${id} waits in ${queue}` });
     }
     if (!destination) {
       const stuck = (await exec(sql.unroutableDeadLetters(this.opts.schema, queue, ids.length > 0 ? ids : null, Math.min(limit, 1000)))).rows;
       for (const r of stuck) {
         failed.push({
           messageId: r.id,
-          code: status.FAILED_PRECONDITION,
+          kind: 'failed_precondition',
           message: r.source
             ? `its original queue ${r.source} no longer exists: create it again, or redrive with a destination`
             : 'it records no original queue: redrive it with a destination',

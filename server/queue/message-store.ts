@@ -1,17 +1,16 @@
 import type { PgBoss } from 'pg-boss';
 import type { Database } from './database.js';
-import { status } from '@grpc/grpc-js';
 import type { Delivery } from '@inboxd/proto/v1/message';
 import * as sql from './sql.js';
 import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT } from './lease-token.js';
 import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
 import { chunkBy, storedBytes } from './response-budget.js';
-import { InboxdError, isQueueNotFound } from '../errors.js';
+import { InboxdError, isQueueNotFound, type ErrorKind } from '../errors.js';
 
 /** What became of one lease token in a settle call. */
 export type TokenOutcome =
   | { token: string; ok: true; expiresAt?: Date; deadLettered?: boolean }
-  | { token: string; ok: false; code: status; message: string };
+  | { token: string; ok: false; kind: ErrorKind; message: string };
 
 export interface InsertResult {
   id: string;
@@ -250,7 +249,7 @@ export class MessageStore {
     return tokens.map(t => {
       const ref = this.tokens.verify(t, as);
       if (typeof ref !== 'string') return ref;
-      throw new InboxdError(ref === 'foreign' ? status.PERMISSION_DENIED : status.INVALID_ARGUMENT, `${TOKEN_FAULT_TEXT[ref]} (${JSON.stringify(String(t).slice(0, 60))})`);
+      throw new InboxdError(ref === 'foreign' ? 'permission_denied' : 'invalid', `${TOKEN_FAULT_TEXT[ref]} (${JSON.stringify(String(t).slice(0, 60))})`);
     });
   }
 
@@ -296,9 +295,9 @@ export class MessageStore {
     }
     return tokens.map((token, i): TokenOutcome => {
       const ref = decoded[i];
-      if (typeof ref === 'string') return { token, ok: false, code: ref === 'foreign' ? status.PERMISSION_DENIED : status.INVALID_ARGUMENT, message: TOKEN_FAULT_TEXT[ref] };
+      if (typeof ref === 'string') return { token, ok: false, kind: ref === 'foreign' ? 'permission_denied' : 'invalid', message: TOKEN_FAULT_TEXT[ref] };
       const r = results.get(attempt(ref));
-      return r ? { token, ok: true, ...r } : { token, ok: false, code: status.FAILED_PRECONDITION, message: STALE };
+      return r ? { token, ok: true, ...r } : { token, ok: false, kind: 'failed_precondition', message: STALE };
     });
   }
 }

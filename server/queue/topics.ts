@@ -2,7 +2,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import type { Message } from '@inboxd/proto/v1/message';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
-import { status } from '@grpc/grpc-js';
 import { InboxdError, isQueueNotFound, notFound } from '../errors.js';
 import * as sql from './sql.js';
 import type { QueueRegistry } from './queue-registry.js';
@@ -103,7 +102,7 @@ export class Topics {
 }
 
 function isNotFound(err: unknown): boolean {
-  return (err instanceof InboxdError && err.code === status.NOT_FOUND) || isQueueNotFound(err);
+  return (err instanceof InboxdError && err.kind === 'not_found') || isQueueNotFound(err);
 }
 
 /** A UUID v5 (RFC 9562) in the namespace of the client's message id, named by the queue. */

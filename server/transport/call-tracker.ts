@@ -51,7 +51,7 @@ export class CallTracker {
     if (this.openCalls >= this.limits.maxStreams) {
       return this.toError(
         new InboxdError(
-          status.RESOURCE_EXHAUSTED,
+          'resource_exhausted',
           `this server has ${this.openCalls} streams open, its limit (INBOXD_MAX_STREAMS): close streams you do not need, or retry later or on another replica`,
         ),
       );

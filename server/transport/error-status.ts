@@ -1,9 +1,19 @@
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
-import { InboxdError, isConnectionError, isQueueNotFound, queueNotFoundText } from '../errors.js';
 import type { Logger } from 'pino';
+import { fromDatabase, type ErrorKind } from '../errors.js';
 
-// Deadlock and serialization failure: nothing was done, and the same call may well succeed again.
-const CONFLICT_CODES = new Set(['40P01', '40001']);
+/** Each kind of error as the gRPC status a client sees: the only place the two meet. */
+export const STATUS_OF: Record<ErrorKind, status> = {
+  invalid: status.INVALID_ARGUMENT,
+  not_found: status.NOT_FOUND,
+  already_exists: status.ALREADY_EXISTS,
+  failed_precondition: status.FAILED_PRECONDITION,
+  resource_exhausted: status.RESOURCE_EXHAUSTED,
+  unavailable: status.UNAVAILABLE,
+  aborted: status.ABORTED,
+  unauthenticated: status.UNAUTHENTICATED,
+  permission_denied: status.PERMISSION_DENIED,
+};
 
 /**
  * Longest status message sent. Messages quote what the caller sent (a name, a field path), and a
@@ -18,19 +28,12 @@ function clip(details: string): string {
 
 /** The one place a thrown thing becomes a gRPC status. */
 export function toServiceError(err: unknown, log: Logger): Partial<ServiceError> {
-  if (err instanceof InboxdError) return { code: err.code, details: clip(err.message), metadata: new Metadata() };
-  const e = err as { code?: string; message?: string } | undefined;
-  if (isQueueNotFound(err)) {
-    return { code: status.NOT_FOUND, details: clip(queueNotFoundText(err)), metadata: new Metadata() };
-  }
-  if (e?.code && CONFLICT_CODES.has(e.code)) {
-    log.warn({ err }, 'transaction conflict');
-    return { code: status.ABORTED, details: 'transaction conflict with a concurrent call, retry', metadata: new Metadata() };
-  }
-  if (isConnectionError(err)) {
+  const known = fromDatabase(err);
+  if (known) {
+    if (known !== err && known.kind === 'aborted') log.warn({ err }, 'transaction conflict');
     // The database's owner logs an outage once (queue/database.ts); one line per failed call would flood.
-    log.debug({ err }, 'database unavailable');
-    return { code: status.UNAVAILABLE, details: 'database unavailable, retry later', metadata: new Metadata() };
+    if (known !== err && known.kind === 'unavailable') log.debug({ err }, 'database unavailable');
+    return { code: STATUS_OF[known.kind], details: clip(known.message), metadata: new Metadata() };
   }
   log.error({ err }, 'unexpected error');
   return { code: status.INTERNAL, details: 'internal error', metadata: new Metadata() };

@@ -67,7 +67,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       refs = core.store.verifyTokens(v.leaseTokens(tokens), caller.settleAs);
     } catch (err) {
       // Someone else's token: a denial like any other (audited, counted).
-      if ((err as InboxdError).code === status.PERMISSION_DENIED) auth.deniedToken(caller, (err as InboxdError).message, call);
+      if ((err as InboxdError).kind === 'permission_denied') auth.deniedToken(caller, (err as InboxdError).message, call);
       throw err;
     }
     for (const q of new Set(refs.map(r => r.queue))) await auth.require(caller, 'consume', q, call);
@@ -183,7 +183,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
 
     extendLease: calls.unary(async (req, call, caller) => {
       const tokens = await ownTokens(req.leaseTokens, caller, call);
-      if (!req.visibilityTimeout) throw new InboxdError(status.INVALID_ARGUMENT, 'visibility_timeout is required: the new lease length from now');
+      if (!req.visibilityTimeout) throw new InboxdError('invalid', 'visibility_timeout is required: the new lease length from now');
       const sec = v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0);
       const outcomes = await core.store.extend(tokens, sec, caller.settleAs);
       throwIfStale(outcomes, 'extended');

@@ -10,6 +10,7 @@ import { filteredPage } from './pages.js';
 import type { Caller, CallInfo } from '../auth/auth.js';
 import * as sql from '../queue/sql.js';
 import { status } from '@grpc/grpc-js';
+import { STATUS_OF } from './error-status.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -98,7 +99,7 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
   const replyQueue = async (name: string, call: CallInfo, caller: Caller) => {
     const n = (await core.db.exec(sql.ownedReplyQueues(core.schema, caller.principal))).rows[0].n as number;
     if (n >= MAX_REPLY_QUEUES) {
-      throw auth.deny(caller, 'admin', name, call, `principal ${caller.principal} owns ${n} reply queues, the most one may: delete those it no longer uses`, 'quota', status.RESOURCE_EXHAUSTED);
+      throw auth.deny(caller, 'admin', name, call, `principal ${caller.principal} owns ${n} reply queues, the most one may: delete those it no longer uses`, 'quota', 'resource_exhausted');
     }
     return name;
   };
@@ -133,7 +134,7 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
         created = await reg().create(name, config, caller.principal);
       } catch (err) {
         // Another create of the name won a race since the find.
-        const raced = err instanceof InboxdError && err.code === status.ALREADY_EXISTS ? await reg().find(name) : undefined;
+        const raced = err instanceof InboxdError && err.kind === 'already_exists' ? await reg().find(name) : undefined;
         if (raced) return { queue: await sameQueue(raced, config, caller) };
         throw err;
       }
@@ -197,7 +198,7 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
       if (destination) await auth.require(caller, 'send', destination, call);
       const limit = v.count(req.limit, 'limit', 1, 100_000, 1000);
       const r = await core.redrive(queue, ids, destination, limit);
-      return { redriven: String(r.redriven), failed: r.failed };
+      return { redriven: String(r.redriven), failed: r.failed.map(f => ({ messageId: f.messageId, code: STATUS_OF[f.kind], message: f.message })) };
     }),
     addTopicSubscription: calls.unary(topicAdminHandlers(core, auth).addTopicSubscription),
     removeTopicSubscription: calls.unary(topicAdminHandlers(core, auth).removeTopicSubscription),

@@ -9,6 +9,7 @@ import { throwIfMalformed } from './strict-decode.js';
 import * as v from './validate.js';
 import type { Caller } from '../auth/auth.js';
 import { peekLeaseToken } from '../queue/lease-token.js';
+import { STATUS_OF } from './error-status.js';
 
 function flowLimits(fc: SubscribeRequest['flowControl']): FlowLimits {
   return {
@@ -24,7 +25,7 @@ function flowLimits(fc: SubscribeRequest['flowControl']): FlowLimits {
 function results(outcomes: TokenOutcome[]): SettleResults {
   return {
     succeeded: outcomes.filter(o => o.ok).map(o => o.token),
-    failed: outcomes.flatMap(o => (o.ok ? [] : [{ leaseToken: o.token, code: o.code, message: o.message }])),
+    failed: outcomes.flatMap(o => (o.ok ? [] : [{ leaseToken: o.token, code: STATUS_OF[o.kind], message: o.message }])),
   };
 }
 
@@ -106,7 +107,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
         intake = false;
         await chain.catch(() => {});
         await close();
-        call.emit('error', calls.toError(new InboxdError(status.UNAVAILABLE, reason)));
+        call.emit('error', calls.toError(new InboxdError('unavailable', reason)));
       },
     });
     core.dispatcher.add(sub);
@@ -132,10 +133,10 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const done = denied.size === 0 ? await op(tokens) : await op(tokens.filter(t => !denied.has(t)));
     let i = 0;
     const out = denied.size === 0 ? done : tokens.map(t =>
-      denied.has(t) ? { token: t, ok: false as const, code: status.PERMISSION_DENIED, message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}` } : done[i++],
+      denied.has(t) ? { token: t, ok: false as const, kind: 'permission_denied' as const, message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}` } : done[i++],
     );
     // Someone else's tokens: denials like any other (audited, counted).
-    for (const o of out) if (!o.ok && o.code === status.PERMISSION_DENIED && !denied.has(o.token)) auth.deniedToken(caller!, o.message, call, peekLeaseToken(o.token)?.queue);
+    for (const o of out) if (!o.ok && o.kind === 'permission_denied' && !denied.has(o.token)) auth.deniedToken(caller!, o.message, call, peekLeaseToken(o.token)?.queue);
     return out;
   };
 

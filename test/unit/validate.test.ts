@@ -3,7 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { Message } from '@inboxd/proto/v1/message';
 import * as v from '../../server/transport/validate.js';
 
-const bad = (fn: () => unknown, text: string) => expect(fn).toThrow(expect.objectContaining({ code: status.INVALID_ARGUMENT, message: expect.stringContaining(text) }));
+const bad = (fn: () => unknown, text: string) => expect(fn).toThrow(expect.objectContaining({ kind: 'invalid', message: expect.stringContaining(text) }));
 
 describe('validation at the edge', () => {
   it('accepts reasonable queue names and refuses others with the rule', () => {
