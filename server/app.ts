@@ -20,7 +20,7 @@ import { inboxService } from './transport/inbox-service.js';
 import { queuesService } from './transport/queues-service.js';
 import { linkableDescriptors, reflectionProtoPaths } from './reflection.js';
 import { Metrics } from './metrics/metrics.js';
-import { instrumentCore } from './metrics/instrument.js';
+import { countCoreEvents } from './metrics/core-metrics.js';
 import { callInterceptor } from './metrics/interceptor.js';
 
 export interface AppOptions extends CoreOptions {
@@ -107,7 +107,7 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
     await core.stop().catch(() => {});
     throw err;
   }
-  instrumentCore(core, metrics);
+  countCoreEvents(core.events, metrics);
   metrics.attach(core, opts.schema, log);
 
   // Big enough for a full batch of max-size messages, plus framing.

@@ -19,7 +19,7 @@ interface QueueSnapshot {
 
 /**
  * inboxd's Prometheus metrics, in a registry of their own (several servers in one process, as in
- * tests, do not collide). Counters move as calls are served (interceptor.ts, instrument.ts);
+ * tests, do not collide). Counters move as calls are served (interceptor.ts, core-metrics.ts);
  * queue depths and pool use are read when scraped.
  */
 export class Metrics {

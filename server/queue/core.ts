@@ -23,6 +23,7 @@ import { LeaseTokens } from './lease-token.js';
 import { migrate } from './migrations/migrate.js';
 import { checkInstalledPgBoss, checkPgBossSchema } from './migrations/pg-boss-schema.js';
 import { createHmac, randomBytes } from 'node:crypto';
+import { CoreEvents, type CoreEventMap } from './events.js';
 
 export interface CoreOptions {
   databaseUrl: string;
@@ -69,8 +70,11 @@ export class QueueCore {
   private readonly hasher: Hasher;
   /** The random secret every replica on this database shares; keys API key hashes and token signatures. */
   secret!: Buffer;
+  /** What the core does, as it happens: metrics and logs listen here (events.ts). */
+  readonly events: CoreEvents;
 
   constructor(private readonly opts: CoreOptions, private readonly log: Logger) {
+    this.events = new CoreEvents((err, event) => this.log.warn({ err, event }, 'a listener of core events failed'));
     this.db = new Database(
       {
         url: opts.databaseUrl,
@@ -116,7 +120,7 @@ export class QueueCore {
     this.registry = new QueueRegistry(this.boss, schema);
     this.topics = new Topics(this.boss, schema, this.registry, (messages, sender) => this.send(messages, sender));
     this.browser = new Browser(this.boss, schema, this.registry);
-    this.store = new MessageStore(this.boss, this.db, schema, channel, new LeaseTokens(this.subkey('lease-token')));
+    this.store = new MessageStore(this.boss, this.db, schema, channel, new LeaseTokens(this.subkey('lease-token')), this.events);
     this.admission = new Admission(this.boss, this.db, schema);
     this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log);
     await this.wakeups.start();
@@ -202,7 +206,15 @@ export class QueueCore {
       stored.push(this.batcher.send(plain.map(i => outgoing[i])).then(r => plain.forEach((i, j) => (results[i] = r[j]))));
     }
     await Promise.all(stored);
-    return results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i], queue: messages[i].queue }));
+    const out = results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i], queue: messages[i].queue }));
+    const counts = new Map<string, CoreEventMap['sent']>();
+    for (const r of out) {
+      const c = counts.get(r.queue) ?? counts.set(r.queue, { queue: r.queue, stored: 0, duplicates: 0 }).get(r.queue)!;
+      if (r.duplicate) c.duplicates++;
+      else c.stored++;
+    }
+    for (const c of counts.values()) this.events.emit('sent', c);
+    return out;
   }
 
   get schema(): string {

@@ -2,7 +2,8 @@ import type { PgBoss } from 'pg-boss';
 import type { Database } from './database.js';
 import type { Delivery } from '@inboxd/proto/v1/message';
 import * as sql from './sql.js';
-import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT } from './lease-token.js';
+import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT, peekLeaseToken } from './lease-token.js';
+import type { CoreEvents, CoreEventMap } from './events.js';
 import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
 import { chunkBy, storedBytes } from './response-budget.js';
 import { InboxdError, isQueueNotFound, type ErrorKind } from '../errors.js';
@@ -30,6 +31,7 @@ export class MessageStore {
     private readonly schema: string,
     private readonly channel: string,
     private readonly tokens: LeaseTokens,
+    private readonly events: CoreEvents,
   ) {}
 
   private exec(q: sql.Sql) {
@@ -107,6 +109,7 @@ export class MessageStore {
       return jobs;
     });
     const expiresAt = new Date(startedBy + leaseSec * 1000);
+    if (jobs.length > 0) this.events.emit('leased', { queue, count: jobs.length });
     return jobs.map(j => toDelivery(j, expiresAt, this.tokens.encode({ queue, id: j.id, retryCount: j.retryCount, principal })));
   }
 
@@ -116,7 +119,7 @@ export class MessageStore {
    * anything. `as` null: the server itself (releasing a closed stream's leases).
    */
   async ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
-    return this.settle(tokens, as, async (queue, refs) => {
+    const outcomes = await this.settle(tokens, as, async (queue, refs) => {
       const res = (await this.boss.complete(queue, refs.map(r => ({ id: r.id, retryCount: r.retryCount })))) as { settled?: string[] };
       const done = new Set(res.settled ?? []);
       const missing = refs.filter(r => !done.has(r.id));
@@ -125,6 +128,8 @@ export class MessageStore {
       const repeated = await this.completedAt(queue, missing);
       return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
     });
+    this.settled(outcomes.filter(o => o.ok), 'acked');
+    return outcomes;
   }
 
   /**
@@ -141,7 +146,7 @@ export class MessageStore {
     opts: { deadLetter?: boolean; error?: string } = {},
   ): Promise<TokenOutcome[]> {
     const text = opts.error || reason || 'nacked';
-    return this.settle(tokens, as, async (queue, refs) => {
+    const outcomes = await this.settle(tokens, as, async (queue, refs) => {
       const pairs = sql.fencePairs(refs);
       if (opts.deadLetter) await this.exec(sql.lastAttempt(this.schema, queue, pairs));
       const { rows } = opts.deadLetter ? { rows: [] as Record<string, unknown>[] } : await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, text));
@@ -162,12 +167,28 @@ export class MessageStore {
         refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : repeated.get(r.id)]),
       );
     });
+    const ok = outcomes.filter(o => o.ok);
+    // A nack is the client's (reason unset); the server's own (a stream closing, a subscriber gone) is a release.
+    this.settled(ok.filter(o => !o.deadLettered), reason === undefined ? 'nacked' : 'released');
+    this.settled(ok.filter(o => o.deadLettered), 'dead_lettered');
+    return outcomes;
   }
 
   /** Fails leases whose time ran out, through pg-boss so the queue's retry policy applies. */
   async expire(queue: string, refs: { id: string; retryCount: number }[]): Promise<number> {
     const res = (await this.boss.fail(queue, refs, { message: 'lease expired' })) as { settled?: string[] };
-    return res.settled?.length ?? 0;
+    const done = res.settled ?? [];
+    if (done.length > 0) {
+      // pg-boss dead-letters (state failed) a job whose attempts ran out; the others went back to the queue.
+      const { rows } = await this.exec(sql.jobStates(this.schema, queue, done));
+      this.events.emit('expired', { queue, count: done.length, deadLettered: rows.filter(r => r.state === 'failed').length });
+    }
+    return done.length;
+  }
+
+  /** Emits `settled` per queue for successful outcomes (the queue is in each token). */
+  private settled(outcomes: TokenOutcome[], outcome: CoreEventMap['settled']['outcome']): void {
+    this.events.emitByQueue('settled', outcomes, o => peekLeaseToken(o.token)?.queue, (queue, count) => ({ queue, count, outcome }));
   }
 
   /**
