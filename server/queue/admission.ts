@@ -41,7 +41,7 @@ export class Admission {
 
   send(queue: string, messages: OutgoingMessage[], config: ResolvedQueueConfig): Promise<Admitted> {
     return this.db.transaction(async tx => {
-      const q = (s: sql.Sql) => tx.executeSql(s.text, s.values);
+      const q = (s: sql.Sql) => tx.exec(s);
       if (config.maxDepth > 0) await q(sql.lockQueueDepth(queue));
 
       // 1. Dedup: the first message with a key in this batch claims it; later ones in the batch,
@@ -106,7 +106,7 @@ export class Admission {
               unique
                 .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
                 .map(m => ({ id: m.id, data: m.data, priority: m.priority, startAfter: m.deliverAt })),
-              { returnId: true, db: tx },
+              { returnId: true, db: tx.boss },
             )) ?? []),
       );
       const answered = new Set<string>(); // an id repeated in the batch is stored once: the first

@@ -1,4 +1,4 @@
-import type { PgBoss } from 'pg-boss';
+import type { Database } from './database.js';
 import { MessageState, type MessageInfo, type DeadLetterOrigin } from '@inboxd/proto/v1/message';
 import { invalid, notFound } from '../errors.js';
 import * as sql from './sql.js';
@@ -147,13 +147,13 @@ function toInfo(r: BrowseRow): MessageInfo {
  */
 export class Browser {
   constructor(
-    private readonly boss: PgBoss,
+    private readonly db: Database,
     private readonly schema: string,
     private readonly registry: QueueRegistry,
   ) {}
 
   private async exec(q: sql.Sql): Promise<BrowseRow[]> {
-    return (await this.boss.getDb().executeSql(q.text, q.values)).rows as BrowseRow[];
+    return (await this.db.exec(q)).rows as BrowseRow[];
   }
 
   async list(queue: string, o: BrowseOptions): Promise<BrowsePage> {

@@ -117,9 +117,9 @@ export class QueueCore {
     }
     const channel = (await this.db.exec(sql.notifyChannel(schema))).rows[0].channel as string;
     this.secret = (await this.db.exec(sql.serverSecret(schema, 'auth', randomBytes(32)))).rows[0].value as Buffer;
-    this.registry = new QueueRegistry(this.boss, schema);
-    this.topics = new Topics(this.boss, schema, this.registry, (messages, sender) => this.send(messages, sender));
-    this.browser = new Browser(this.boss, schema, this.registry);
+    this.registry = new QueueRegistry(this.boss, this.db, schema);
+    this.topics = new Topics(this.boss, this.db, schema, this.registry, (messages, sender) => this.send(messages, sender));
+    this.browser = new Browser(this.db, schema, this.registry);
     this.store = new MessageStore(this.boss, this.db, schema, channel, new LeaseTokens(this.subkey('lease-token')), this.events);
     this.admission = new Admission(this.boss, this.db, schema);
     this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log);

@@ -17,9 +17,15 @@ export interface DatabaseOptions {
   healthIntervalMs: number;
 }
 
-/** Runs statements inside one transaction (or on the pool). */
+/** pg-boss's handle on a connection (the pool, or one transaction's), as its own calls take it (`{ db }`). */
 export interface Executor {
   executeSql(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+}
+
+/** One transaction: exec() runs our statements in it; `boss` joins pg-boss's own calls to it (`fetch(q, { db: tx.boss })`). */
+export interface Tx {
+  exec(q: Sql): Promise<pg.QueryResult>;
+  readonly boss: Executor;
 }
 
 interface BossDb {
@@ -117,8 +123,8 @@ export class Database extends EventEmitter<{ up: [downForMs: number]; down: [err
   }
 
   /** `fn` inside one transaction on one pooled connection: committed when it resolves, rolled back when it throws. */
-  transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
-    return this.watch(this.db.withTransaction(fn));
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.watch(this.db.withTransaction(boss => fn({ exec: q => boss.executeSql(q.text, q.values), boss })));
   }
 
   poolCounts(): { max: number; total: number; idle: number; waiting: number } | null {

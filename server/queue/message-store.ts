@@ -77,13 +77,13 @@ export class MessageStore {
       const jobs: Awaited<ReturnType<typeof this.boss.fetch<StoredMessage>>> = [];
       // Messages past their expires_at are ended here, never delivered; fetch again for the room they leave.
       for (let want = max; want > 0; ) {
-        const got = await this.boss.fetch<StoredMessage>(queue, { batchSize: want, db: tx });
+        const got = await this.boss.fetch<StoredMessage>(queue, { batchSize: want, db: tx.boss });
         const now = Date.now();
         const expired = got.filter(j => j.data.ex !== undefined && j.data.ex <= now).map(j => j.id);
         for (const j of got) if (!(j.data.ex !== undefined && j.data.ex <= now)) jobs.push(j);
         if (expired.length > 0) {
           const x = sql.expireLeased(this.schema, queue, expired);
-          await tx.executeSql(x.text, x.values);
+          await tx.exec(x);
         }
         if (expired.length === 0 || got.length < want) break;
         want = max - jobs.length;
@@ -95,7 +95,7 @@ export class MessageStore {
         const fits = chunkBy(jobs, j => storedBytes(j.data), budgetBytes)[0].items.length;
         if (fits < jobs.length) {
           const back = sql.unlease(this.schema, queue, jobs.slice(fits).map(j => j.id));
-          await tx.executeSql(back.text, back.values);
+          await tx.exec(back);
           jobs.length = fits;
           if (out) out.overBudget = true;
         }
@@ -104,7 +104,7 @@ export class MessageStore {
       const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
       if (other.length > 0) {
         const q = sql.setLease(this.schema, queue, other, leaseSec);
-        await tx.executeSql(q.text, q.values);
+        await tx.exec(q);
       }
       return jobs;
     });

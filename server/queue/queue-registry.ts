@@ -1,4 +1,5 @@
 import type { PgBoss } from 'pg-boss';
+import type { Database } from './database.js';
 import { LRUCache } from 'lru-cache';
 import { notFound, alreadyExists, failedPrecondition, invalid } from '../errors.js';
 import * as sql from './sql.js';
@@ -36,7 +37,7 @@ export interface QueueCounts {
 export class QueueRegistry {
   private readonly cache: LRUCache<string, QueueInfo>;
 
-  constructor(private readonly boss: PgBoss, private readonly schema: string, cacheTtlMs = 5000) {
+  constructor(private readonly boss: PgBoss, private readonly db: Database, private readonly schema: string, cacheTtlMs = 5000) {
     this.cache = new LRUCache({ max: 10_000, ttl: cacheTtlMs });
   }
 
@@ -53,7 +54,7 @@ export class QueueRegistry {
     // racing for one name both would "win". This one fails unless it inserted the queue itself.
     const q = sql.createQueue(this.schema, name, { ...toBossOptions(config), policy: 'standard' }, extraOf(config), owner);
     try {
-      await this.boss.getDb().executeSql(q.text, q.values);
+      await this.db.exec(q);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === '23505') throw alreadyExists(`queue ${name} already exists`);
@@ -90,7 +91,7 @@ export class QueueRegistry {
   private async extras(names: string[]): Promise<Map<string, Extra>> {
     if (names.length === 0) return new Map();
     const { text, values } = sql.queueExtras(this.schema, names);
-    const { rows } = await this.boss.getDb().executeSql(text, values);
+    const { rows } = await this.db.exec({ text, values });
     return new Map((rows as (Extra & { name: string })[]).map(r => [r.name, r]));
   }
 
@@ -107,7 +108,7 @@ export class QueueRegistry {
     // pg-boss's updateQueue cannot unset a dead letter queue by leaving it out: say null.
     await this.boss.updateQueue(name, { ...options, deadLetter: config.deadLetterQueue || null } as Parameters<PgBoss['updateQueue']>[1]);
     const { text, values } = sql.upsertQueueExtra(this.schema, name, extraOf(config));
-    await this.boss.getDb().executeSql(text, values);
+    await this.db.exec({ text, values });
     this.cache.delete(name);
     return this.get(name);
   }
@@ -139,7 +140,7 @@ export class QueueRegistry {
     try {
       await this.boss.deleteQueue(name);
       const { text, values } = sql.deleteQueueExtra(this.schema, name);
-      await this.boss.getDb().executeSql(text, values);
+      await this.db.exec({ text, values });
     } catch (err) {
       const msg = (err as Error).message ?? '';
       if (/dead letter|dead_letter|foreign key/i.test(msg)) {
@@ -159,7 +160,7 @@ export class QueueRegistry {
   async counts(name: string): Promise<QueueCounts> {
     await this.get(name);
     const { text, values } = sql.queueCounts(this.schema, name);
-    const [{ rows }, extra] = await Promise.all([this.boss.getDb().executeSql(text, values), this.extra(name)]);
+    const [{ rows }, extra] = await Promise.all([this.db.exec({ text, values }), this.extra(name)]);
     const r = rows[0] as Record<string, string>;
     return {
       expired: Number(extra?.expired ?? 0),

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
+import type { Database } from './database.js';
 import type { Message } from '@inboxd/proto/v1/message';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
 import { InboxdError, isQueueNotFound, notFound } from '../errors.js';
@@ -28,13 +29,14 @@ export interface PublishItem {
 export class Topics {
   constructor(
     private readonly boss: PgBoss,
+    private readonly db: Database,
     private readonly schema: string,
     private readonly registry: QueueRegistry,
     private readonly send: (messages: Message[], sender: string) => Promise<SendResult[]>,
   ) {}
 
   private exec(q: sql.Sql) {
-    return this.boss.getDb().executeSql(q.text, q.values);
+    return this.db.exec(q);
   }
 
   /** Subscribes `queue` to `topic`; a repeat is a no-op. NOT_FOUND when the queue does not exist. */

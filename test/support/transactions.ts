@@ -7,7 +7,7 @@ export function clientTransactions(client: pg.Client): Transactions {
     async transaction(fn) {
       await client.query('BEGIN');
       try {
-        const result = await fn({ executeSql: (text, values) => client.query(text, values) });
+        const result = await fn({ exec: q => client.query(q.text, q.values) });
         await client.query('COMMIT');
         return result;
       } catch (err) {

@@ -2,9 +2,9 @@ import * as sql from '../sql.js';
 import { thisBuild } from './build.js';
 import { MIGRATIONS, type Migration } from './index.js';
 
-/** Statements inside one transaction (a Database transaction's executor is one). */
+/** Statements inside one transaction (a Database transaction is one). */
 export interface Statements {
-  executeSql(text: string, values?: unknown[]): Promise<{ rows: any[] }>;
+  exec(q: sql.Sql): Promise<{ rows: any[] }>;
 }
 
 /** Where the migrations run: a transaction on one connection per call (Database is one). */
@@ -32,7 +32,7 @@ export async function migrate(db: Transactions, schema: string, migrations: read
   const done: Migration[] = [];
   for (;;) {
     const next = await db.transaction(async tx => {
-      const run = (q: sql.Sql) => tx.executeSql(q.text, q.values);
+      const run = (q: sql.Sql) => tx.exec(q);
       await run(sql.lockMigrations(schema));
       await run(sql.ensureMigrationsTable(schema));
       const applied = (await run(sql.appliedMigrations(schema))).rows as Applied[];
@@ -41,7 +41,7 @@ export async function migrate(db: Transactions, schema: string, migrations: read
       const m = migrations.find(m => !recorded.has(m.version));
       if (!m) return undefined;
       try {
-        await tx.executeSql(m.up(schema));
+        await tx.exec({ text: m.up(schema), values: [] });
       } catch (err) {
         throw new Error(`inboxd migration ${m.version} (${m.name}) failed in schema "${schema}", nothing of it kept: ${(err as Error).message}`, { cause: err });
       }
