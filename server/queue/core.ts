@@ -9,7 +9,7 @@ import { QueueRegistry } from './queue-registry.js';
 import { MessageStore } from './message-store.js';
 import { SendBatcher } from './send-batcher.js';
 import { Admission, needsAdmission } from './admission.js';
-import type { InsertResult } from './message-store.js';
+import type { InsertResult, TokenOutcome } from './message-store.js';
 import type { ResolvedQueueConfig } from './queue-config.js';
 import { Hasher } from './hasher.js';
 import { Wakeups } from './wakeups.js';
@@ -19,7 +19,7 @@ import { Topics } from './topics.js';
 import { Browser } from './browse.js';
 import { Database } from './database.js';
 import { RESPONSE_BUDGET_BYTES } from './response-budget.js';
-import { LeaseTokens } from './lease-token.js';
+import { LeaseTokens, type LeaseRef } from './lease-token.js';
 import { migrate } from './migrations/migrate.js';
 import { checkInstalledPgBoss, checkPgBossSchema } from './migrations/pg-boss-schema.js';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -215,6 +215,36 @@ export class QueueCore {
     }
     for (const c of counts.values()) this.events.emit('sent', c);
     return out;
+  }
+
+  /** Marks deliveries done, `as` the principal settling (null: the server itself). */
+  ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
+    return this.store.ack(tokens, as);
+  }
+
+  /** Returns deliveries to their queue after `delayMs` (undefined: the queue's retry policy), or dead-letters them. */
+  nack(tokens: string[], delayMs: number | undefined, as: string | null, reason?: string, opts?: { deadLetter?: boolean; error?: string }): Promise<TokenOutcome[]> {
+    return this.store.nack(tokens, delayMs, as, reason, opts);
+  }
+
+  /** Pushes leases out to now + `leaseSec`. */
+  extend(tokens: string[], leaseSec: number, as: string | null): Promise<TokenOutcome[]> {
+    return this.store.extend(tokens, leaseSec, as);
+  }
+
+  /** The deliveries lease tokens name, checked: their signature, and that `as` leased them. */
+  verifyTokens(tokens: string[], as: string | null): LeaseRef[] {
+    return this.store.verifyTokens(tokens, as);
+  }
+
+  /** For the requests `refs` name: the reply_to each asked for and who sent it, by id. */
+  replyRequests(refs: LeaseRef[]): Promise<Map<string, { replyTo: string | null; sender: string }>> {
+    return this.store.replyRequests(refs);
+  }
+
+  /** How many reply queues (reply.<uuid>) `principal` owns. */
+  async replyQueuesOwnedBy(principal: string): Promise<number> {
+    return Number((await this.db.exec(sql.ownedReplyQueues(this.opts.schema, principal))).rows[0]?.n ?? 0);
   }
 
   get schema(): string {

@@ -41,13 +41,13 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
     if (!caller.principal || msgs.some(m => !m.inReplyToLeaseToken)) return false;
     let refs;
     try {
-      refs = core.store.verifyTokens(msgs.map(m => m.inReplyToLeaseToken), caller.principal);
+      refs = core.verifyTokens(msgs.map(m => m.inReplyToLeaseToken), caller.principal);
     } catch {
       return false;
     }
     const owner = await auth.ownerOf(queue);
     if (!owner) return false;
-    const requests = await core.store.replyRequests(refs);
+    const requests = await core.replyRequests(refs);
     return refs.every(r => requests.get(r.id)?.replyTo === queue && requests.get(r.id)?.sender === owner);
   };
   /** Checks a batch: valid, `send` allowed on each queue (or a reply), within the caller's rate; stores it with the caller as sender. */
@@ -64,7 +64,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
   const ownTokens = async (tokens: string[], caller: Caller, call: CallInfo) => {
     let refs;
     try {
-      refs = core.store.verifyTokens(v.leaseTokens(tokens), caller.settleAs);
+      refs = core.verifyTokens(v.leaseTokens(tokens), caller.settleAs);
     } catch (err) {
       // Someone else's token: a denial like any other (audited, counted).
       if ((err as InboxdError).kind === 'permission_denied') auth.deniedToken(caller, (err as InboxdError).message, call);
@@ -165,7 +165,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
     subscribe: call => handleSubscribe(call, core, calls),
 
     ack: calls.unary(async (req, call, caller) => {
-      const outcomes = await core.store.ack(await ownTokens(req.leaseTokens, caller, call), caller.settleAs);
+      const outcomes = await core.ack(await ownTokens(req.leaseTokens, caller, call), caller.settleAs);
       throwIfStale(outcomes, 'acked');
       return { acked: outcomes.length };
     }),
@@ -175,7 +175,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       // Unset: the queue's retry_delay (QueueConfig: it applies to a message "nacked without delay").
       const delayMs = req.delay ? v.durationMs(req.delay, 'delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const opts = v.nackOptions(req.deadLetter, req.error, delayMs, '');
-      const outcomes = await core.store.nack(tokens, delayMs, caller.settleAs, undefined, opts);
+      const outcomes = await core.nack(tokens, delayMs, caller.settleAs, undefined, opts);
       throwIfStale(outcomes, 'nacked');
       const dead = outcomes.filter(o => o.ok && o.deadLettered).length;
       return { requeued: outcomes.length - dead, deadLettered: dead };
@@ -185,7 +185,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       const tokens = await ownTokens(req.leaseTokens, caller, call);
       if (!req.visibilityTimeout) throw new InboxdError('invalid', 'visibility_timeout is required: the new lease length from now');
       const sec = v.leaseSeconds(req.visibilityTimeout, 'visibility_timeout', 0);
-      const outcomes = await core.store.extend(tokens, sec, caller.settleAs);
+      const outcomes = await core.extend(tokens, sec, caller.settleAs);
       throwIfStale(outcomes, 'extended');
       return { leases: outcomes.map(o => ({ leaseToken: o.token, leaseExpiresAt: o.ok ? o.expiresAt : undefined })) };
     }),

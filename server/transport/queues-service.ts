@@ -8,7 +8,6 @@ import * as v from './validate.js';
 import { topicAdminHandlers } from './topics-service.js';
 import { filteredPage } from './pages.js';
 import type { Caller, CallInfo } from '../auth/auth.js';
-import * as sql from '../queue/sql.js';
 import { status } from '@grpc/grpc-js';
 import { STATUS_OF } from './error-status.js';
 
@@ -97,7 +96,7 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
     return name;
   };
   const replyQueue = async (name: string, call: CallInfo, caller: Caller) => {
-    const n = (await core.db.exec(sql.ownedReplyQueues(core.schema, caller.principal))).rows[0].n as number;
+    const n = await core.replyQueuesOwnedBy(caller.principal);
     if (n >= MAX_REPLY_QUEUES) {
       throw auth.deny(caller, 'admin', name, call, `principal ${caller.principal} owns ${n} reply queues, the most one may: delete those it no longer uses`, 'quota', 'resource_exhausted');
     }

@@ -68,7 +68,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
       const held = sub.tokens();
       sub.settled(held);
       if (held.length > 0) {
-        await core.store.nack(held, 0, null, 'subscriber stream closed').catch(err => calls.log.warn({ err }, 'releasing leases failed'));
+        await core.nack(held, 0, null, 'subscriber stream closed').catch(err => calls.log.warn({ err }, 'releasing leases failed'));
       }
     })();
     return closing;
@@ -148,20 +148,20 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     if (req.drain) s.draining = true;
     const out: SubscribeResponse = { deliveries: [] };
     if (req.ackLeaseTokens.length > 0) {
-      const outcomes = await settle(req.ackLeaseTokens, t => core.store.ack(t, as));
+      const outcomes = await settle(req.ackLeaseTokens, t => core.ack(t, as));
       s.settled(req.ackLeaseTokens);
       out.ackResults = results(outcomes);
     }
     if (req.nackLeaseTokens.length > 0) {
       const delayMs = req.nackDelay ? v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const opts = v.nackOptions(req.nackDeadLetter, req.nackError, delayMs, 'nack_');
-      const outcomes = await settle(req.nackLeaseTokens, t => core.store.nack(t, delayMs, as, undefined, opts));
+      const outcomes = await settle(req.nackLeaseTokens, t => core.nack(t, delayMs, as, undefined, opts));
       s.settled(req.nackLeaseTokens);
       out.nackResults = results(outcomes);
     }
     if (req.extendLeaseTokens.length > 0) {
       const sec = req.extendVisibilityTimeout ? v.leaseSeconds(req.extendVisibilityTimeout, 'extend_visibility_timeout', 0) : s.leaseSec;
-      const outcomes = await settle(req.extendLeaseTokens, t => core.store.extend(t, sec, as));
+      const outcomes = await settle(req.extendLeaseTokens, t => core.extend(t, sec, as));
       for (const o of outcomes) if (o.ok && o.expiresAt) s.extended(o.token, o.expiresAt);
       out.extendResults = results(outcomes);
     }
