@@ -466,7 +466,8 @@ export class Auth {
       else byCredential.set(k, [w]);
     }
     for (const list of byCredential.values()) {
-      const now = await this.identify(list[0].caller.credential);
+      // Grouped by credential: every list holds the stream that made it.
+      const now = await this.identify(list[0]!.caller.credential);
       // Many streams of one principal on one queue: one question.
       const allowed = new Map<string, Promise<boolean>>();
       for (const w of list) {

@@ -52,7 +52,7 @@ export class Admission {
       const holder = new Map<string, string>(); // key -> id holding it, for keys not claimed here
       if (firstWithKey.size > 0) {
         const keys = [...firstWithKey.keys()].sort();
-        const ids = keys.map(k => messages[firstWithKey.get(k)!].id);
+        const ids = keys.map(k => messages[firstWithKey.get(k)!]!.id);
         const claimed = new Set((await q(sql.claimDedupKeys(this.schema, queue, keys, ids, config.dedupWindowSec))).rows.map(r => r.key as string));
         const held = keys.filter(k => !claimed.has(k));
         if (held.length > 0) for (const r of (await q(sql.dedupHolders(this.schema, queue, held))).rows) holder.set(r.key, r.id);
@@ -62,7 +62,7 @@ export class Admission {
         if (k === undefined) return undefined;
         if (holder.has(k)) return holder.get(k);
         const first = firstWithKey.get(k)!;
-        return first === i ? undefined : messages[first].id;
+        return first === i ? undefined : messages[first]!.id;
       });
       let accepted = messages.filter((_, i) => dupOf[i] === undefined);
 

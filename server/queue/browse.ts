@@ -75,7 +75,8 @@ function decodeToken(token: string, newestFirst: boolean): sql.BrowseCursor {
   if ((m[1] === 'd') !== newestFirst) {
     throw invalid(`page_token was issued for newest_first=${m[1] === 'd'}: keep newest_first as it was while paging, or start again without a token`);
   }
-  return { createdUs: m[2], id: m[3] };
+  // The pattern matched, so both groups are there.
+  return { createdUs: m[2]!, id: m[3]! };
 }
 
 /** The text of a failure as pg-boss keeps it in a job's output. */
@@ -161,10 +162,10 @@ export class Browser {
     await this.registry.get(queue);
     const rows = await this.exec(sql.browseMessages(this.schema, queue, { state: o.state, limit: o.pageSize + 1, newestFirst: o.newestFirst, after }));
     const page = rows.slice(0, o.pageSize);
-    const last = page[page.length - 1];
+    const last = page.at(-1);
     return {
       messages: page.map(toInfo),
-      nextPageToken: rows.length > o.pageSize ? encodeToken(o.newestFirst, { createdUs: last.createdUs, id: last.id }) : '',
+      nextPageToken: rows.length > o.pageSize && last ? encodeToken(o.newestFirst, { createdUs: last.createdUs, id: last.id }) : '',
     };
   }
 

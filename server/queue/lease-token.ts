@@ -28,8 +28,8 @@ const SHAPE = /^[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{22}$/;
 export function peekLeaseToken(token: unknown): LeaseRef | undefined {
   if (typeof token !== 'string' || !SHAPE.test(token)) return undefined;
   const parts = Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8').split('\n');
-  if (parts.length !== 4) return undefined;
   const [queue, id, count, principal] = parts;
+  if (parts.length !== 4 || queue === undefined || id === undefined || count === undefined || principal === undefined) return undefined;
   if (!QUEUE_NAME.test(queue) || !UUID.test(id) || !/^\d{1,9}$/.test(count)) return undefined;
   return { queue, id, retryCount: Number(count), principal };
 }

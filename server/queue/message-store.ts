@@ -92,7 +92,8 @@ export class MessageStore {
       // order: deliver them in the order they were picked.
       jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
       if (budgetBytes !== undefined && jobs.length > 1) {
-        const fits = chunkBy(jobs, j => storedBytes(j.data), budgetBytes)[0].items.length;
+        // jobs is not empty, so there is a first chunk (holding at least one job, whatever its size).
+        const fits = chunkBy(jobs, j => storedBytes(j.data), budgetBytes)[0]!.items.length;
         if (fits < jobs.length) {
           const back = sql.unlease(this.schema, queue, jobs.slice(fits).map(j => j.id));
           await tx.exec(back);
@@ -315,7 +316,7 @@ export class MessageStore {
       );
     }
     return tokens.map((token, i): TokenOutcome => {
-      const ref = decoded[i];
+      const ref = decoded[i]!;
       if (typeof ref === 'string') return { token, ok: false, kind: ref === 'foreign' ? 'permission_denied' : 'invalid', message: TOKEN_FAULT_TEXT[ref] };
       const r = results.get(attempt(ref));
       return r ? { token, ok: true, ...r } : { token, ok: false, kind: 'failed_precondition', message: STALE };

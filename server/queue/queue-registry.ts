@@ -130,8 +130,9 @@ export class QueueRegistry {
       const qs = await this.boss.getQueues(undefined, { limit, after: cursor });
       const extras = await this.extras(qs.filter(q => ADDRESSABLE.test(q.name)).map(q => q.name));
       for (const q of qs) if (ADDRESSABLE.test(q.name)) out.push(toInfo(q, extras.get(q.name)));
-      if (out.length >= limit || qs.length < limit) return out.slice(0, limit);
-      cursor = qs[qs.length - 1].name;
+      const last = qs.at(-1);
+      if (out.length >= limit || qs.length < limit || !last) return out.slice(0, limit);
+      cursor = last.name;
     }
   }
 

@@ -48,7 +48,7 @@ export class SendBatcher {
   private async flush(): Promise<void> {
     const batch: Pending[] = [];
     let rows = 0;
-    while (this.pending.length > 0 && (batch.length === 0 || rows + this.pending[0].messages.length <= this.opts.maxBatch)) {
+    for (let next = this.pending[0]; next && (batch.length === 0 || rows + next.messages.length <= this.opts.maxBatch); next = this.pending[0]) {
       const p = this.pending.shift()!;
       batch.push(p);
       rows += p.messages.length;
@@ -81,7 +81,8 @@ export class SendBatcher {
           p.messages.map(m => {
             const i = cursor.get(m.queue) ?? 0;
             cursor.set(m.queue, i + 1);
-            return (mine.get(m.queue) as InsertResult[])[i];
+            // One result per message of its queue's insert, in order.
+            return (mine.get(m.queue) as InsertResult[])[i]!;
           }),
         );
       }

@@ -78,8 +78,10 @@ export class Topics {
     // One id per (message, queue), kept across the retry below.
     const ids = items.map(() => new Map<string, string>());
     const idOf = (i: number, queue: string) => {
-      let id = ids[i].get(queue);
-      if (!id) ids[i].set(queue, (id = items[i].clientId ? copyId(items[i].message.id, queue) : randomUUID()));
+      const mine = ids[i]!;
+      const item = items[i]!;
+      let id = mine.get(queue);
+      if (!id) mine.set(queue, (id = item.clientId ? copyId(item.message.id, queue) : randomUUID()));
       return id;
     };
     for (let attempt = 0; ; attempt++) {
@@ -111,8 +113,8 @@ function isNotFound(err: unknown): boolean {
 export function copyId(id: string, queue: string): string {
   const ns = Buffer.from(id.replace(/-/g, ''), 'hex');
   const h = createHash('sha1').update(ns).update(queue, 'utf8').digest().subarray(0, 16);
-  h[6] = (h[6] & 0x0f) | 0x50;
-  h[8] = (h[8] & 0x3f) | 0x80;
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }

@@ -156,7 +156,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       const size = v.count(req.pageSize, 'page_size', 1, 1000, 100);
       const rows = (await exec(sql.principals(schema, null, size + 1, pageAfter(req.pageToken)))).rows;
       const page = rows.slice(0, size).map(toPrincipal);
-      return { principals: page, nextPageToken: rows.length > size ? Buffer.from(page[page.length - 1].name).toString('base64url') : '' };
+      return { principals: page, nextPageToken: rows.length > size ? Buffer.from(page.at(-1)?.name ?? '').toString('base64url') : '' };
     }),
 
     deletePrincipal: calls.unary(async (req, call, caller) => {
@@ -278,7 +278,7 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
         detail: r.detail as string,
         peer: r.peer as string,
       }));
-      return { events, nextPageToken: rows.length > size ? events[events.length - 1].id : '' };
+      return { events, nextPageToken: rows.length > size ? (events.at(-1)?.id ?? '') : '' };
     }),
   };
 }

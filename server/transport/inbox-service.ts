@@ -20,11 +20,12 @@ export interface InboxServiceOptions {
 /** Unary settle calls are all or nothing in their answer: any stale token fails the call. */
 function throwIfStale(outcomes: TokenOutcome[], verb: string): void {
   const bad = outcomes.filter(o => !o.ok);
-  if (bad.length === 0) return;
+  const first = bad[0];
+  if (first === undefined) return;
   const others = outcomes.length - bad.length;
   throw failedPrecondition(
     `${bad.length} of ${outcomes.length} lease tokens are stale (lease expired and the message was released or redelivered); ` +
-      `nothing was done for them${others > 0 ? `, the other ${others} were ${verb}` : ''}. First stale token: ${bad[0].token}`,
+      `nothing was done for them${others > 0 ? `, the other ${others} were ${verb}` : ''}. First stale token: ${first.token}`,
   );
 }
 

@@ -30,9 +30,10 @@ export async function filteredPage<T extends { name: string }>(
       if (k) out.push(k);
       if (out.length > size) break;
     }
-    if (out.length > size || page.length < size + 1) break;
-    cursor = page[page.length - 1].name;
+    const last = page.at(-1);
+    if (out.length > size || page.length < size + 1 || !last) break;
+    cursor = last.name;
   }
   const items = out.slice(0, size);
-  return { items, nextPageToken: out.length > size ? Buffer.from(items[items.length - 1].name, 'utf8').toString('base64url') : '' };
+  return { items, nextPageToken: out.length > size ? Buffer.from(items.at(-1)?.name ?? '', 'utf8').toString('base64url') : '' };
 }

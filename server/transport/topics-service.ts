@@ -37,7 +37,7 @@ export function publishHandler(core: QueueCore, auth: Auth, limits: v.SendLimits
     };
     const copies = await core.topics.publish(
       topic,
-      messages.map((message, i) => ({ message, clientId: clientIds[i] })),
+      messages.map((message, i) => ({ message, clientId: clientIds[i] ?? false })),
       caller.principal,
       allowed,
     );

@@ -54,9 +54,9 @@ export async function migrate(db: Transactions, schema: string, migrations: read
 }
 
 function refuseNewer(applied: Applied[], migrations: readonly Migration[], schema: string): void {
-  const known = migrations[migrations.length - 1];
-  const newest = applied[applied.length - 1];
-  if (!newest || newest.version <= known.version) return;
+  const known = migrations.at(-1);
+  const newest = applied.at(-1);
+  if (!newest || !known || newest.version <= known.version) return;
   throw new Error(
     `inboxd's tables in schema "${schema}" are at migration ${newest.version} (${newest.name}, applied ${new Date(newest.appliedAt).toISOString()}), ` +
       `newer than this build knows: inboxd ${thisBuild().inboxd} stops at migration ${known.version} (${known.name}). ` +
