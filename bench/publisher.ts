@@ -70,7 +70,7 @@ const progress = (line: string) => process.stderr.write(`${line}\n`);
 /** Nearest-rank percentile of sorted values. */
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 const round = (n: number, digits = 2) => +n.toFixed(digits);
@@ -140,7 +140,7 @@ async function runScenario(
       p50_ms: round(percentile(latencies, 50)),
       p95_ms: round(percentile(latencies, 95)),
       p99_ms: round(percentile(latencies, 99)),
-      max_ms: round(latencies[latencies.length - 1]),
+      max_ms: round(latencies.at(-1) ?? NaN),
     };
   } finally {
     await client.close();
@@ -191,13 +191,14 @@ async function main() {
 
     // Warm up the server, the client code and Postgres; not measured.
     const warm = Math.min(2000, messages);
-    for (const s of [SCENARIOS[0], SCENARIOS[2]]) await runScenario(app.address, s, `bench.publisher.warmup.${s.batching ? 'batch' : 'single'}`, warm, concurrency, inFlight);
+    for (const s of [SCENARIOS[0]!, SCENARIOS[2]!]) await runScenario(app.address, s, `bench.publisher.warmup.${s.batching ? 'batch' : 'single'}`, warm, concurrency, inFlight);
     progress(`warmed up (${warm} messages each with and without batching)`);
 
     for (const [i, s] of SCENARIOS.entries()) {
       progress(`▶ ${s.name}…`);
       const r = await runScenario(app.address, s, `bench.publisher.${i}.${s.batching ? 'batch' : 'single'}.pool${s.poolSize}`, messages, concurrency, inFlight);
-      const ratio = rows.length === 0 ? 1 : r.msgs_per_sec / rows[0].msgs_per_sec;
+      const base = rows[0];
+      const ratio = base === undefined ? 1 : r.msgs_per_sec / base.msgs_per_sec;
       rows.push({ ...r, ratio_vs_baseline: round(ratio) });
       progress(`✔ ${s.name}: ${r.msgs_per_sec} msgs/s, ${r.seconds} s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms`);
     }
@@ -224,7 +225,7 @@ async function main() {
     scenario: 'publisher',
     when,
     mode: values.quick ? 'quick' : 'full',
-    baseline: SCENARIOS[0].name,
+    baseline: SCENARIOS[0]!.name,
     payload_bytes: PAYLOAD_BYTES,
     concurrency,
     no_batch_in_flight: inFlight,

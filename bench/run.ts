@@ -63,7 +63,7 @@ async function main() {
     for (const name of Object.keys(SCENARIOS).filter(n => only.includes(n))) {
       process.stderr.write(`▶ ${name}\n`);
       const t = Date.now();
-      const out = await SCENARIOS[name](ctx);
+      const out = await SCENARIOS[name]!(ctx);
       for (const r of Array.isArray(out) ? out : [out]) {
         const base = results.find(b => b.name === BASELINE_OF[r.name]);
         if (base && !r.skipped && r.ratio === undefined) {

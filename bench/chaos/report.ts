@@ -37,9 +37,9 @@ const COLUMNS: [string, (r: ScenarioResult) => string | number | undefined][] = 
 /** The table, as text: one row per scenario, numbers right-aligned. */
 export function table(results: ScenarioResult[]): string {
   const cells = results.map(r => COLUMNS.map(([, f]) => (f(r) === undefined ? '-' : String(f(r)))));
-  const widths = COLUMNS.map(([h], i) => Math.max(h.length, ...cells.map(row => row[i].length)));
+  const widths = COLUMNS.map(([h], i) => Math.max(h.length, ...cells.map(row => (row[i] ?? '').length)));
   const left = (i: number) => i === 0 || i === 1 || i === COLUMNS.length - 1;
-  const line = (row: string[]) => row.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  const line = (row: string[]) => row.map((c, i) => (left(i) ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
   return [line(COLUMNS.map(([h]) => h)), line(widths.map(w => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 

@@ -123,8 +123,7 @@ export class Context {
 
   /** Recovery after each fault, from `ledger`: worse of first acknowledged send and first delivery. */
   computeRecovery(w: Workload): void {
-    for (let i = 0; i < this.faultEnds.length; i++) {
-      const { fault, at } = this.faultEnds[i];
+    for (const [i, { fault, at }] of this.faultEnds.entries()) {
       const r = w.ledger.recoveryAfter(at);
       this.result.recoveries.push({ fault, send_ms: r.sendMs, delivery_ms: r.deliveryMs });
       if (r.sendMs === undefined || r.deliveryMs === undefined) {

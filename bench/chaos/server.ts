@@ -73,7 +73,8 @@ export class InboxdServer {
   async start(timeoutMs = 60_000): Promise<number> {
     // A supervisor restart after a crash may be under way: wait for it rather than race it.
     if (this.restarting) await this.restarting;
-    if (this.proc) return this.listenedAt[this.listenedAt.length - 1];
+    const listened = this.listenedAt.at(-1);
+    if (this.proc && listened !== undefined) return listened;
     return this.spawnAndWait(timeoutMs);
   }
 
@@ -148,7 +149,7 @@ export class InboxdServer {
         progress(`   ${this.opts.name} restarted after its crash${i ? ` (${i} failed starts first)` : ''}`);
         return;
       } catch (err) {
-        const first = (err as Error).message.split('\n').find(l => /failed to start/.test(l)) ?? (err as Error).message.split('\n')[0];
+        const first = (err as Error).message.split('\n').find(l => /failed to start/.test(l)) ?? (err as Error).message.split('\n')[0] ?? '';
         this.restartFailures.push(first);
       }
     }

@@ -9,6 +9,7 @@
 import { createClient } from '@inboxd/sdk';
 
 const [address, queue, max] = process.argv.slice(2);
+if (address === undefined || queue === undefined) throw new Error('usage: subscriber-child.js <host:port> <queue> <maxOutstanding>');
 const client = createClient({ address });
 const sub = client.subscribe(
   queue,

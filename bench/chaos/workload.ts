@@ -80,7 +80,7 @@ export class Workload {
       // No catch-up bursts after a stall longer than 100 ms: a steady rate, not a flood.
       let budget = Math.max(1, Math.ceil(this.opts.rate / 10));
       while (this.produced < target && budget-- > 0) {
-        const q = this.opts.queues[this.produced % this.opts.queues.length];
+        const q = this.opts.queues[this.produced % this.opts.queues.length]!;
         this.produced++;
         void this.send(q);
       }

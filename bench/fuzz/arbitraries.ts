@@ -400,11 +400,12 @@ export function caseArb(ctx: FuzzContext): fc.Arbitrary<FuzzCase> {
   const missing = RPCS.filter(r => !requests[r.name]).map(r => r.name);
   if (missing.length) throw new Error(`no fuzz generator for ${missing.join(', ')}: add one to bench/fuzz/arbitraries.ts`);
   const rpcCases = RPCS.map(r => {
-    const withMutations = requests[r.name].chain(values =>
-      fc.array(mutation, { minLength: values.length, maxLength: values.length }).map(ms => ({ kind: 'rpc' as const, rpc: r.name, requests: values.map((value, i) => ({ value, mutation: ms[i] })) })),
+    // Checked just above: every RPC has a generator.
+    const withMutations = requests[r.name]!.chain(values =>
+      fc.array(mutation, { minLength: values.length, maxLength: values.length }).map(ms => ({ kind: 'rpc' as const, rpc: r.name, requests: values.map((value, i) => ({ value, mutation: ms[i]! })) })),
     );
     return {
-      weight: WEIGHTS[r.name.split('.')[0]] ?? 2,
+      weight: WEIGHTS[r.name.split('.')[0] ?? ''] ?? 2,
       arbitrary: ctx.auth ? fc.tuple(withMutations, CRED_ARB).map(([c, auth]): RpcCase => ({ ...c, auth })) : withMutations.map((c): RpcCase => c),
     };
   });
@@ -441,7 +442,7 @@ export function applyMutation(bytes: Buffer, m: Mutation): Buffer {
     case 'flip': {
       if (!bytes.length) return bytes;
       const b = Buffer.from(bytes);
-      b[m.at % b.length] ^= m.xor;
+      b[m.at % b.length]! ^= m.xor;
       return b;
     }
     case 'garbage':

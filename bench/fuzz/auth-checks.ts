@@ -175,9 +175,10 @@ export function judgeAuth(c: FuzzCase, o: Outcome, ctx: FuzzContext): AuthVerdic
   }
   if (c.rpc === 'Inbox.Ack' || c.rpc === 'Inbox.Nack' || c.rpc === 'Inbox.ExtendLease') {
     const foreign = foreignTokens(c, ctx.auth.tokenOwner, me);
-    if (foreign.length) {
+    const [one] = foreign;
+    if (one !== undefined) {
       checked.push('another principal’s lease token → not OK');
-      if (o.status === 'OK') return fail(`${cls} key settled a lease token issued to ${ctx.auth.tokenOwner[foreign[0]]}`);
+      if (o.status === 'OK') return fail(`${cls} key settled a lease token issued to ${ctx.auth.tokenOwner[one]}`);
     }
   }
   if (cls === 'user' && !ADMIN_ONLY.has(c.rpc) && !rpcOf(c.rpc).requestStream) {

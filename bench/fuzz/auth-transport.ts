@@ -68,7 +68,7 @@ function injectingConnection(address: string, extra: Buffer): Duplex {
         const f = Buffer.from(pending.subarray(0, 9 + len));
         pending = pending.subarray(9 + len);
         const type = f[3];
-        const flags = f[4];
+        const flags = f[4] ?? 0;
         if ((type === 0x1 || type === 0x9) && flags & 0x4) {
           f[4] = flags & ~0x4;
           out.push(f);

@@ -367,8 +367,9 @@ function valueClass(v: CredValue, s: AuthSecrets, now: number): 'admin' | 'user'
 /** What the server should take the case's credential for, at time `now`. */
 export function classifyCred(a: CaseAuth, s: AuthSecrets, now: number): CredClass {
   if (a.values.length === 0) return 'none';
-  const each = a.values.map(v => valueClass(v, s, now));
-  if (each.every(c => c === each[0])) return each[0];
+  const [first, ...rest] = a.values.map(v => valueClass(v, s, now));
+  if (first !== undefined && rest.every(c => c === first)) return first;
+  const each = first === undefined ? rest : [first, ...rest];
   if (each.every(c => c === 'invalid' || c === 'user')) return 'nonadmin';
   return 'ambiguous';
 }
@@ -376,8 +377,9 @@ export function classifyCred(a: CaseAuth, s: AuthSecrets, now: number): CredClas
 /** A short name of the credential, for the report's per-credential table. */
 export function credLabel(a: CaseAuth): string {
   if (a.values.length === 0) return 'none';
-  if (a.values.length > 1) return 'several headers';
-  const v = a.values[0];
+  const [v, ...more] = a.values;
+  if (v === undefined) return 'none';
+  if (more.length > 0) return 'several headers';
   if (v.t === 'raw') {
     if (/[^ -~]/.test(v.value)) return 'garbage (non-ASCII, control)';
     if (v.value.length > 1000) return 'garbage (8-70 KB)';

@@ -59,7 +59,7 @@ export async function refreshContext(client: InboxdClient, auth?: { address: str
     ctx.keyIds = await refreshPrincipalsAuthOff(client);
     return ctx;
   }
-  const secrets = await refreshAuth(auth.address, auth.secrets, CTX_NAMES.queues[0]);
+  const secrets = await refreshAuth(auth.address, auth.secrets, CTX_NAMES.queues[0]!);
   const tokenOwner: Record<string, string> = {};
   for (const t of ctx.tokens) tokenOwner[t] = AUTH_NAMES.admin;
   for (const t of secrets.userTokens) tokenOwner[t] = AUTH_NAMES.user;
@@ -128,11 +128,11 @@ export async function runCase(c: FuzzCase, raw: RawClient, deadlineMs: number, c
     if (needsRawPath(values)) return { ...(await callWithHeaders(raw.address, rpc.path, bodies, values, deadlineMs, rpc.responseType)), auth: cred };
     const metadata = new grpc.Metadata();
     for (const v of values) metadata.add('authorization', v);
-    if (!rpc.requestStream) return { ...(await raw.unary(rpc.path, bodies[0], deadlineMs, metadata)), auth: cred };
+    if (!rpc.requestStream) return { ...(await raw.unary(rpc.path, bodies[0]!, deadlineMs, metadata)), auth: cred };
     const holdMs = cred.cls === 'none' || cred.cls === 'invalid' ? 3000 : 250;
     return { ...(await raw.stream(rpc.path, bodies, { deadlineMs, halfClose, holdMs, responseType: rpc.responseType, metadata })), auth: cred };
   }
-  if (!rpc.requestStream) return raw.unary(rpc.path, bodies[0], deadlineMs);
+  if (!rpc.requestStream) return raw.unary(rpc.path, bodies[0]!, deadlineMs);
   return raw.stream(rpc.path, bodies, { deadlineMs, halfClose, holdMs: 250, responseType: rpc.responseType });
 }
 
@@ -171,8 +171,10 @@ export class Stats {
     this.statuses[o.status] = (this.statuses[o.status] ?? 0) + 1;
     (this.byRpc[name] ??= {})[s] = (this.byRpc[name][s] ?? 0) + 1;
     if (o.auth) {
-      (this.byCredential[o.auth.label] ??= {})[o.status] = (this.byCredential[o.auth.label][o.status] ?? 0) + 1;
-      (this.credentialClasses[o.auth.label] ??= {})[o.auth.cls] = (this.credentialClasses[o.auth.label][o.auth.cls] ?? 0) + 1;
+      const byStatus = (this.byCredential[o.auth.label] ??= {});
+      byStatus[o.status] = (byStatus[o.status] ?? 0) + 1;
+      const byClass = (this.credentialClasses[o.auth.label] ??= {});
+      byClass[o.auth.cls] = (byClass[o.auth.cls] ?? 0) + 1;
     }
     for (const k of verdict.checked) this.authChecked[k] = (this.authChecked[k] ?? 0) + 1;
     const kind = verdict.kind;

@@ -42,8 +42,8 @@ export interface FuzzPhase {
 /** A text table: first column left-aligned, the others right-aligned unless `left` says so. */
 export function table(head: string[], rows: (string | number | undefined)[][], left: number[] = [0]): string {
   const cells = rows.map(r => r.map(c => (c === undefined ? '-' : String(c))));
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map(r => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (left.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map(r => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (left.includes(i) ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0))).join('  ').trimEnd();
   return [line(head), line(w.map(n => '-'.repeat(n))), ...cells.map(line)].join('\n');
 }
 

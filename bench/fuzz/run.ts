@@ -242,7 +242,8 @@ async function main(): Promise<number> {
       } catch (err) {
         scenarios.push({ name: s.name, about: s.about, size, seconds: (Date.now() - t0) / 1000, figure: '-', metrics: {}, failures: ['error'], notes: [], error: (err as Error).stack ?? String(err) });
       }
-      const r = scenarios[scenarios.length - 1];
+      // Pushed just above, whichever way the scenario ended.
+      const r = scenarios.at(-1)!;
       say(`${s.name}: ${r.figure} → ${r.failures.length ? `FAIL (${r.failures.join('; ')})` : 'ok'} in ${r.seconds.toFixed(1)} s${r.error ? `\n${r.error}` : ''}`);
     }
   } finally {

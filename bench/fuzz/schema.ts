@@ -37,7 +37,7 @@ function rawJson(node: Json): Json {
     const entries: Json = {};
     for (const [name, f] of Object.entries<Json>(node.fields)) {
       if (f.keyType) {
-        const entry = `${name[0].toUpperCase()}${name.slice(1)}Entry`;
+        const entry = `${name.charAt(0).toUpperCase()}${name.slice(1)}Entry`;
         entries[entry] = { fields: { key: { type: bytesy(f.keyType), id: 1 }, value: { type: bytesy(f.type), id: 2 } } };
         fields[name] = { rule: 'repeated', type: entry, id: f.id };
       } else fields[name] = { ...f, type: bytesy(f.type) };

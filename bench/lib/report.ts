@@ -23,7 +23,7 @@ export interface Result {
 export function percentiles(values: number[]): { p50_ms: number; p95_ms: number; p99_ms: number } {
   if (values.length === 0) return { p50_ms: NaN, p95_ms: NaN, p99_ms: NaN };
   const s = Float64Array.from(values).sort();
-  const at = (p: number) => +s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)].toFixed(2);
+  const at = (p: number) => +s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!.toFixed(2);
   return { p50_ms: at(50), p95_ms: at(95), p99_ms: at(99) };
 }
 

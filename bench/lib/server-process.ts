@@ -30,7 +30,7 @@ export async function spawnInboxd(databaseUrl: string, env: Record<string, strin
     const onData = (d: Buffer) => {
       out += d;
       const m = /inboxd listening on (\S+?)"/.exec(out);
-      if (m) {
+      if (m?.[1]) {
         clearTimeout(t);
         resolve(m[1]);
       }
@@ -41,7 +41,7 @@ export async function spawnInboxd(databaseUrl: string, env: Record<string, strin
   });
   proc.stdout!.resume();
   proc.stderr!.resume();
-  const stat = () => fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const stat = () => (fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
   return {
     address,
     proc,

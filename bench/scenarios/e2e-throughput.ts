@@ -72,7 +72,7 @@ export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prep
     let publishSeconds = 0;
     const { cpu } = await measureCpu(async () => {
       const sends: Promise<string>[] = [];
-      for (let i = 0; i < n; i++) sends.push(publishers[i % PRODUCERS].send('e2e', stampedPayload()));
+      for (let i = 0; i < n; i++) sends.push(publishers[i % PRODUCERS]!.send('e2e', stampedPayload()));
       await Promise.all(sends);
       publishSeconds = (performance.now() - started) / 1000;
       await done;

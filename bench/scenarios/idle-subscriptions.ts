@@ -36,7 +36,7 @@ export async function idleSubscriptions(ctx: Ctx): Promise<Result> {
     const started = performance.now();
     for (let i = 0; i < probes; i++) {
       const before = got;
-      await client.send(names[Math.floor(Math.random() * names.length)], stampedPayload());
+      await client.send(names[Math.floor(Math.random() * names.length)]!, stampedPayload());
       for (const t = Date.now(); got === before && Date.now() - t < 5000; ) await new Promise(r => setTimeout(r, 1));
     }
     const seconds = (performance.now() - started) / 1000;

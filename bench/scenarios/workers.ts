@@ -87,7 +87,8 @@ function winsFrom(rows: WorkersRow[]): number | null {
 }
 
 function verdictOf(mode: Mode, rows: WorkersRow[], from: number | null, threshold: number): string {
-  const largest = rows[rows.length - 1];
+  // The table has a row per batch size, never none.
+  const largest = rows.at(-1)!;
   const best = Math.max(...rows.map(r => r.worker_over_main));
   const lost = from === null ? undefined : [...rows].reverse().find(r => r.batch_bytes < from);
   const won = from === null ? '' : `workers win from ${formatBytes(from)} batches (${formatBytes(from / BATCH)} payloads × ${BATCH}${lost ? `; they lose at ${formatBytes(lost.batch_bytes)}` : ''})`;

@@ -36,7 +36,7 @@ export const subscriberKill: Scenario = {
       partial = lines.pop() ?? '';
       for (const l of lines) {
         const [k, id, attempt, token, at] = l.split(' ');
-        if (k === 'D') {
+        if (k === 'D' && id !== undefined && token !== undefined) {
           held++;
           w.ledger.delivered({ id, attempt: Number(attempt), token, at: Number(at), consumer: 'child' });
         } else out.write(l + '\n');

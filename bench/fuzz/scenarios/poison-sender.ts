@@ -40,7 +40,7 @@ export const poisonSender: Scenario = {
       let stop = false;
       const poisonLoops = poison.map(async (c, k) => {
         for (let i = k; !stop; i++) {
-          const [, bad] = POISONS[i % POISONS.length];
+          const [, bad] = POISONS[i % POISONS.length]!;
           const out = await c.unary(SEND, encodeRaw('inboxd.v1.SendRequest', { messages: [{ id: B(randomUUID()), queue: B('shared'), payload: B('poison'), ...bad }] }), 10_000);
           poisonStatus[out.status] = (poisonStatus[out.status] ?? 0) + 1;
         }

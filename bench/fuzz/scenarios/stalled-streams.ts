@@ -32,7 +32,7 @@ export const stalledStreams: Scenario = {
           s.on('error', () => {});
           sessions.push(s);
         }
-        const req = sessions[sessions.length - 1].request(grpcHeaders('/inboxd.v1.Inbox/Send'));
+        const req = sessions.at(-1)!.request(grpcHeaders('/inboxd.v1.Inbox/Send'));
         req.on('error', () => {});
         req.on('response', h => {
           const k = h['grpc-status'] !== undefined ? `grpc-status ${h['grpc-status']}` : `http ${h[':status']}`;

@@ -30,7 +30,7 @@ export const stuckStreams: Scenario = {
           s.on('error', () => {});
           sessions.push(s);
         }
-        const req = sessions[sessions.length - 1].request(grpcHeaders('/inboxd.v1.Inbox/Subscribe'));
+        const req = sessions.at(-1)!.request(grpcHeaders('/inboxd.v1.Inbox/Subscribe'));
         req.on('error', () => {});
         req.write(frame(0, first.length, first));
         req.pause();
