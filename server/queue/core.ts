@@ -148,6 +148,11 @@ export class QueueCore {
       .then(() => this.store.queuesDue([queue], true))
       .then(due => (due.has(queue) ? this.store.wake(queue, due.get(queue)) : undefined))
       .catch(err => this.log.debug({ err }, 'notify failed'));
+    // Those out of attempts went to the dead-letter queue: its waiters look too (else not before their poll).
+    this.registry
+      .find(queue)
+      .then(info => (info?.config.deadLetterQueue ? this.store.wake(info.config.deadLetterQueue) : undefined))
+      .catch(err => this.log.debug({ err }, 'notify failed'));
   }
 
   /** Stores validated messages (ids assigned). Resolves once every one is durable. */
