@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { TestClock } from 'pg-boss';
-import type { QueueCore } from '../../server/queue/core.js';
+import pg from 'pg';
+import type { CoreOptions, QueueCore } from '../../server/queue/core.js';
 import type { AppOptions } from '../../server/app.js';
 import { createDatabase, startServer } from './harness.js';
 
@@ -20,9 +21,7 @@ import { createDatabase, startServer } from './harness.js';
  */
 export class ServerClock {
   readonly clock: TestClock;
-  private core?: QueueCore;
-  private channel = `inboxd_test_clock_${randomBytes(4).toString('hex')}`;
-  private heard = new Map<string, () => void>();
+  private readonly cores = new Map<QueueCore, AsyncDisposable>();
 
   constructor(start = Date.now()) {
     this.clock = new TestClock(start);
@@ -32,31 +31,32 @@ export class ServerClock {
     return this.clock.now();
   }
 
-  /** Ties the clock to the server's notifications (call once the server has started). */
+  /** Ties the clock to a server's notifications (call once it has started; several servers may share one clock). */
   async attach(core: QueueCore): Promise<void> {
-    this.core = core;
-    await core.wakeups.listen(this.channel, payload => {
-      if (payload) this.heard.get(payload)?.();
+    await heardAll(core);
+    // Between one timer and the next, the server hears what the first one announced (a sweep's
+    // release, a due time armed by notification), as it would in real time: the clock's settling
+    // waits on this target too. It has no table of its own (a database that runs nothing).
+    const attached = await this.clock.attach({
+      db: { executeSql: async () => ({ rows: [], rowCount: 0 }) } as unknown as Parameters<TestClock['attach']>[0]['db'],
+      schema: `inboxd_test_notifications_${randomBytes(4).toString('hex')}`,
+      idle: async () => {
+        await heardAll(core);
+        return false;
+      },
     });
+    this.cores.set(core, attached);
   }
 
-  /**
-   * Waits until the server has heard every notification committed so far (due times travel as
-   * NOTIFY, 'queue dueInMs', to every replica, this one too). Postgres delivers notifications in
-   * commit order, so once one of ours sent now arrives, those before it have too.
-   */
-  async caughtUp(): Promise<void> {
-    const core = this.core;
-    if (!core) throw new Error('ServerClock: attach(core) first');
-    const token = randomBytes(6).toString('hex');
-    const arrived = new Promise<void>(resolve => this.heard.set(token, resolve));
-    await core.db.exec({ text: 'SELECT pg_notify($1, $2)', values: [this.channel, token] });
-    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ServerClock: our own notification did not arrive in 10 s')), 10_000).unref());
-    try {
-      await Promise.race([arrived, timeout]);
-    } finally {
-      this.heard.delete(token);
-    }
+  /** Before a server that shares the clock stops. */
+  async detach(core: QueueCore): Promise<void> {
+    await this.cores.get(core)?.[Symbol.asyncDispose]();
+    this.cores.delete(core);
+  }
+
+  private async heard(): Promise<void> {
+    if (this.cores.size === 0) throw new Error('ServerClock: attach(core) first');
+    await Promise.all([...this.cores.keys()].map(heardAll));
   }
 
   /**
@@ -66,21 +66,87 @@ export class ServerClock {
    * a due time announced before the call is armed before time moves past it.
    */
   async advance(ms: number): Promise<void> {
-    await this.caughtUp();
+    await this.heard();
     await this.clock.tick(ms);
     // What the last timers announced (a release wakes every replica through Postgres) is heard,
     // and any timer it armed for now fires.
-    await this.caughtUp();
+    await this.heard();
     await this.clock.tick(0);
   }
 }
 
+const barriers = new WeakMap<QueueCore, Promise<{ channel: string; heard: Map<string, () => void>; notifier: pg.Client }>>();
+
+/**
+ * Resolves once the server has heard every notification committed so far (wake-ups and due times
+ * travel as NOTIFY to every replica, this one too): Postgres delivers notifications in commit
+ * order, so once one of ours sent now arrives, those before it have, and their handlers have run.
+ * Ours is sent on a connection of the test's own, so that no statement of the server's is added.
+ */
+export async function heardAll(core: QueueCore): Promise<void> {
+  let ready = barriers.get(core);
+  if (!ready) {
+    ready = (async () => {
+      const channel = `inboxd_test_barrier_${randomBytes(4).toString('hex')}`;
+      const heard = new Map<string, () => void>();
+      await core.wakeups.listen(channel, payload => {
+        if (payload) heard.get(payload)?.();
+      });
+      const notifier = new pg.Client({ connectionString: (core as unknown as { opts: CoreOptions }).opts.databaseUrl });
+      notifier.on('error', () => {});
+      await notifier.connect();
+      return { channel, heard, notifier };
+    })();
+    barriers.set(core, ready);
+  }
+  const b = await ready;
+  const token = randomBytes(6).toString('hex');
+  const arrived = new Promise<void>(resolve => b.heard.set(token, resolve));
+  await b.notifier.query('SELECT pg_notify($1, $2)', [b.channel, token]);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('our own notification did not come back in 10 s')), 10_000)));
+  try {
+    await Promise.race([arrived, timeout]);
+  } finally {
+    clearTimeout(timer);
+    b.heard.delete(token);
+  }
+}
+
+/**
+ * Resolves once the server has nothing left to do for `queue`'s subscribers: every notification
+ * heard, and no fetch running for them. What it delivered before is written to the streams; a
+ * round trip on a stream then shows whether anything more came.
+ */
+export async function dispatcherIdle(core: QueueCore, queue: string, timeoutMs = 10_000): Promise<void> {
+  await heardAll(core);
+  // The dispatcher's state per queue is its own; a test looks, it does not touch.
+  const queues = (core.dispatcher as unknown as { queues: Map<string, { pumping: boolean }> }).queues;
+  const deadline = Date.now() + timeoutMs;
+  while (queues.get(queue)?.pumping) {
+    if (Date.now() > deadline) throw new Error(`the dispatcher was still fetching for ${queue} after ${timeoutMs} ms`);
+    await new Promise(r => setTimeout(r, 5));
+  }
+}
+
 /** A server in this process on a database of its own, its time on a ServerClock. */
-export async function startTimedServer(overrides: Partial<AppOptions> = {}): Promise<Awaited<ReturnType<typeof startServer>> & { clock: ServerClock }> {
-  const clock = new ServerClock();
-  const srv = await startServer(await createDatabase(), { ...overrides, clock: clock.clock });
+export async function startTimedServer(
+  overrides: Partial<AppOptions> = {},
+  shared?: { clock: ServerClock; databaseUrl: string },
+): Promise<Awaited<ReturnType<typeof startServer>> & { clock: ServerClock; databaseUrl: string }> {
+  const clock = shared?.clock ?? new ServerClock();
+  const databaseUrl = shared?.databaseUrl ?? (await createDatabase());
+  const srv = await startServer(databaseUrl, { ...overrides, clock: clock.clock });
   await clock.attach(srv.app.core);
-  return { ...srv, clock };
+  return {
+    ...srv,
+    clock,
+    databaseUrl,
+    stop: async () => {
+      await clock.detach(srv.app.core);
+      await srv.stop();
+    },
+  };
 }
 
 /**
