@@ -48,6 +48,22 @@ export class ServerClock {
     this.cores.set(core, attached);
   }
 
+  /**
+   * Moves time on by `ms` without firing any timer: as if the server had been too busy to run one.
+   * What fell due meanwhile (a sweep, a wake-up) runs at the next advance().
+   */
+  async jump(ms: number): Promise<void> {
+    await this.clock.setTime(this.now() + ms);
+  }
+
+  /**
+   * Moves the clock up to the wall clock, firing what is due on the way: before a test sends an
+   * expires_at, which the server refuses if it has passed by the wall clock.
+   */
+  async catchUp(): Promise<void> {
+    await this.advance(Math.max(0, Date.now() - this.now()));
+  }
+
   /** Before a server that shares the clock stops. */
   async detach(core: QueueCore): Promise<void> {
     await this.cores.get(core)?.[Symbol.asyncDispose]();
