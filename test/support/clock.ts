@@ -167,12 +167,13 @@ export async function startTimedServer(
 
 /**
  * Resolves when the server next starts waiting for `queue` (a long-poll Lease that found nothing),
- * so a test can act on the waiter instead of sleeping first. Call it before the Lease.
+ * so a test can act on the waiter instead of sleeping first; `left` then resolves when that wait
+ * ends (a wake-up, the wait's end, or the call cancelled). Call it before the Lease.
  */
-export function serverWaits(core: QueueCore, queue: string, timeoutMs = 10_000): Promise<void> {
+export function serverWaits(core: QueueCore, queue: string, timeoutMs = 10_000): Promise<{ left: Promise<void> }> {
   const wakeups = core.wakeups;
   const original = wakeups.wait;
-  return new Promise<void>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const restore = () => {
       clearTimeout(t);
       if (wakeups.wait === patched) wakeups.wait = original;
@@ -182,7 +183,7 @@ export function serverWaits(core: QueueCore, queue: string, timeoutMs = 10_000):
       const waiting = original.call(this, q, ms, signal);
       if (q === queue) {
         restore();
-        resolve();
+        resolve({ left: waiting });
       }
       return waiting;
     };
