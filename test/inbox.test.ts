@@ -15,7 +15,8 @@ import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueS
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import { expectStatus, counts, ZERO } from './support/expect.js';
 import { LeaseTokens } from '../server/queue/lease-token.js';
-import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';
+import { createDatabase, startServer, call, dur, type Clients } from './support/harness.js';
+import { serverWaits, startTimedServer, type ServerClock } from './support/clock.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -51,6 +52,10 @@ function api(c: Clients) {
 let srv: Server;
 let a: ReturnType<typeof api>;
 let databaseUrl: string;
+/** A second server, on a database of its own, whose time moves only when a test advances its clock: for the tests about time. */
+let timed: Server;
+let t: ReturnType<typeof api>;
+let clock: ServerClock;
 let qn = 0;
 /** A fresh queue name per test, so tests never see each other's messages. */
 const fresh = (tag: string) => `${tag}-${++qn}`;
@@ -59,8 +64,31 @@ beforeAll(async () => {
   databaseUrl = await createDatabase();
   srv = await startServer(databaseUrl);
   a = api(srv.clients);
+  const s = await startTimedServer();
+  timed = s;
+  clock = s.clock;
+  t = api(timed.clients);
 });
-afterAll(() => srv?.stop());
+afterAll(async () => {
+  await srv?.stop();
+  await timed?.stop();
+});
+
+/** Starts a long-poll Lease on the timed server and resolves, with its answer to come, once the server waits on the queue. */
+async function waitingLease(q: string, opts: { max?: number; vis?: number } = {}): Promise<{ answer: Promise<LeaseResponse> }> {
+  const waits = serverWaits(timed.app.core, q);
+  const answer = t.lease(q, { ...opts, wait: 30 });
+  await waits;
+  return { answer };
+}
+
+/** A second lease of `q`'s message, once the first one's 1 s lease ran out on the timed server's clock and the sweeper returned it. */
+async function afterExpiry(q: string, vis = 30): Promise<LeaseResponse> {
+  const { answer } = await waitingLease(q, { vis });
+  // 1 s of lease and a sweep (every 200 ms) after it.
+  await clock.advance(1400);
+  return answer;
+}
 
 describe('Send', () => {
   it('stores a batch and answers one result per message, in order, with ids and content hashes', async () => {
@@ -288,18 +316,27 @@ describe('priority and deliver_at', () => {
 
   it('a message whose deliver_at is in the future is not leased before then', async () => {
     const q = fresh('deliver-at');
-    await a.createQueue(q);
-    const deliverAt = new Date(Date.now() + 2000);
-    const [r] = (await a.send([{ queue: q, payload: Buffer.from('later'), deliverAt }])).results;
-    await a.sendTo(q, 'now');
+    await t.createQueue(q);
+    const deliverAt = new Date(clock.now() + 2000);
+    const [r] = (await t.send([{ queue: q, payload: Buffer.from('later'), deliverAt }])).results;
+    await t.sendTo(q, 'now');
 
-    const now = await a.lease(q, { max: 10, vis: 30 });
+    const now = await t.lease(q, { max: 10, vis: 30 });
     expect(now.deliveries.map(d => text(d.message!.payload))).toEqual(['now']);
-    expect(counts(await a.stats(q))).toMatchObject({ depth: 1, ready: 0, delayed: 1, leased: 1 });
-    expect((await a.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect(counts(await t.stats(q))).toMatchObject({ depth: 1, ready: 0, delayed: 1, leased: 1 });
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
 
-    const later = await a.lease(q, { max: 10, vis: 30, wait: 10 });
-    expect(Date.now()).toBeGreaterThanOrEqual(deliverAt.getTime() - 50);
+    // A long poll waits across the due time.
+    const { answer } = await waitingLease(q, { max: 10, vis: 30 });
+    await clock.advance(1990);
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect(counts(await t.stats(q))).toMatchObject({ delayed: 1 });
+    const due = Date.now();
+    await clock.advance(20);
+    const later = await answer;
+    // Answered by the due-time wake-up (the server polls once a minute), not at the end of its wait.
+    expect(Date.now() - due).toBeLessThan(5000);
+    expect(clock.now()).toBeGreaterThanOrEqual(deliverAt.getTime());
     expect(later.deliveries).toHaveLength(1);
     const m = later.deliveries[0].message!;
     expect(m.id).toBe(r.id);
@@ -356,16 +393,17 @@ describe('Lease', () => {
   it('with wait, a Send during the wait makes Lease return that message promptly', async () => {
     const q = fresh('lease-wait');
     await a.createQueue(q);
-    const t0 = Date.now();
+    const waits = serverWaits(srv.app.core, q);
     const pending = a.lease(q, { max: 10, vis: 30, wait: 5 });
-    await sleep(300);
+    // The Lease found nothing and waits: then the Send.
+    await waits;
+    const t0 = Date.now();
     const [sent] = (await a.sendTo(q, 'wake up')).results;
     const l = await pending;
     const elapsed = Date.now() - t0;
     expect(l.deliveries).toHaveLength(1);
     expect(l.deliveries[0].message!.id).toBe(sent.id);
     expect(text(l.deliveries[0].message!.payload)).toBe('wake up');
-    expect(elapsed).toBeGreaterThanOrEqual(250);
     expect(elapsed).toBeLessThan(3000);
   });
 
@@ -385,8 +423,9 @@ describe('Lease', () => {
     const other = fresh('lease-wait-other');
     await a.createQueue(q);
     await a.createQueue(other);
+    const waits = serverWaits(srv.app.core, q);
     const pending = a.lease(q, { max: 10, wait: 1 });
-    await sleep(200);
+    await waits;
     await a.sendTo(other, 'not for you');
     expect((await pending).deliveries).toEqual([]);
     expect((await a.lease(other, { vis: 30 })).deliveries).toHaveLength(1);
@@ -396,69 +435,73 @@ describe('Lease', () => {
 describe('lease expiry and redelivery', () => {
   it('redelivers an unacked message after its lease ends, as attempt 2 under a new token; the old token is stale', async () => {
     const q = fresh('expiry');
-    await a.createQueue(q);
-    const [sent] = (await a.sendTo(q, 'retry me')).results;
-    const first = (await a.lease(q, { vis: 1 })).deliveries[0];
+    await t.createQueue(q);
+    const [sent] = (await t.sendTo(q, 'retry me')).results;
+    const first = (await t.lease(q, { vis: 1 })).deliveries[0];
     expect(first.attempt).toBe(1);
     expect(first.message!.id).toBe(sent.id);
 
     // Not redelivered while the lease runs.
-    expect((await a.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    const { answer } = await waitingLease(q, { vis: 30 });
+    await clock.advance(900);
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
 
-    const second = (await a.lease(q, { vis: 30, wait: 10 })).deliveries[0];
+    await clock.advance(500);
+    const second = (await answer).deliveries[0];
     expect(second).toBeDefined();
-    expect(Date.now()).toBeGreaterThanOrEqual(first.leaseExpiresAt!.getTime() - 50);
+    expect(clock.now()).toBeGreaterThanOrEqual(first.leaseExpiresAt!.getTime());
     expect(second.message!.id).toBe(sent.id);
     expect(text(second.message!.payload)).toBe('retry me');
     expect(second.attempt).toBe(2);
     expect(second.leaseToken).not.toBe(first.leaseToken);
 
     // The old token settles nothing.
-    await expectStatus(a.ack(first.leaseToken), status.FAILED_PRECONDITION, 'stale');
-    await expectStatus(a.nack([first.leaseToken]), status.FAILED_PRECONDITION, 'stale');
-    await expectStatus(a.extend([first.leaseToken], dur(60)), status.FAILED_PRECONDITION, 'stale');
-    expect(counts(await a.stats(q))).toMatchObject({ depth: 0, leased: 1, acked: 0 });
-    expect((await a.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    await expectStatus(t.ack(first.leaseToken), status.FAILED_PRECONDITION, 'stale');
+    await expectStatus(t.nack([first.leaseToken]), status.FAILED_PRECONDITION, 'stale');
+    await expectStatus(t.extend([first.leaseToken], dur(60)), status.FAILED_PRECONDITION, 'stale');
+    expect(counts(await t.stats(q))).toMatchObject({ depth: 0, leased: 1, acked: 0 });
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
 
     // The current token still works, and an ack repeated with it succeeds again.
-    expect((await a.ack(second.leaseToken)).acked).toBe(1);
-    expect((await a.ack(second.leaseToken)).acked).toBe(1);
-    expect(counts(await a.stats(q))).toMatchObject({ depth: 0, leased: 0, acked: 1 });
+    expect((await t.ack(second.leaseToken)).acked).toBe(1);
+    expect((await t.ack(second.leaseToken)).acked).toBe(1);
+    expect(counts(await t.stats(q))).toMatchObject({ depth: 0, leased: 0, acked: 1 });
 
     // The stale token stays stale after the message is done.
-    await expectStatus(a.ack(first.leaseToken), status.FAILED_PRECONDITION, 'stale');
+    await expectStatus(t.ack(first.leaseToken), status.FAILED_PRECONDITION, 'stale');
   });
 
   it('an ack mixing a stale token with a good one acks the good one and fails FAILED_PRECONDITION naming how many', async () => {
     const q = fresh('expiry-mixed');
-    await a.createQueue(q);
-    await a.sendTo(q, 'will expire');
-    const stale = (await a.lease(q, { vis: 1 })).deliveries[0];
-    const redelivered = (await a.lease(q, { vis: 30, wait: 10 })).deliveries[0];
+    await t.createQueue(q);
+    await t.sendTo(q, 'will expire');
+    const stale = (await t.lease(q, { vis: 1 })).deliveries[0];
+    const redelivered = (await afterExpiry(q)).deliveries[0];
     expect(redelivered.message!.id).toBe(stale.message!.id);
-    await a.sendTo(q, 'fine');
-    const good = (await a.lease(q, { vis: 30 })).deliveries[0];
+    await t.sendTo(q, 'fine');
+    const good = (await t.lease(q, { vis: 30 })).deliveries[0];
     expect(text(good.message!.payload)).toBe('fine');
 
-    const err = await expectStatus(a.ack(stale.leaseToken, good.leaseToken), status.FAILED_PRECONDITION, '1 of 2 lease tokens are stale');
+    const err = await expectStatus(t.ack(stale.leaseToken, good.leaseToken), status.FAILED_PRECONDITION, '1 of 2 lease tokens are stale');
     expect(err.details).toContain('the other 1 were acked');
-    expect(counts(await a.stats(q))).toMatchObject({ leased: 1, acked: 1 });
+    expect(counts(await t.stats(q))).toMatchObject({ leased: 1, acked: 1 });
     // The good one really was acked: acking it again is an idempotent success.
-    expect((await a.ack(good.leaseToken)).acked).toBe(1);
-    expect((await a.ack(redelivered.leaseToken)).acked).toBe(1);
+    expect((await t.ack(good.leaseToken)).acked).toBe(1);
+    expect((await t.ack(redelivered.leaseToken)).acked).toBe(1);
   });
 
   it("a stale token next to the same message's current token in one ack: only the current one counts", async () => {
     const q = fresh('expiry-same');
-    await a.createQueue(q);
-    await a.sendTo(q, 'twice leased');
-    const old = (await a.lease(q, { vis: 1 })).deliveries[0];
-    const cur = (await a.lease(q, { vis: 30, wait: 10 })).deliveries[0];
+    await t.createQueue(q);
+    await t.sendTo(q, 'twice leased');
+    const old = (await t.lease(q, { vis: 1 })).deliveries[0];
+    const cur = (await afterExpiry(q)).deliveries[0];
     expect(cur.message!.id).toBe(old.message!.id);
-    const err = await expectStatus(a.ack(old.leaseToken, cur.leaseToken), status.FAILED_PRECONDITION, '1 of 2 lease tokens are stale');
+    const err = await expectStatus(t.ack(old.leaseToken, cur.leaseToken), status.FAILED_PRECONDITION, '1 of 2 lease tokens are stale');
     expect(err.details).toContain(old.leaseToken);
-    expect(counts(await a.stats(q))).toMatchObject({ leased: 0, acked: 1 });
-    expect((await a.ack(cur.leaseToken)).acked).toBe(1);
+    expect(counts(await t.stats(q))).toMatchObject({ leased: 0, acked: 1 });
+    expect((await t.ack(cur.leaseToken)).acked).toBe(1);
   });
 
   it('acking several tokens at once acks them all, including a token repeated in the call', async () => {
@@ -494,8 +537,9 @@ describe('Nack', () => {
     await a.createQueue(q);
     await a.sendTo(q, 'x');
     const d = (await a.lease(q, { vis: 30 })).deliveries[0];
+    const waits = serverWaits(srv.app.core, q);
     const pending = a.lease(q, { vis: 30, wait: 5 });
-    await sleep(200);
+    await waits;
     await a.nack([d.leaseToken]);
     const got = await pending;
     expect(got.deliveries.map(x => x.message!.id)).toEqual([d.message!.id]);
@@ -503,17 +547,24 @@ describe('Nack', () => {
 
   it('with a delay, the message is not deliverable until the delay has passed', async () => {
     const q = fresh('nack-delay');
-    await a.createQueue(q);
-    await a.sendTo(q, 'later');
-    const first = (await a.lease(q, { vis: 30 })).deliveries[0];
-    const nackedAt = Date.now();
-    expect(await a.nack([first.leaseToken], dur(2))).toEqual({ requeued: 1, deadLettered: 0 });
-    expect((await a.lease(q, { max: 10 })).deliveries).toHaveLength(0);
-    expect(counts(await a.stats(q))).toMatchObject({ depth: 1, ready: 0, delayed: 1, leased: 0 });
+    await t.createQueue(q);
+    await t.sendTo(q, 'later');
+    const first = (await t.lease(q, { vis: 30 })).deliveries[0];
+    const nackedAt = clock.now();
+    expect(await t.nack([first.leaseToken], dur(2))).toEqual({ requeued: 1, deadLettered: 0 });
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect(counts(await t.stats(q))).toMatchObject({ depth: 1, ready: 0, delayed: 1, leased: 0 });
 
-    const second = (await a.lease(q, { vis: 30, wait: 10 })).deliveries[0];
+    const { answer } = await waitingLease(q, { vis: 30 });
+    await clock.advance(1900);
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    const due = Date.now();
+    await clock.advance(200);
+    const second = (await answer).deliveries[0];
     expect(second).toBeDefined();
-    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(1900);
+    // Woken at the due time, not at the end of the wait.
+    expect(Date.now() - due).toBeLessThan(5000);
+    expect(clock.now() - nackedAt).toBeGreaterThanOrEqual(2000);
     expect(second.message!.id).toBe(first.message!.id);
     expect(second.attempt).toBe(2);
   });
@@ -553,25 +604,31 @@ describe('Nack', () => {
   it('on the last attempt, an expired lease moves the message to the dead-letter queue', async () => {
     const dlq = fresh('dlq-expiry');
     const q = fresh('work-expiry');
-    await a.createQueue(dlq);
-    await a.createQueue(q, { maxAttempts: 2, deadLetterQueue: dlq, visibilityTimeout: dur(1) });
+    await t.createQueue(dlq);
+    await t.createQueue(q, { maxAttempts: 2, deadLetterQueue: dlq, visibilityTimeout: dur(1) });
     const payload = Buffer.from('never acked');
-    await a.send([{ queue: q, payload }]);
+    await t.send([{ queue: q, payload }]);
 
-    const d1 = (await a.lease(q)).deliveries[0];
+    const d1 = (await t.lease(q)).deliveries[0];
     expect(d1.attempt).toBe(1);
-    const d2 = (await a.lease(q, { wait: 10 })).deliveries[0];
+    const { answer } = await waitingLease(q);
+    await clock.advance(1400);
+    const d2 = (await answer).deliveries[0];
     expect(d2).toBeDefined();
     expect(d2.attempt).toBe(2);
     expect(d2.message!.id).toBe(d1.message!.id);
 
-    // Its second lease runs out too: no third attempt, the dead-letter queue gets it.
-    const dead = (await a.lease(dlq, { vis: 30, wait: 10 })).deliveries;
+    // Its second lease runs out too: no third attempt, the dead-letter queue gets it (and wakes its waiters).
+    const waitingDead = await waitingLease(dlq, { vis: 30 });
+    const t0 = Date.now();
+    await clock.advance(1400);
+    const dead = (await waitingDead.answer).deliveries;
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(dead).toHaveLength(1);
     expect(Buffer.from(dead[0].message!.payload).equals(payload)).toBe(true);
-    expect((await a.lease(q, { max: 10 })).deliveries).toHaveLength(0);
-    expect(counts(await a.stats(q))).toEqual({ ...ZERO, deadLettered: 1 });
-    await expectStatus(a.ack(d2.leaseToken), status.FAILED_PRECONDITION, 'stale');
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect(counts(await t.stats(q))).toEqual({ ...ZERO, deadLettered: 1 });
+    await expectStatus(t.ack(d2.leaseToken), status.FAILED_PRECONDITION, 'stale');
   });
 
   it('without a dead-letter queue, a message out of attempts stays counted as dead_lettered', async () => {
@@ -588,23 +645,30 @@ describe('Nack', () => {
 
   it("the queue's retry_delay applies to nacks without a delay and to expired leases; an explicit delay overrides it", async () => {
     const q = fresh('retry-delay');
-    await a.createQueue(q, { retryDelay: dur(2) });
-    await a.sendTo(q, 'r');
+    await t.createQueue(q, { retryDelay: dur(2) });
+    await t.sendTo(q, 'r');
     // Nack with no delay: the queue's retry_delay (2s) applies.
-    const d1 = (await a.lease(q, { vis: 30 })).deliveries[0];
-    await a.nack([d1.leaseToken]);
-    expect((await a.lease(q, { max: 10 })).deliveries).toHaveLength(0);
-    expect(counts(await a.stats(q))).toMatchObject({ delayed: 1, ready: 0 });
-    const d2 = (await a.lease(q, { vis: 1, wait: 10 })).deliveries[0];
+    const d1 = (await t.lease(q, { vis: 30 })).deliveries[0];
+    await t.nack([d1.leaseToken]);
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect(counts(await t.stats(q))).toMatchObject({ delayed: 1, ready: 0 });
+    await clock.advance(1900);
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    await clock.advance(200);
+    const d2 = (await t.lease(q, { vis: 1 })).deliveries[0];
     expect(d2.attempt).toBe(2);
-    // Lease expiry: the retry_delay applies again before attempt 3.
+    // Lease expiry (found by a sweep within 200 ms of it): the retry_delay applies again before attempt 3.
     const expiredAt = d2.leaseExpiresAt!.getTime();
-    const d3 = (await a.lease(q, { vis: 30, wait: 10 })).deliveries[0];
+    await clock.advance(expiredAt + 1900 - clock.now());
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect(counts(await t.stats(q))).toMatchObject({ delayed: 1, leased: 0 });
+    await clock.advance(500);
+    const d3 = (await t.lease(q, { vis: 30 })).deliveries[0];
     expect(d3.attempt).toBe(3);
-    expect(Date.now() - expiredAt).toBeGreaterThanOrEqual(1900);
+    expect(clock.now() - expiredAt).toBeGreaterThanOrEqual(1900);
     // An explicit zero delay redelivers at once.
-    await a.nack([d3.leaseToken], dur(0));
-    const d4 = (await a.lease(q, { vis: 30 })).deliveries[0];
+    await t.nack([d3.leaseToken], dur(0));
+    const d4 = (await t.lease(q, { vis: 30 })).deliveries[0];
     expect(d4?.attempt).toBe(4);
   });
 
@@ -633,22 +697,23 @@ describe('Nack', () => {
 describe('ExtendLease', () => {
   it('extends a 1s lease to 5s: not redelivered meanwhile, and the original token still acks', async () => {
     const q = fresh('extend');
-    await a.createQueue(q);
-    await a.sendTo(q, 'slow work');
-    const d = (await a.lease(q, { vis: 1 })).deliveries[0];
-    const t0 = Date.now();
-    const res = await a.extend([d.leaseToken], dur(5));
+    await t.createQueue(q);
+    await t.sendTo(q, 'slow work');
+    const d = (await t.lease(q, { vis: 1 })).deliveries[0];
+    const t0 = clock.now();
+    const res = await t.extend([d.leaseToken], dur(5));
     expect(res.leases).toHaveLength(1);
     expect(res.leases[0].leaseToken).toBe(d.leaseToken);
     const exp = res.leases[0].leaseExpiresAt!.getTime();
     expect(exp).toBeGreaterThanOrEqual(t0 + 4000);
-    expect(exp).toBeLessThanOrEqual(Date.now() + 6000);
+    expect(exp).toBeLessThanOrEqual(clock.now() + 6000);
 
-    await sleep(2000);
-    expect((await a.lease(q, { max: 10 })).deliveries).toHaveLength(0);
-    expect(counts(await a.stats(q))).toMatchObject({ depth: 0, leased: 1 });
-    expect((await a.ack(d.leaseToken)).acked).toBe(1);
-    expect(counts(await a.stats(q))).toMatchObject({ leased: 0, acked: 1 });
+    // Past the 1 s it was leased for and many sweeps, not past the 5 s it was extended to.
+    await clock.advance(4500);
+    expect((await t.lease(q, { max: 10 })).deliveries).toHaveLength(0);
+    expect(counts(await t.stats(q))).toMatchObject({ depth: 0, leased: 1 });
+    expect((await t.ack(d.leaseToken)).acked).toBe(1);
+    expect(counts(await t.stats(q))).toMatchObject({ leased: 0, acked: 1 });
   });
 
   it('rejects a stale token with FAILED_PRECONDITION', async () => {

@@ -4,6 +4,12 @@ import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessag
 import type { PooledChannel } from '../sdk/channel-pool.js';
 import { connectionsTo } from './support/net.js';
 import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';
+import { dispatcherIdle, serverWaits } from './support/clock.js';
+
+/** Streaming calls the server has open now (its inboxd_open_streams gauge). */
+async function openStreams(srv: { app: { metrics: { openStreams: { get(): Promise<{ values: { value: number }[] }> } } } }): Promise<number> {
+  return (await srv.app.metrics.openStreams.get()).values.reduce((sum, v) => sum + v.value, 0);
+}
 import { rejection } from './support/expect.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -62,11 +68,16 @@ describe('sdk against an in-process server', () => {
 
   const sendMany = async (queue: string, count: number, c = client) => Promise.all(Array.from({ length: count }, (_, i) => c.send(queue, `m${i}`)));
 
-  /** Leases (and acks) whatever is ready now, until nothing more comes within `quietMs`. */
-  const leaseAll = async (queue: string, quietMs = 500): Promise<ReceivedMessage[]> => {
+  /**
+   * Leases (and acks) what the queue holds: waiting (up to 5 s each time) until `expect` messages
+   * came, then whatever else is ready, until a lease finds nothing.
+   */
+  const leaseAll = async (queue: string, expect: number): Promise<ReceivedMessage[]> => {
     const out: ReceivedMessage[] = [];
     for (;;) {
-      const got = await client.lease(queue, { max: 1000, visibilityTimeout: '60s', wait: quietMs });
+      const waiting = out.length < expect;
+      const got = await client.lease(queue, { max: 1000, visibilityTimeout: '60s', wait: waiting ? '5s' : 0 });
+      // Nothing in 5 s while short of `expect`, or nothing ready past it: that is all.
       if (got.length === 0) return out;
       out.push(...got);
       await client.ack(got);
@@ -93,9 +104,9 @@ describe('sdk against an in-process server', () => {
       const s2 = [0, 1, 2].map(() => subscribe(c, queue, () => {}));
       expect(c.pool.channels.map(ch => ch.streams)).toEqual([2, 2, 2]);
       // Streams on three channels ride three TCP connections (the server is in this process: only
-      // sockets whose remote port is the server's are the client's).
-      await waitFor(() => connectionsTo(own!.app.port) >= 3, 10_000, 'three connections');
-      await sleep(200);
+      // sockets whose remote port is the server's are the client's). Once all six are open, every
+      // connection they use is there.
+      await waitFor(async () => (await openStreams(own!)) === 6, 10_000, 'six streams open on the server');
       expect(connectionsTo(own.app.port)).toBe(3);
       await Promise.all([...s1, ...s2].map(s => s.close()));
       expect(c.pool.channels.map(ch => ch.streams)).toEqual([0, 0, 0]);
@@ -109,7 +120,7 @@ describe('sdk against an in-process server', () => {
       for (let i = 0; i < 4; i++) await c.queues.stats(queue);
       [0, 1, 2].map(() => subscribe(c, queue, () => {}));
       expect(c.pool.channels.map(ch => ch.streams)).toEqual([3]);
-      await sleep(300);
+      await waitFor(async () => (await openStreams(own!)) === 3, 10_000, 'three streams open on the server');
       expect(connectionsTo(own.app.port)).toBe(1);
     });
   });
@@ -171,15 +182,17 @@ describe('sdk against an in-process server', () => {
       await client.queues.create(queue);
       const ac = new AbortController();
       const t0 = Date.now();
+      const waits = serverWaits(srv.app.core, queue);
       const pending = client.lease(queue, { wait: '30s', signal: ac.signal });
-      await sleep(300);
+      const { left } = await waits;
       ac.abort();
       const err = await rejection(pending);
       expect(err.code).toBe(Code.CANCELLED);
       expect(Date.now() - t0).toBeLessThan(5000);
 
       // The abandoned long poll does not take the next message: it is there to lease, first attempt.
-      await sleep(200);
+      // (The server stopped waiting: the cancel reached it.)
+      await left;
       const id = await client.send(queue, 'after abort');
       const got = await client.lease(queue, { wait: '5s' });
       expect(got.map(m => [m.id, m.attempt])).toEqual([[id, 1]]);
@@ -205,7 +218,7 @@ describe('sdk against an in-process server', () => {
       expect(sends.count).toBeGreaterThan(0);
       expect(sends.count).toBeLessThanOrEqual(20);
       expect(await client.queues.stats(queue)).toMatchObject({ depth: 1000, leased: 0 });
-      const got = await leaseAll(queue);
+      const got = await leaseAll(queue, 1000);
       expect(got).toHaveLength(1000);
       expect(new Set(got.map(m => m.id))).toEqual(new Set(ids));
       // Payloads arrive with their ids: message i carries `m${i}`.
@@ -219,7 +232,7 @@ describe('sdk against an in-process server', () => {
       const pub = client.publisher({ maxDelay: '1m', linger: true, maxMessages: 1000 });
       let resolved = 0;
       const sends = [0, 1, 2].map(i => pub.send(queue, `f${i}`).then(id => (resolved++, id)));
-      await sleep(300);
+      await sleep(100);
       expect(resolved).toBe(0);
       expect((await client.queues.stats(queue)).depth).toBe(0);
       await pub.flush();
@@ -294,7 +307,7 @@ describe('sdk against an in-process server', () => {
         );
         // The server holds every Send: only the first 10 KiB ever leave the client.
         await waitFor(() => atServer > 0, 5000, 'a first Send');
-        await sleep(500);
+        await sleep(100);
         expect(atServer).toBeGreaterThan(0);
         expect(atServer).toBeLessThanOrEqual(10);
         expect(resolved).toBe(0);
@@ -327,7 +340,7 @@ describe('sdk against an in-process server', () => {
       const bad = (outcomes[3] as PromiseRejectedResult).reason as InboxdError;
       expect(bad).toBeInstanceOf(InboxdError);
       expect(bad.details).toContain('"bad name"');
-      const got = await leaseAll(queue);
+      const got = await leaseAll(queue, 3);
       expect(got.map(m => m.text()).sort()).toEqual(['a', 'c', 'e']);
     });
 
@@ -354,7 +367,7 @@ describe('sdk against an in-process server', () => {
       // Twice in one batch, too.
       expect(await Promise.all([client.send(queue, 'once', { id }), client.send(queue, 'once', { id })])).toEqual([id, id]);
       expect(await client.queues.stats(queue)).toMatchObject({ depth: 1 });
-      const got = await leaseAll(queue);
+      const got = await leaseAll(queue, 1);
       expect(got.map(m => m.id)).toEqual([id]);
     });
   });
@@ -373,7 +386,7 @@ describe('sdk against an in-process server', () => {
         async (m: ReceivedMessage) => {
           running++;
           maxRunning = Math.max(maxRunning, running);
-          await sleep(40 + Math.random() * 40);
+          await sleep(10 + Math.random() * 20);
           seen.add(m.id);
           running--;
         },
@@ -401,6 +414,7 @@ describe('sdk against an in-process server', () => {
         async (m: ReceivedMessage) => {
           deliveries.push(`sub:${m.id}:${m.attempt}`);
           if (m.attempt > 1) return;
+          // Real time: the SDK keeps the lease on the wall clock while the handler runs.
           await sleep(3500);
           finished = true;
         },
@@ -421,7 +435,7 @@ describe('sdk against an in-process server', () => {
       await waitFor(() => finished, 10_000, 'the slow handler');
       await poller;
       await waitFor(async () => (await client.queues.stats(queue)).acked === 1, 5000, 'the ack');
-      await sleep(300);
+      await dispatcherIdle(srv.app.core, queue);
       expect(deliveries).toEqual([`sub:${id}:1`]);
       expect(extendErrors).toEqual([]);
       expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, leased: 0, acked: 1 });
@@ -433,18 +447,26 @@ describe('sdk against an in-process server', () => {
       await sendMany(queue, 10);
       let started = 0;
       let finished = 0;
+      let release!: () => void;
+      const hold = new Promise<void>(r => (release = r));
       const sub = subscribe(
         client,
         queue,
         async () => {
           started++;
-          await sleep(1000);
+          await hold;
           finished++;
         },
         { maxOutstandingMessages: 3, visibilityTimeout: '30s' },
       );
       await waitFor(() => started === 3, 5000, 'three handlers');
-      await sub.close();
+      let closed = false;
+      const closing = sub.close().then(() => (closed = true));
+      // While the handlers run, close() waits (a round trip to the server and back, and it still waits).
+      await client.queues.stats(queue);
+      expect(closed).toBe(false);
+      release();
+      await closing;
       expect(finished).toBe(3);
       expect(started).toBe(3);
       // Their acks landed before close() resolved.
@@ -481,7 +503,6 @@ describe('sdk against an in-process server', () => {
       } finally {
         release();
       }
-      await sleep(200);
       expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, leased: 0, acked: 3 });
     });
 
@@ -552,7 +573,7 @@ describe('sdk against an in-process server', () => {
       expect(acked).toHaveLength(5);
       expect(sub.maxHeld).toBeLessThanOrEqual(4);
       const t0 = Date.now();
-      const rest = await leaseAll(queue);
+      const rest = await leaseAll(queue, 5);
       expect(Date.now() - t0).toBeLessThan(10_000);
       expect(new Set([...acked, ...rest.map(m => m.id)])).toEqual(new Set(ids));
       expect(rest).toHaveLength(5);
@@ -620,7 +641,6 @@ describe('sdk against an in-process server', () => {
       await client.send(queue, 'x');
       const [m] = await client.lease(queue, { visibilityTimeout: '10s' });
       for (let i = 0; i < 3; i++) {
-        await sleep(300);
         const until = await m.extend();
         // Each time: now + 10s (rounded up to whole seconds by the server), not a growing span.
         expect(until.getTime() - Date.now()).toBeGreaterThan(8000);

@@ -21,6 +21,7 @@ import {
 } from '@inboxd/proto/v1/queues';
 import { expectStatus, counts } from './support/expect.js';
 import { createDatabase, startServer, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
+import { startTimedServer, type ServerClock } from './support/clock.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -47,23 +48,32 @@ const msg = (queue: string, payload: string, extra: Partial<Message> = {}): Part
 let srv: Server;
 let a: ReturnType<typeof api>;
 let databaseUrl: string;
+/** For the tests about time: a server on a database of its own, whose clock the test advances. */
+let timed: Awaited<ReturnType<typeof startTimedServer>>;
+let t: ReturnType<typeof api>;
+let clock: ServerClock;
 const fresh = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}`;
 
 beforeAll(async () => {
   databaseUrl = await createDatabase();
-  srv = await startServer(databaseUrl);
+  [srv, timed] = await Promise.all([startServer(databaseUrl), startTimedServer()]);
   a = api(srv.clients);
+  t = api(timed.clients);
+  clock = timed.clock;
 });
-afterAll(() => srv?.stop());
+afterAll(async () => {
+  await srv?.stop();
+  await timed?.stop();
+});
 
 /** Leases everything deliverable now from a queue (its payloads, in delivery order). */
-async function drain(queue: string, ack = true): Promise<string[]> {
+async function drain(queue: string, ack = true, on = a): Promise<string[]> {
   const out: string[] = [];
   for (;;) {
-    const { deliveries } = await a.lease(queue, 100);
+    const { deliveries } = await on.lease(queue, 100);
     if (deliveries.length === 0) return out;
     out.push(...deliveries.map(d => text(d.message!.payload)));
-    if (ack) await a.ack(...deliveries.map(d => d.leaseToken));
+    if (ack) await on.ack(...deliveries.map(d => d.leaseToken));
   }
 }
 
@@ -94,29 +104,30 @@ describe('dead letters and redrive', () => {
   it('max_attempts reached through lease expiry (no nack at all) dead-letters the message', async () => {
     const dlq = fresh('dlq-exp');
     const q = fresh('exp');
-    await a.create(dlq);
-    await a.create(q, { maxAttempts: 2, deadLetterQueue: dlq });
-    await a.send([msg(q, 'slow')]);
+    await t.create(dlq);
+    await t.create(q, { maxAttempts: 2, deadLetterQueue: dlq });
+    await t.send([msg(q, 'slow')]);
     for (let attempt = 1; attempt <= 2; attempt++) {
-      let got: LeaseResponse['deliveries'] = [];
-      await waitFor(async () => (got = (await a.lease(q, 1, 1)).deliveries).length > 0, 10_000, `attempt ${attempt}`);
-      expect(got[0].attempt).toBe(attempt);
-      // Not acked: the 1 s lease runs out and the sweeper fails it.
+      const got = (await t.lease(q, 1, 1)).deliveries;
+      expect(got[0]?.attempt).toBe(attempt);
+      // Not acked: the 1 s lease runs out and the sweeper (every 200 ms) fails it.
+      await clock.advance(1300);
     }
-    await waitFor(async () => Number((await a.stats(dlq)).depth) === 1, 10_000, 'the dead-letter copy');
-    expect(counts(await a.stats(q))).toMatchObject({ depth: 0, leased: 0, deadLettered: 1 });
+    expect(Number((await t.stats(dlq)).depth)).toBe(1);
+    expect(counts(await t.stats(q))).toMatchObject({ depth: 0, leased: 0, deadLettered: 1 });
   });
 
   it('a nack after the lease expired is FAILED_PRECONDITION and does not touch the redelivered message', async () => {
     const q = fresh('late-nack');
-    await a.create(q);
-    await a.send([msg(q, 'm')]);
-    const [first] = (await a.lease(q, 1, 1)).deliveries;
-    let second: LeaseResponse['deliveries'] = [];
-    await waitFor(async () => (second = (await a.lease(q, 1, 30)).deliveries).length > 0, 10_000, 'redelivery');
-    await expectStatus(a.nack([first.leaseToken], { deadLetter: true }), status.FAILED_PRECONDITION, 'stale');
-    expect(counts(await a.stats(q))).toMatchObject({ leased: 1, deadLettered: 0 });
-    await a.ack(second[0].leaseToken);
+    await t.create(q);
+    await t.send([msg(q, 'm')]);
+    const [first] = (await t.lease(q, 1, 1)).deliveries;
+    await clock.advance(1300);
+    const second = (await t.lease(q, 1, 30)).deliveries;
+    expect(second).toHaveLength(1);
+    await expectStatus(t.nack([first.leaseToken], { deadLetter: true }), status.FAILED_PRECONDITION, 'stale');
+    expect(counts(await t.stats(q))).toMatchObject({ leased: 1, deadLettered: 0 });
+    await t.ack(second[0].leaseToken);
   });
 
   it('redrive moves dead-lettered messages back, by id or all, to their queue or a destination', async () => {
@@ -190,37 +201,41 @@ describe('dead letters and redrive', () => {
 describe('TTL', () => {
   it('a message past expires_at is never delivered, leaves the queue, and is counted as expired', async () => {
     const q = fresh('ttl');
-    await a.create(q);
-    await a.send([msg(q, 'short', { expiresAt: new Date(Date.now() + 400) }), msg(q, 'long', { expiresAt: new Date(Date.now() + 60_000) })]);
-    await sleep(900);
-    expect(await drain(q)).toEqual(['long']);
-    const s = await a.stats(q);
+    await t.create(q);
+    // expires_at must be ahead of the wall clock too (the server refuses one that has passed).
+    await clock.catchUp();
+    await t.send([msg(q, 'short', { expiresAt: new Date(clock.now() + 400) }), msg(q, 'long', { expiresAt: new Date(clock.now() + 60_000) })]);
+    await clock.advance(300);
+    expect(Number((await t.stats(q)).expired)).toBe(0);
+    await clock.advance(600);
+    expect(await drain(q, true, t)).toEqual(['long']);
+    const s = await t.stats(q);
     expect(Number(s.expired)).toBe(1);
     expect(counts(s)).toMatchObject({ depth: 0, leased: 0 });
   });
 
   it("the queue's message_ttl applies to messages sent without expires_at", async () => {
     const q = fresh('ttl-q');
-    await a.create(q, { messageTtl: dur(1) });
-    await a.send([msg(q, 'a'), msg(q, 'b')]);
-    await waitFor(async () => Number((await a.stats(q)).expired) === 2, 5000, 'both expired');
-    expect(await drain(q)).toEqual([]);
+    await t.create(q, { messageTtl: dur(1) });
+    await t.send([msg(q, 'a'), msg(q, 'b')]);
+    await clock.advance(900);
+    expect(Number((await t.stats(q)).expired)).toBe(0);
+    // Past the ttl, and a sweep after it.
+    await clock.advance(400);
+    expect(Number((await t.stats(q)).expired)).toBe(2);
+    expect(await drain(q, true, t)).toEqual([]);
   });
 
   it('a message that expires while waiting is dropped at lease time too, even before the sweeper runs', async () => {
-    const slow = await startServer(databaseUrl, { sweepIntervalMs: 60_000 });
-    try {
-      const b = api(slow.clients);
-      const q = fresh('ttl-lease');
-      await b.create(q);
-      await b.send([msg(q, 'gone', { expiresAt: new Date(Date.now() + 300) }), msg(q, 'kept')]);
-      await sleep(500);
-      const { deliveries } = await b.lease(q, 10);
-      expect(deliveries.map(d => text(d.message!.payload))).toEqual(['kept']);
-      expect(Number((await b.stats(q)).expired)).toBe(1);
-    } finally {
-      await slow.stop();
-    }
+    const q = fresh('ttl-lease');
+    await t.create(q);
+    await clock.catchUp();
+    await t.send([msg(q, 'gone', { expiresAt: new Date(clock.now() + 300) }), msg(q, 'kept')]);
+    // Time passes and no sweep runs: the clock jumps without firing the sweeper's timer.
+    await clock.jump(500);
+    const { deliveries } = await t.lease(q, 10);
+    expect(deliveries.map(d => text(d.message!.payload))).toEqual(['kept']);
+    expect(Number((await t.stats(q)).expired)).toBe(1);
   });
 
   it('expires_at in the past, or not after deliver_at, is INVALID_ARGUMENT', async () => {
@@ -244,6 +259,7 @@ describe('deduplication', () => {
     expect(again.results[0]).toMatchObject({ id: r1.id, duplicate: true });
     expect(Number((await a.stats(q)).depth)).toBe(2);
 
+    // Real time: the dedup window is kept by the database's own clock (now()), not the test clock.
     await sleep(1200);
     const later = await a.send([msg(q, 'four', { dedupKey: 'order-1' })]);
     expect(later.results[0].duplicate).toBe(false);
@@ -375,12 +391,12 @@ describe('bounded queues', () => {
 describe('priority and delay', () => {
   it('a delayed high-priority message goes before earlier low-priority ones once it is due, and not before', async () => {
     const q = fresh('prio-delay');
-    await a.create(q);
+    await t.create(q);
     // (Within one Send, messages of equal priority share created_on and go in id order: distinct priorities here.)
-    await a.send([msg(q, 'low-1', { priority: 2 }), msg(q, 'high', { priority: 9, deliverAt: new Date(Date.now() + 800) }), msg(q, 'low-2', { priority: 1 })]);
-    expect((await a.lease(q, 1)).deliveries.map(d => text(d.message!.payload))).toEqual(['low-1']);
-    await sleep(1000);
-    expect((await a.lease(q, 10)).deliveries.map(d => text(d.message!.payload))).toEqual(['high', 'low-2']);
+    await t.send([msg(q, 'low-1', { priority: 2 }), msg(q, 'high', { priority: 9, deliverAt: new Date(clock.now() + 800) }), msg(q, 'low-2', { priority: 1 })]);
+    expect((await t.lease(q, 1)).deliveries.map(d => text(d.message!.payload))).toEqual(['low-1']);
+    await clock.advance(1000);
+    expect((await t.lease(q, 10)).deliveries.map(d => text(d.message!.payload))).toEqual(['high', 'low-2']);
   });
 });
 

@@ -13,6 +13,12 @@ import {
 import type { Delivery } from '@inboxd/proto/v1/message';
 import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
 import { createDatabase, startServer, call, dur, sleep, waitFor } from './support/harness.js';
+import { dispatcherIdle, startTimedServer, type ServerClock } from './support/clock.js';
+import type { QueueCore } from '../server/queue/core.js';
+
+/** A token no server issued: an extend of it is answered (INVALID_ARGUMENT) and changes nothing. */
+const PROBE = 'inboxd-test-probe';
+const isProbe = (r: SubscribeResponse) => r.extendResults?.failed.some(f => f.leaseToken === PROBE) ?? false;
 
 /**
  * One Subscribe stream as a client sees it: every response recorded in order, the stream's end
@@ -29,7 +35,7 @@ class Subscriber {
   /** Called on each response as it arrives, before waiters are woken. */
   onResponse?: (r: SubscribeResponse) => void;
 
-  constructor(inbox: InboxClient, first: SubscribeRequest) {
+  constructor(inbox: InboxClient, readonly first: SubscribeRequest) {
     this.stream = inbox.subscribe();
     this.stream.on('data', (r: SubscribeResponse) => {
       this.responses.push(r);
@@ -98,7 +104,27 @@ class Subscriber {
 
   /** The settle results of the next response after `from` responses carrying `kind`. */
   async results(kind: 'ackResults' | 'nackResults' | 'extendResults', from: number): Promise<SettleResults> {
-    return this.until(() => this.responses.slice(from).find(r => r[kind])?.[kind], kind);
+    return this.until(() => this.responses.slice(from).find(r => r[kind] && !isProbe(r))?.[kind], kind);
+  }
+
+  /**
+   * A round trip: resolves once the answer to a request written now arrives (an extend of a token
+   * no server issued), so whatever the server wrote to the stream before has arrived too.
+   */
+  async probe(): Promise<void> {
+    const from = this.responses.length;
+    this.write(SubscribeRequest.fromPartial({ extendLeaseTokens: [PROBE] }));
+    await this.until(() => this.responses.slice(from).some(isProbe), 'the answer to a probe');
+  }
+
+  /**
+   * Everything the server would push now has arrived: it heard every notification, finished the
+   * fetches they and the test's requests started, and a round trip on this stream came back. The
+   * check for "nothing more arrives", without waiting on the wall clock.
+   */
+  async quiet(core: QueueCore): Promise<void> {
+    await dispatcherIdle(core, this.first.queue);
+    await this.probe();
   }
 
   /** Waits for the stream to end with an error status; returns it. */
@@ -122,16 +148,23 @@ interface FirstRequest {
 describe('Subscribe', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
   let databaseUrl: string;
+  /** For the tests about time: a server on a database of its own, whose clock the test advances. */
+  let timed: Awaited<ReturnType<typeof startTimedServer>>;
+  let clock: ServerClock;
   const open: Subscriber[] = [];
 
   beforeAll(async () => {
     databaseUrl = await createDatabase();
-    srv = await startServer(databaseUrl);
+    [srv, timed] = await Promise.all([startServer(databaseUrl), startTimedServer()]);
+    clock = timed.clock;
   });
   afterEach(() => {
     for (const s of open.splice(0)) if (!s.closed) s.cancel();
   });
-  afterAll(() => srv?.stop());
+  afterAll(async () => {
+    await srv?.stop();
+    await timed?.stop();
+  });
 
   const subscribe = (req: FirstRequest, inbox: InboxClient = srv.clients.inbox) => {
     const first: SubscribeRequest = {
@@ -144,33 +177,33 @@ describe('Subscribe', () => {
     return s;
   };
 
-  const createQueue = async () => {
+  const createQueue = async (c = srv.clients) => {
     const name = `sub-${randomUUID().slice(0, 8)}`;
-    await call(srv.clients.queues, srv.clients.queues.createQueue, { name });
+    await call(c.queues, c.queues.createQueue, { name });
     return name;
   };
 
   /** Sends n messages to queue (payloads "<tag>-<i>"); returns their ids in order. */
-  const send = async (queue: string, n: number, tag = 'm'): Promise<string[]> => {
+  const send = async (queue: string, n: number, tag = 'm', c = srv.clients): Promise<string[]> => {
     const ids: string[] = [];
     for (let start = 0; start < n; start += 500) {
       const messages = Array.from({ length: Math.min(500, n - start) }, (_, i) => ({ queue, payload: Buffer.from(`${tag}-${start + i}`) }));
-      const res = await call(srv.clients.inbox, srv.clients.inbox.send, SendRequest.fromPartial({ messages }));
+      const res = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages }));
       ids.push(...res.results.map(r => r.id));
     }
     return ids;
   };
 
-  const stats = async (name: string) => (await call(srv.clients.queues, srv.clients.queues.getQueueStats, { name })).stats!;
+  const stats = async (name: string, c = srv.clients) => (await call(c.queues, c.queues.getQueueStats, { name })).stats!;
 
-  const leaseAll = (queue: string, maxMessages: number, waitSec: number, visibility = 30) =>
-    call(srv.clients.inbox, srv.clients.inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages, wait: dur(waitSec), visibilityTimeout: dur(visibility) }));
+  const leaseAll = (queue: string, maxMessages: number, waitSec: number, visibility = 30, c = srv.clients) =>
+    call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages, wait: dur(waitSec), visibilityTimeout: dur(visibility) }));
 
   it('pushes messages sent after the stream opened, without the client asking again', async () => {
     const queue = await createQueue();
     const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100 }, visibilityTimeout: dur(30) });
     // The stream is open and idle on an empty queue.
-    await sleep(500);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(0);
     expect(sub.closed).toBe(false);
 
@@ -189,7 +222,7 @@ describe('Subscribe', () => {
     expect(sub.deliveries.map(d => Buffer.from(d.message!.payload).toString()).sort()).toEqual(['a-0', 'a-1', 'a-2']);
 
     // Later sends keep arriving on the same stream, with nothing written by the client.
-    await sleep(300);
+    await sub.quiet(srv.app.core);
     const second = await send(queue, 2, 'b');
     await sub.deliveredAtLeast(5);
     expect(new Set(sub.deliveries.map(d => d.message!.id))).toEqual(new Set([...first, ...second]));
@@ -201,7 +234,7 @@ describe('Subscribe', () => {
     try {
       const queue = await createQueue();
       const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100 }, visibilityTimeout: dur(30) }, slow.clients.inbox);
-      await sleep(500);
+      await sub.quiet(slow.app.core);
       expect(sub.deliveries).toHaveLength(0);
 
       // Sent through the same server: its own wake-up.
@@ -220,51 +253,66 @@ describe('Subscribe', () => {
   });
 
   it('delivers delayed messages at their due time without polling: deliver_at through this server and another, a nack delay, a retry delay after a lease expired', async () => {
-    // Both servers poll once a minute (the harness's setting): only due-time wake-ups can be on time.
-    const other = await startServer(databaseUrl);
+    // Two servers on one database and one clock, both polling once a minute (the harness's
+    // setting): only due-time wake-ups can be on time. Time moves when the test advances it.
+    const other = await startTimedServer({}, { clock, databaseUrl: timed.databaseUrl });
     try {
       const queue = `sub-${randomUUID().slice(0, 8)}`;
-      await call(srv.clients.queues, srv.clients.queues.createQueue, CreateQueueRequest.fromPartial({ name: queue, config: { retryDelay: dur(1), maxAttempts: 5 } }));
+      await call(timed.clients.queues, timed.clients.queues.createQueue, CreateQueueRequest.fromPartial({ name: queue, config: { retryDelay: dur(1), maxAttempts: 5 } }));
       const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(1) }, other.clients.inbox);
-      const arrived = new Map<string, number[]>();
-      sub.onResponse = r => r.deliveries.forEach(d => arrived.set(d.message!.id, [...(arrived.get(d.message!.id) ?? []), Date.now()]));
+      // When each delivery was leased for the stream, on the servers' clock: its 1 s lease's end less 1 s.
+      const leasedAt = new Map<string, number[]>();
+      sub.onResponse = r => r.deliveries.forEach(d => leasedAt.set(d.message!.id, [...(leasedAt.get(d.message!.id) ?? []), d.leaseExpiresAt!.getTime() - 1000]));
       const sendAt = async (inbox: InboxClient, at: Date) =>
         (await call(inbox, inbox.send, SendRequest.fromPartial({ messages: [{ queue, payload: Buffer.from('d'), deliverAt: at }] }))).results[0].id;
       const onTime = (got: number | undefined, due: number, what: string) => {
         expect(got, `${what}: delivered`).toBeDefined();
-        expect(got! - due, `${what}: not before its due time`).toBeGreaterThanOrEqual(-5);
-        expect(got! - due, `${what}: soon after its due time`).toBeLessThan(700);
+        expect(got! - due, `${what}: not before its due time`).toBeGreaterThanOrEqual(0);
+        expect(got! - due, `${what}: soon after its due time`).toBeLessThan(50);
       };
+      await sub.quiet(other.app.core);
 
       // deliver_at, sent through the subscriber's server and through the other one; the later one first.
-      const t0 = Date.now();
-      const late = await sendAt(srv.clients.inbox, new Date(t0 + 1600));
+      const t0 = clock.now();
+      const late = await sendAt(timed.clients.inbox, new Date(t0 + 1600));
       const early = await sendAt(other.clients.inbox, new Date(t0 + 800));
+      await clock.advance(700);
+      await sub.quiet(other.app.core);
+      expect(sub.deliveries).toHaveLength(0);
+      await clock.advance(1000);
       await sub.deliveredAtLeast(2, 5000);
-      onTime(arrived.get(early)![0], t0 + 800, 'deliver_at through the same server');
-      onTime(arrived.get(late)![0], t0 + 1600, 'deliver_at through another server');
+      onTime(leasedAt.get(early)![0], t0 + 800, 'deliver_at through the same server');
+      onTime(leasedAt.get(late)![0], t0 + 1600, 'deliver_at through another server');
 
       // A nack with a delay.
       const first = sub.deliveries.find(d => d.message!.id === early)!;
       sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [sub.deliveries.find(d => d.message!.id === late)!.leaseToken] }));
       const r = sub.responses.length;
-      const nackedAt = Date.now();
+      const nackedAt = clock.now();
       sub.write(SubscribeRequest.fromPartial({ nackLeaseTokens: [first.leaseToken], nackDelay: dur(0.9) }));
       await sub.results('nackResults', r);
+      await clock.advance(800);
+      await sub.quiet(other.app.core);
+      expect(sub.deliveries).toHaveLength(2);
+      await clock.advance(200);
       await sub.deliveredAtLeast(3, 5000);
-      onTime(arrived.get(early)![1], nackedAt + 900, 'nack delay');
+      onTime(leasedAt.get(early)![1], nackedAt + 900, 'nack delay');
 
       // Not acked: its 1 s lease runs out, the sweeper fails it, and the queue's 1 s retry delay runs.
       // The stream is stalled while it holds the expired delivery: a late (stale) ack frees it, as
       // the SDK sends once its handler ends.
       const third = sub.deliveries[2];
       const leaseEnd = new Date(third.leaseExpiresAt!).getTime();
-      await sleep(leaseEnd + 300 - Date.now());
+      await clock.advance(leaseEnd + 300 - clock.now());
       sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [third.leaseToken] }));
-      await sub.deliveredAtLeast(4, 8000);
-      const redelivered = arrived.get(early)![2];
-      expect(redelivered - leaseEnd, 'retry delay after expiry: not before lease end + retry delay').toBeGreaterThanOrEqual(1000 - 5);
-      expect(redelivered - leaseEnd, 'retry delay after expiry: soon after (sweep interval + delay)').toBeLessThan(1000 + 200 + 900);
+      await clock.advance(600);
+      await sub.quiet(other.app.core);
+      expect(sub.deliveries).toHaveLength(3);
+      await clock.advance(1200);
+      await sub.deliveredAtLeast(4, 5000);
+      const redelivered = leasedAt.get(early)![2];
+      expect(redelivered - leaseEnd, 'retry delay after expiry: not before lease end + retry delay').toBeGreaterThanOrEqual(1000);
+      expect(redelivered - leaseEnd, 'retry delay after expiry: soon after (sweep interval + delay)').toBeLessThan(1000 + 200 + 50);
       expect(sub.deliveries[3].attempt).toBe(3);
     } finally {
       await other.stop();
@@ -317,7 +365,7 @@ describe('Subscribe', () => {
     expect(sub.responses.flatMap(r => r.ackResults?.failed ?? [])).toEqual([]);
 
     // Nothing more arrives, and the queue is empty.
-    await sleep(500);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(50);
     const st = await stats(queue);
     expect(Number(st.depth)).toBe(0);
@@ -330,13 +378,13 @@ describe('Subscribe', () => {
     await send(queue, 30);
     const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 3 }, visibilityTimeout: dur(30) });
     await sub.deliveredAtLeast(3);
-    await sleep(500);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(3);
 
     // Raise the window: more deliveries, up to the new window.
     sub.write(SubscribeRequest.fromPartial({ flowControl: { maxOutstandingMessages: 8 } }));
     await sub.deliveredAtLeast(8);
-    await sleep(500);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(8);
 
     // Lower it to 2 with 8 outstanding, then ack 5: 3 still outstanding, over the window: paused.
@@ -344,7 +392,7 @@ describe('Subscribe', () => {
     const r1 = sub.responses.length;
     sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.slice(0, 5).map(d => d.leaseToken) }));
     expect((await sub.results('ackResults', r1)).succeeded).toHaveLength(5);
-    await sleep(800);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(8);
 
     // Ack 2 more: 1 outstanding, under the window of 2: exactly one more arrives.
@@ -352,7 +400,7 @@ describe('Subscribe', () => {
     sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.slice(5, 7).map(d => d.leaseToken) }));
     expect((await sub.results('ackResults', r2)).succeeded).toHaveLength(2);
     await sub.deliveredAtLeast(9);
-    await sleep(800);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(9);
     expect(new Set(sub.deliveries.map(d => d.message!.id)).size).toBe(9);
     expect(sub.closed).toBe(false);
@@ -365,7 +413,7 @@ describe('Subscribe', () => {
     // 2500 bytes of 1000-byte messages: two fit; a third may start while under the limit; never more.
     const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100, maxOutstandingBytes: '2500' }, visibilityTimeout: dur(30) });
     await sub.deliveredAtLeast(2);
-    await sleep(600);
+    await sub.quiet(srv.app.core);
     const held = sub.deliveries.length;
     expect(held).toBeGreaterThanOrEqual(2);
     expect(held).toBeLessThanOrEqual(3);
@@ -375,7 +423,7 @@ describe('Subscribe', () => {
     sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.slice(0, 2).map(d => d.leaseToken) }));
     expect((await sub.results('ackResults', r)).succeeded).toHaveLength(2);
     await sub.deliveredAtLeast(held + 2);
-    await sleep(600);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(held + 2);
   });
 
@@ -385,13 +433,13 @@ describe('Subscribe', () => {
     await call(srv.clients.inbox, srv.clients.inbox.send, SendRequest.fromPartial({ messages }));
     const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 100, maxOutstandingBytes: '10' }, visibilityTimeout: dur(30) });
     await sub.deliveredAtLeast(1);
-    await sleep(600);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(1);
     const r = sub.responses.length;
     sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [sub.deliveries[0].leaseToken] }));
     expect((await sub.results('ackResults', r)).succeeded).toHaveLength(1);
     await sub.deliveredAtLeast(2);
-    await sleep(600);
+    await sub.quiet(srv.app.core);
     expect(sub.deliveries).toHaveLength(2);
   });
 
@@ -459,27 +507,29 @@ describe('Subscribe', () => {
   });
 
   it('nack_delay holds the message back before redelivery', async () => {
-    const queue = await createQueue();
-    await send(queue, 1);
-    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    const queue = await createQueue(timed.clients);
+    await send(queue, 1, 'm', timed.clients);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) }, timed.clients.inbox);
     const [d] = await sub.deliveredAtLeast(1);
     const r = sub.responses.length;
     sub.write(SubscribeRequest.fromPartial({ nackLeaseTokens: [d.leaseToken], nackDelay: dur(2) }));
     expect((await sub.results('nackResults', r)).succeeded).toEqual([d.leaseToken]);
-    await sleep(1000);
+    await clock.advance(1900);
+    await sub.quiet(timed.app.core);
     expect(sub.deliveries).toHaveLength(1);
-    expect(Number((await stats(queue)).delayed)).toBe(1);
-    const all = await sub.deliveredAtLeast(2, 10_000);
+    expect(Number((await stats(queue, timed.clients)).delayed)).toBe(1);
+    await clock.advance(200);
+    const all = await sub.deliveredAtLeast(2, 5000);
     expect(all[1].message!.id).toBe(d.message!.id);
     expect(all[1].attempt).toBe(2);
   });
 
   it('extends a lease in-band: a 1s lease extended stays held past 1s', async () => {
-    const queue = await createQueue();
-    const [id] = await send(queue, 1);
-    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(1) });
+    const queue = await createQueue(timed.clients);
+    const [id] = await send(queue, 1, 'm', timed.clients);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(1) }, timed.clients.inbox);
     const [d] = await sub.deliveredAtLeast(1);
-    expect(d.leaseExpiresAt!.getTime() - Date.now()).toBeLessThanOrEqual(1100);
+    expect(d.leaseExpiresAt!.getTime() - clock.now()).toBeLessThanOrEqual(1000);
 
     const r = sub.responses.length;
     sub.write(SubscribeRequest.fromPartial({ extendLeaseTokens: [d.leaseToken], extendVisibilityTimeout: dur(20) }));
@@ -487,12 +537,13 @@ describe('Subscribe', () => {
     expect(res.succeeded).toEqual([d.leaseToken]);
     expect(res.failed).toEqual([]);
 
-    // Well past the original 1s (and several sweeps): not redelivered, not leasable, still leased.
-    await sleep(2500);
+    // Well past the original 1s (and many sweeps): not redelivered, not leasable, still leased.
+    await clock.advance(10_000);
+    await sub.quiet(timed.app.core);
     expect(sub.deliveries).toHaveLength(1);
-    const other = await leaseAll(queue, 10, 0);
+    const other = await leaseAll(queue, 10, 0, 30, timed.clients);
     expect(other.deliveries).toEqual([]);
-    expect(Number((await stats(queue)).leased)).toBe(1);
+    expect(Number((await stats(queue, timed.clients)).leased)).toBe(1);
 
     // And the original token still acks it.
     const r2 = sub.responses.length;
@@ -502,19 +553,22 @@ describe('Subscribe', () => {
   });
 
   it('extend without extend_visibility_timeout uses the subscription lease; stale tokens fail', async () => {
-    const queue = await createQueue();
-    await send(queue, 1);
-    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(2) });
+    const queue = await createQueue(timed.clients);
+    await send(queue, 1, 'm', timed.clients);
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(2) }, timed.clients.inbox);
     const [d] = await sub.deliveredAtLeast(1);
-    // Keep extending every 500ms for 3s: the 2s lease never runs out.
+    // Keep extending every 1.5 s for 9 s: the 2 s lease never runs out.
     for (let i = 0; i < 6; i++) {
-      await sleep(500);
+      await clock.advance(1500);
       const r = sub.responses.length;
       sub.write(SubscribeRequest.fromPartial({ extendLeaseTokens: [d.leaseToken, 'bad token'] }));
       const res = await sub.results('extendResults', r);
       expect(res.succeeded).toEqual([d.leaseToken]);
       expect(res.failed.map(f => f.code)).toEqual([status.INVALID_ARGUMENT]);
     }
+    // Far past the lease it was delivered with, and never let go.
+    expect(clock.now() - d.leaseExpiresAt!.getTime()).toBeGreaterThan(5000);
+    await sub.quiet(timed.app.core);
     expect(sub.deliveries).toHaveLength(1);
     const r = sub.responses.length;
     sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [d.leaseToken] }));
@@ -546,7 +600,7 @@ describe('Subscribe', () => {
     const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
     await a.deliveredAtLeast(4);
     const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
-    await sleep(300);
+    await b.quiet(srv.app.core);
     expect(b.deliveries).toHaveLength(0);
 
     a.stream.end();
@@ -562,11 +616,13 @@ describe('Subscribe', () => {
     const queue = await createQueue();
     const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 15 }, visibilityTimeout: dur(30) });
     const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 15 }, visibilityTimeout: dur(30) });
-    await sleep(300);
+    // Both streams are open (a round trip on each) before the messages come.
+    await Promise.all([a.probe(), b.probe()]);
     const ids = await send(queue, 20);
     // until() re-checks on its own stream's events only: wait on the two streams together.
     await waitFor(() => a.deliveries.length + b.deliveries.length >= 20, 10_000, '20 deliveries across both');
-    await sleep(500);
+    await a.quiet(srv.app.core);
+    await b.probe();
 
     const aIds = a.deliveries.map(d => d.message!.id);
     const bIds = b.deliveries.map(d => d.message!.id);
@@ -584,7 +640,8 @@ describe('Subscribe', () => {
     b.write(SubscribeRequest.fromPartial({ ackLeaseTokens: b.deliveries.map(d => d.leaseToken) }));
     expect((await a.results('ackResults', ra)).succeeded).toHaveLength(aIds.length);
     expect((await b.results('ackResults', rb)).succeeded).toHaveLength(bIds.length);
-    await sleep(500);
+    await a.quiet(srv.app.core);
+    await b.probe();
     expect(a.deliveries.length + b.deliveries.length).toBe(20);
     expect(Number((await stats(queue)).acked)).toBe(20);
   });
@@ -623,14 +680,17 @@ describe('Subscribe', () => {
   });
 
   it('a lease that expires unacked is redelivered once the stream settles what it held (a stale ack frees the slot)', async () => {
-    const queue = await createQueue();
-    const [id] = await send(queue, 1);
+    const queue = await createQueue(timed.clients);
+    const [id] = await send(queue, 1, 'm', timed.clients);
     // A window of one: while the expired delivery is held, the stream is stalled.
-    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 1 }, visibilityTimeout: dur(1) });
+    const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 1 }, visibilityTimeout: dur(1) }, timed.clients.inbox);
     const [d1] = await sub.deliveredAtLeast(1);
     expect(d1.attempt).toBe(1);
-    await sleep(2500);
+    // Past the lease and the sweep that returns the message: it is ready, and not pushed to the stalled stream.
+    await clock.advance(2500);
+    await sub.quiet(timed.app.core);
     expect(sub.deliveries).toHaveLength(1);
+    expect(Number((await stats(queue, timed.clients)).ready)).toBe(1);
 
     // The expired token is stale, and acking it gives the slot back: the message comes again.
     const r = sub.responses.length;
@@ -647,7 +707,7 @@ describe('Subscribe', () => {
     expect((await sub.results('ackResults', r2)).succeeded).toEqual([d2.leaseToken]);
 
     // With the window free again, a new message is pushed.
-    const [next] = await send(queue, 1);
+    const [next] = await send(queue, 1, 'm', timed.clients);
     const after = await sub.deliveredAtLeast(3);
     expect(after[2].message!.id).toBe(next);
     expect(after[2].attempt).toBe(1);

@@ -1,4 +1,4 @@
-import { PgBoss } from 'pg-boss';
+import { PgBoss, systemClock, type Clock } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Message, Delivery } from '@inboxd/proto/v1/message';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
@@ -41,6 +41,8 @@ export interface CoreOptions {
   dbStatementTimeoutMs: number;
   dbHealthIntervalMs: number;
   maxBufferedBytes: number;
+  /** What leases, delays and expiry are timed by, in JavaScript and in SQL (pg-boss's job_now()); tests pass pg-boss's TestClock. Unset: the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -58,6 +60,7 @@ export class QueueCore {
   readonly boss: PgBoss;
   /** Owns every connection to Postgres and knows whether the database answers. */
   readonly db: Database;
+  readonly clock: Clock;
   registry!: QueueRegistry;
   store!: MessageStore;
   dispatcher!: Dispatcher;
@@ -75,6 +78,7 @@ export class QueueCore {
 
   constructor(private readonly opts: CoreOptions, private readonly log: Logger) {
     this.events = new CoreEvents((err, event) => this.log.warn({ err, event }, 'a listener of core events failed'));
+    this.clock = opts.clock ?? systemClock;
     this.db = new Database(
       {
         url: opts.databaseUrl,
@@ -90,6 +94,7 @@ export class QueueCore {
       schema: opts.schema,
       useListenNotify: false, // inboxd listens itself (Wakeups); pg-boss runs no workers here
       registerInstance: false,
+      clock: this.clock,
     } as ConstructorParameters<typeof PgBoss>[0]);
     // A pooled connection that dies while idle: the pool drops it, the next call opens another.
     this.boss.on('error', err => this.log.debug({ err }, 'pg-boss error'));
@@ -120,16 +125,16 @@ export class QueueCore {
     this.registry = new QueueRegistry(this.boss, this.db, schema);
     this.topics = new Topics(this.boss, this.db, schema, this.registry, (messages, sender) => this.send(messages, sender));
     this.browser = new Browser(this.db, schema, this.registry);
-    this.store = new MessageStore(this.boss, this.db, schema, channel, new LeaseTokens(this.subkey('lease-token')), this.events);
+    this.store = new MessageStore(this.boss, this.db, schema, channel, new LeaseTokens(this.subkey('lease-token')), this.events, this.clock);
     this.admission = new Admission(this.boss, this.db, schema);
-    this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log);
+    this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log, this.clock);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
       this.inserted(queue, msgs),
     );
-    this.dispatcher = new Dispatcher(this.store, this.wakeups, { maxBatch: this.opts.dispatchMaxBatch, parallelFetches: this.opts.dispatchParallelFetches, pollIntervalMs: this.opts.pollIntervalMs, maxBufferedBytes: this.opts.maxBufferedBytes }, this.log);
+    this.dispatcher = new Dispatcher(this.store, this.wakeups, { maxBatch: this.opts.dispatchMaxBatch, parallelFetches: this.opts.dispatchParallelFetches, pollIntervalMs: this.opts.pollIntervalMs, maxBufferedBytes: this.opts.maxBufferedBytes }, this.log, this.clock);
     this.dispatcher.start();
-    this.sweeper = new Sweeper(this.store, this.opts.sweepIntervalMs, queue => this.released(queue), this.log);
+    this.sweeper = new Sweeper(this.store, this.opts.sweepIntervalMs, queue => this.released(queue), this.log, this.clock);
     this.sweeper.start();
   }
 
@@ -138,7 +143,7 @@ export class QueueCore {
    * messages delivered later, arm a wake-up for the earliest here and on every replica.
    */
   private inserted(queue: string, msgs: OutgoingMessage[]): void {
-    const now = Date.now();
+    const now = this.clock.now();
     let due = Infinity;
     let ready = false;
     for (const m of msgs) {
@@ -161,6 +166,11 @@ export class QueueCore {
       .then(() => this.store.queuesDue([queue], true))
       .then(due => (due.has(queue) ? this.store.wake(queue, due.get(queue)) : undefined))
       .catch(err => this.log.debug({ err }, 'notify failed'));
+    // Those out of attempts went to the dead-letter queue: its waiters look too (else not before their poll).
+    this.registry
+      .find(queue)
+      .then(info => (info?.config.deadLetterQueue ? this.store.wake(info.config.deadLetterQueue) : undefined))
+      .catch(err => this.log.debug({ err }, 'notify failed'));
   }
 
   /** Stores validated messages (ids assigned). Resolves once every one is durable. */
@@ -172,7 +182,7 @@ export class QueueCore {
       configs.set(q, info.config);
     }
     const hashes = await this.hasher.hash(messages.map(m => m.payload));
-    const now = Date.now();
+    const now = this.clock.now();
     const outgoing: OutgoingMessage[] = messages.map((m, i) => {
       const ttl = configs.get(m.queue)!.messageTtlSec;
       const expiresAt = m.expiresAt ? m.expiresAt.getTime() : ttl > 0 ? now + ttl * 1000 : undefined;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from 'pg-boss';
 import type { MessageStore } from './message-store.js';
 import type { Wakeups } from './wakeups.js';
 import type { Subscription } from './subscription.js';
@@ -55,6 +56,8 @@ export class Dispatcher {
     private readonly wakeups: Wakeups,
     private readonly opts: DispatcherOptions,
     private readonly log: Logger,
+    /** The time leases are reported in (a stream holding a lease past it is stalled). */
+    private readonly clock: Clock = systemClock,
   ) {
     this.buffers = new WriteBuffers(opts.maxBufferedBytes);
   }
@@ -126,11 +129,12 @@ export class Dispatcher {
       // Dealt, not handed in whole batches: with 200 subscribers and 1,000 messages each gets about
       // five, so a healthy subscriber among many stuck ones is never the last to be served.
       const credit = new Map<Subscription, number>();
+      const now = this.clock.now();
       // Grouped by lease length and principal: a fetch leases for one of each, and its tokens name that principal.
       const groups = new Map<string, Subscription[]>();
       for (let i = 0; i < q.subs.length; i++) {
         const sub = q.subs[(q.next + i) % q.subs.length];
-        const c = sub.credit();
+        const c = sub.credit(now);
         if (c === 0) continue;
         credit.set(sub, c);
         const key = `${sub.leaseSec}\n${sub.principal}`;
@@ -213,7 +217,8 @@ export class Dispatcher {
   }
 
   private async pollReady(): Promise<void> {
-    const idle = [...this.queues].filter(([, q]) => !q.pumping && q.subs.some(s => s.credit() > 0)).map(([name]) => name);
+    const now = this.clock.now();
+    const idle = [...this.queues].filter(([, q]) => !q.pumping && q.subs.some(s => s.credit(now) > 0)).map(([name]) => name);
     if (idle.length === 0) return;
     for (const [name, dueInMs] of await this.store.queuesDue(idle)) {
       if (dueInMs <= 0) this.pump(name);

@@ -1,4 +1,4 @@
-import type { PgBoss } from 'pg-boss';
+import { systemClock, type Clock, type PgBoss } from 'pg-boss';
 import type { Database } from './database.js';
 import type { Delivery } from '@inboxd/proto/v1/message';
 import * as sql from './sql.js';
@@ -32,6 +32,7 @@ export class MessageStore {
     private readonly channel: string,
     private readonly tokens: LeaseTokens,
     private readonly events: CoreEvents,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   private exec(q: sql.Sql) {
@@ -67,7 +68,7 @@ export class MessageStore {
    */
   async lease(queue: string, max: number, leaseSec: number, principal: string, budgetBytes?: number, out?: { overBudget: boolean }): Promise<Delivery[]> {
     // Taken before the fetch starts them, so the lease end reported is never later than the real one.
-    const startedBy = Date.now();
+    const startedBy = this.clock.now();
     // One transaction: a crash between the fetch and the lease update must not leave messages
     // leased for the queue's default instead of the length asked for. It commits durably
     // (Database forces synchronous_commit on) before any delivery leaves: a lease lost to a crash
@@ -78,7 +79,7 @@ export class MessageStore {
       // Messages past their expires_at are ended here, never delivered; fetch again for the room they leave.
       for (let want = max; want > 0; ) {
         const got = await this.boss.fetch<StoredMessage>(queue, { batchSize: want, db: tx.boss });
-        const now = Date.now();
+        const now = this.clock.now();
         const expired = got.filter(j => j.data.ex !== undefined && j.data.ex <= now).map(j => j.id);
         for (const j of got) if (!(j.data.ex !== undefined && j.data.ex <= now)) jobs.push(j);
         if (expired.length > 0) {

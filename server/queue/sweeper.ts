@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { systemClock, type Clock, type ClockTimer } from 'pg-boss';
 import type { MessageStore } from './message-store.js';
 import { isConnectionError } from '../errors.js';
 
@@ -10,7 +11,7 @@ import { isConnectionError } from '../errors.js';
  * sweeper harmless: only one of them lands.
  */
 export class Sweeper {
-  private timer?: NodeJS.Timeout;
+  private timer?: ClockTimer;
   private running?: Promise<void>;
   private stopped = false;
 
@@ -19,6 +20,7 @@ export class Sweeper {
     private readonly intervalMs: number,
     private readonly onReleased: (queue: string) => void,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   start(): void {
@@ -27,7 +29,7 @@ export class Sweeper {
 
   private arm(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       this.running = this.sweep().then(() => undefined)
         .catch(err => (isConnectionError(err) ? this.log.debug({ err }, 'lease sweep failed: database unavailable') : this.log.warn({ err }, 'lease sweep failed')))
         .finally(() => this.arm());
@@ -61,7 +63,7 @@ export class Sweeper {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     await this.running;
   }
 }

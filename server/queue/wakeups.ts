@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Database } from './database.js';
+import { systemClock, type Clock, type ClockTimer } from 'pg-boss';
 
 type Listener = () => void;
 
@@ -25,7 +26,7 @@ const RECONNECT_MS = 250;
  */
 export class Wakeups {
   private readonly listeners = new Map<string, Set<Listener>>();
-  private readonly due = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly due = new Map<string, { at: number; timer: ClockTimer }>();
   /** Queues whose next due time to look up, in one statement on the next turn. */
   private toLookUp = new Set<string>();
   private client?: pg.Client;
@@ -39,6 +40,8 @@ export class Wakeups {
     private readonly channel: string,
     private readonly nextDue: NextDue,
     private readonly log: Logger,
+    /** Due times are on this clock (the one the database's job_now() follows). */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async start(): Promise<void> {
@@ -118,7 +121,8 @@ export class Wakeups {
       set.delete(fn);
       if (set.size === 0 && this.listeners.get(queue) === set) {
         this.listeners.delete(queue);
-        clearTimeout(this.due.get(queue)?.timer);
+        const armed = this.due.get(queue);
+        if (armed) this.clock.clearTimeout(armed.timer);
         this.due.delete(queue);
       }
     };
@@ -128,17 +132,17 @@ export class Wakeups {
   wakeIn(queue: string, ms: number): void {
     if (!(ms > 0)) return this.emit(queue);
     if (!this.listeners.has(queue) || this.closed) return;
-    const at = Date.now() + ms + DUE_SLACK_MS;
+    const at = this.clock.now() + ms + DUE_SLACK_MS;
     const armed = this.due.get(queue);
     if (armed && armed.at <= at) return;
-    clearTimeout(armed?.timer);
-    const timer = setTimeout(() => {
+    if (armed) this.clock.clearTimeout(armed.timer);
+    const timer = this.clock.setTimeout(() => {
       this.due.delete(queue);
       this.emit(queue);
       // Messages due later than this one: arm for the next (no timer is kept per message).
       this.lookUpDue(queue);
-    }, at - Date.now());
-    timer.unref();
+    }, at - this.clock.now());
+    (timer as { unref?: () => void }).unref?.();
     this.due.set(queue, { at, timer });
   }
 
@@ -186,7 +190,7 @@ export class Wakeups {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const d of this.due.values()) clearTimeout(d.timer);
+    for (const d of this.due.values()) this.clock.clearTimeout(d.timer);
     this.due.clear();
     clearTimeout(this.reconnectTimer);
     await this.client?.end().catch(() => {});
