@@ -115,7 +115,7 @@ export class QueueCore {
     try {
       checkPgBossSchema(await this.boss.schemaVersion(), schema);
       const applied = await migrate(this.db, schema);
-      if (applied.length > 0) this.log.info({ migrations: applied.map(m => `${m.version} ${m.name}`) }, `applied inboxd migrations up to ${applied[applied.length - 1].version}`);
+      if (applied.length > 0) this.log.info({ migrations: applied.map(m => `${m.version} ${m.name}`) }, `applied inboxd migrations up to ${applied.at(-1)?.version}`);
     } catch (err) {
       await this.stop().catch(() => {});
       throw err;
@@ -186,7 +186,8 @@ export class QueueCore {
     const outgoing: OutgoingMessage[] = messages.map((m, i) => {
       const ttl = configs.get(m.queue)!.messageTtlSec;
       const expiresAt = m.expiresAt ? m.expiresAt.getTime() : ttl > 0 ? now + ttl * 1000 : undefined;
-      return { id: m.id, queue: m.queue, priority: m.priority, deliverAt: m.deliverAt, data: toStored(m, hashes[i], sender, now, expiresAt) };
+      // The hasher answers one hash per payload, in order.
+      return { id: m.id, queue: m.queue, priority: m.priority, deliverAt: m.deliverAt, data: toStored(m, hashes[i]!, sender, now, expiresAt) };
     });
     // Queues with dedup keys or a bound go through admission (one transaction each); the rest
     // share group inserts with concurrent Sends.
@@ -200,23 +201,24 @@ export class QueueCore {
     const plain: number[] = [];
     const stored: Promise<void>[] = [];
     for (const [queue, idx] of byQueue) {
-      const msgs = idx.map(i => outgoing[i]);
+      const msgs = idx.map(i => outgoing[i]!);
       if (!needsAdmission(msgs, configs.get(queue)!)) {
         plain.push(...idx);
         continue;
       }
       stored.push(
         this.admission.send(queue, msgs, configs.get(queue)!).then(({ results: r, stored: kept }) => {
-          idx.forEach((i, j) => (results[i] = r[j]));
+          idx.forEach((i, j) => (results[i] = r[j]!));
           if (kept.length > 0) this.inserted(queue, kept);
         }),
       );
     }
     if (plain.length > 0) {
-      stored.push(this.batcher.send(plain.map(i => outgoing[i])).then(r => plain.forEach((i, j) => (results[i] = r[j]))));
+      stored.push(this.batcher.send(plain.map(i => outgoing[i]!)).then(r => plain.forEach((i, j) => (results[i] = r[j]!))));
     }
     await Promise.all(stored);
-    const out = results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i], queue: messages[i].queue }));
+    // Every message has its result now: each index was filled by the admission or the batcher.
+    const out = results.map((r, i) => ({ id: r.id, duplicate: r.duplicate, contentHash: hashes[i]!, queue: messages[i]!.queue }));
     const counts = new Map<string, CoreEventMap['sent']>();
     for (const r of out) {
       const c = counts.get(r.queue) ?? counts.set(r.queue, { queue: r.queue, stored: 0, duplicates: 0 }).get(r.queue)!;

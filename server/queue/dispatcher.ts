@@ -133,7 +133,7 @@ export class Dispatcher {
       // Grouped by lease length and principal: a fetch leases for one of each, and its tokens name that principal.
       const groups = new Map<string, Subscription[]>();
       for (let i = 0; i < q.subs.length; i++) {
-        const sub = q.subs[(q.next + i) % q.subs.length];
+        const sub = q.subs[(q.next + i) % q.subs.length]!;
         const c = sub.credit(now);
         if (c === 0) continue;
         credit.set(sub, c);
@@ -150,7 +150,8 @@ export class Dispatcher {
       let bytesLeft = this.buffers.room;
       const fetches: { group: string; leaseSec: number; principal: string; n: number; bytes: number }[] = [];
       for (const [group, subs] of groups) {
-        const { leaseSec, principal } = subs[0];
+        // A group holds at least the subscription that made it.
+        const { leaseSec, principal } = subs[0]!;
         let want = subs.reduce((sum, sub) => sum + credit.get(sub)!, 0);
         let room = Math.min(bytesLeft, subs.reduce((sum, sub) => sum + sub.roomBytes(), 0));
         while (want > 0 && fetches.length < this.opts.parallelFetches) {
@@ -176,7 +177,7 @@ export class Dispatcher {
         for (const d of leased.filter(l => l.group === group).flatMap(l => l.deliveries)) {
           // The group's fetches asked for no more than its credit: someone always has room.
           for (let k = 0; k < subs.length; k++) {
-            const sub = subs[(turn + k) % subs.length];
+            const sub = subs[(turn + k) % subs.length]!;
             const c = credit.get(sub)!;
             if (c === 0) continue;
             credit.set(sub, c - 1);

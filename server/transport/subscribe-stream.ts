@@ -132,8 +132,9 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     }
     const done = denied.size === 0 ? await op(tokens) : await op(tokens.filter(t => !denied.has(t)));
     let i = 0;
-    const out = denied.size === 0 ? done : tokens.map(t =>
-      denied.has(t) ? { token: t, ok: false as const, kind: 'permission_denied' as const, message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}` } : done[i++],
+    // `done` answers the tokens not denied, in order: one each.
+    const out: TokenOutcome[] = denied.size === 0 ? done : tokens.map(t =>
+      denied.has(t) ? { token: t, ok: false as const, kind: 'permission_denied' as const, message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}` } : done[i++]!,
     );
     // Someone else's tokens: denials like any other (audited, counted).
     for (const o of out) if (!o.ok && o.kind === 'permission_denied' && !denied.has(o.token)) auth.deniedToken(caller!, o.message, call, peekLeaseToken(o.token)?.queue);
