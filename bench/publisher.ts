@@ -17,16 +17,17 @@
  * Postgres: an embedded one in a temp directory, or the server at DATABASE_URL, in a new
  * database that is dropped at the end. Server and client share this process (and its CPU).
  */
+
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { createClient, DEFAULT_PUBLISHER, type PublisherOptions } from '@inboxd/sdk';
 import { pino } from 'pino';
+import { type App, startApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
-import { startApp, type App } from '../server/app.js';
 import { startBenchPostgres } from './lib/postgres.js';
 import { writeResults } from './lib/report.js';
-import { createClient, DEFAULT_PUBLISHER, type PublisherOptions } from '@inboxd/sdk';
 
 const PAYLOAD_BYTES = 256;
 const FULL_MESSAGES = 20_000;
@@ -159,7 +160,11 @@ async function main() {
   const messages = values.messages ? Number(values.messages) : values.quick ? QUICK_MESSAGES : FULL_MESSAGES;
   const concurrency = Number(values.concurrency);
   const inFlight = Number(values['in-flight']);
-  for (const [k, v] of [['messages', messages], ['concurrency', concurrency], ['in-flight', inFlight]] as const) {
+  for (const [k, v] of [
+    ['messages', messages],
+    ['concurrency', concurrency],
+    ['in-flight', inFlight],
+  ] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
   }
 
@@ -191,7 +196,8 @@ async function main() {
 
     // Warm up the server, the client code and Postgres; not measured.
     const warm = Math.min(2000, messages);
-    for (const s of [SCENARIOS[0]!, SCENARIOS[2]!]) await runScenario(app.address, s, `bench.publisher.warmup.${s.batching ? 'batch' : 'single'}`, warm, concurrency, inFlight);
+    for (const s of [SCENARIOS[0]!, SCENARIOS[2]!])
+      await runScenario(app.address, s, `bench.publisher.warmup.${s.batching ? 'batch' : 'single'}`, warm, concurrency, inFlight);
     progress(`warmed up (${warm} messages each with and without batching)`);
 
     for (const [i, s] of SCENARIOS.entries()) {

@@ -6,16 +6,16 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { startBenchPostgres } from './lib/postgres.js';
-import { printTable, writeResults, type Result } from './lib/report.js';
 import type { Ctx } from './lib/context.js';
+import { startBenchPostgres } from './lib/postgres.js';
+import { printTable, type Result, writeResults } from './lib/report.js';
 import { e2eThroughput, e2eThroughputAuth } from './scenarios/e2e-throughput.js';
-import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
-import { latencyAtRate } from './scenarios/latency-at-rate.js';
-import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
 import { historyGrowth } from './scenarios/history-growth.js';
+import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
+import { latencyAtRate } from './scenarios/latency-at-rate.js';
 import { peerNatsJetstream } from './scenarios/peers-nats.js';
 import { peerRabbitmq } from './scenarios/peers-rabbitmq.js';
+import { pgbossBaseline } from './scenarios/pgboss-baseline.js';
 import { workers } from './scenarios/workers.js';
 
 type Scenario = (ctx: Ctx) => Promise<Result | Result[]>;
@@ -49,7 +49,8 @@ async function main() {
     options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, scale: { type: 'string', default: '1' } },
   });
   const only = values.only ? values.only.split(',').flatMap(name => GROUPS[name] ?? [name]) : Object.keys(SCENARIOS);
-  for (const name of only) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${[...Object.keys(SCENARIOS), ...Object.keys(GROUPS)].join(', ')}`);
+  for (const name of only)
+    if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${[...Object.keys(SCENARIOS), ...Object.keys(GROUPS)].join(', ')}`);
   const scale = Number(values.scale);
   const pg = await startBenchPostgres();
   const ctx: Ctx = {
@@ -83,7 +84,13 @@ async function main() {
     when,
     mode: ctx.quick ? 'quick' : 'full',
     scale,
-    machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pg.describe },
+    machine: {
+      cpus: os.cpus().length,
+      cpu_model: os.cpus()[0]?.model,
+      memory_gb: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      postgres: pg.describe,
+    },
     results,
   };
   writeResults('latest.json', payload);

@@ -1,6 +1,6 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { createClient, checkApiKey, type InboxdClient, type Duration, type TlsOptions } from '@inboxd/sdk';
+import { checkApiKey, createClient, type Duration, type InboxdClient, type TlsOptions } from '@inboxd/sdk';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { usage } from './exit-codes.js';
 import type { Output } from './output.js';
 

@@ -17,7 +17,11 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** A failure the CLI explains itself: its message is printed as is. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: ExitCode, readonly code?: string) {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    readonly code?: string,
+  ) {
     super(message);
     this.name = 'CliError';
   }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 /**
  * The inboxd command line: `inboxd serve` runs the server; the other commands talk to one
  * (--address, INBOXD_ADDRESS; default 127.0.0.1:50051) through the SDK, with an API key
@@ -6,9 +7,8 @@
  * asks for them. Tables for people, --json for scripts; exit codes in exit-codes.ts.
  */
 import { CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
-import { EXIT, explain } from './exit-codes.js';
 import { DEFAULT_ADDRESS } from './client.js';
+import { EXIT, explain } from './exit-codes.js';
 import { buildProgram } from './program.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

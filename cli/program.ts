@@ -3,18 +3,18 @@
  * process.argv with it, scripts/gen-docs.mjs renders docs/cli.md from it.
  */
 import { Command } from 'commander';
-import { serveCommand } from './commands/serve.js';
+import { auditCommand } from './commands/audit.js';
+import { dlqCommand } from './commands/dlq.js';
+import { grantsCommand } from './commands/grants.js';
 import { healthCommand } from './commands/health.js';
+import { keysCommand } from './commands/keys.js';
+import { messageCommands } from './commands/messages.js';
+import { principalsCommand } from './commands/principals.js';
 import { queuesCommand } from './commands/queues.js';
 import { sendCommand } from './commands/send.js';
-import { messageCommands } from './commands/messages.js';
+import { serveCommand } from './commands/serve.js';
 import { tailCommand } from './commands/tail.js';
-import { dlqCommand } from './commands/dlq.js';
-import { principalsCommand } from './commands/principals.js';
-import { keysCommand } from './commands/keys.js';
-import { grantsCommand } from './commands/grants.js';
 import { whoamiCommand } from './commands/whoami.js';
-import { auditCommand } from './commands/audit.js';
 
 /** Every command: errors thrown (not process.exit) so they map to our exit codes; help after a usage error. */
 function configure(cmd: Command): void {

@@ -44,7 +44,9 @@ sub.on('error', (err: InboxdError) => {
   log(`subscription ended: ${err.message}`);
   process.exit(1);
 });
-sub.on('reconnecting', ({ error, inMs }: { error?: InboxdError; inMs: number }) => log(`stream lost (${error?.message ?? 'ended'}), reconnecting in ${Math.round(inMs)} ms`));
+sub.on('reconnecting', ({ error, inMs }: { error?: InboxdError; inMs: number }) =>
+  log(`stream lost (${error?.message ?? 'ended'}), reconnecting in ${Math.round(inMs)} ms`),
+);
 sub.on('handlerError', (err: unknown, m: ReceivedMessage) => log(`task ${m.id} failed (nacked): ${err}`));
 sub.on('extendError', (err: unknown, m: ReceivedMessage) => log(`could not extend the lease of ${m.id}: ${err}`));
 

@@ -11,7 +11,12 @@ try {
   execFileSync(path.join(root, 'node_modules/.bin/buf'), ['lint', 'proto'], { cwd: root, stdio: 'inherit' });
   execFileSync(path.join(root, 'node_modules/.bin/buf'), ['generate', '--output', tmp], { cwd: root, stdio: 'inherit' });
   const list = dir =>
-    fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).filter(f => fs.statSync(path.join(dir, f)).isFile()).sort() : [];
+    fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir, { recursive: true })
+          .filter(f => fs.statSync(path.join(dir, f)).isFile())
+          .sort()
+      : [];
   const want = path.join(tmp, 'proto/gen');
   const have = path.join(root, 'proto/gen');
   const problems = [];

@@ -1,7 +1,7 @@
-import { Channel, Metadata, connectivityState, type ChannelCredentials, type Client, type Interceptor, type ServiceError } from '@grpc/grpc-js';
+import { Channel, type ChannelCredentials, type Client, connectivityState, type Interceptor, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { AuthClient } from '@inboxd/proto/v1/auth';
 import { InboxClient } from '@inboxd/proto/v1/inbox';
 import { QueuesClient } from '@inboxd/proto/v1/queues';
-import { AuthClient } from '@inboxd/proto/v1/auth';
 import { InboxdError } from './errors.js';
 
 /** One HTTP/2 connection (a grpc-js channel with its own subchannel) and the clients on it. */
@@ -32,7 +32,12 @@ export class ChannelPool {
   readonly channels: PooledChannel[];
   private rr = 0;
 
-  constructor(private readonly endpoints: string[], size: number, private readonly creds: ChannelCredentials, private readonly opts: PoolOptions) {
+  constructor(
+    private readonly endpoints: string[],
+    size: number,
+    private readonly creds: ChannelCredentials,
+    private readonly opts: PoolOptions,
+  ) {
     if (endpoints.length === 0) throw new RangeError('at least one endpoint is required');
     const n = Math.max(size, endpoints.length);
     this.channels = Array.from({ length: n }, (_, i) => this.open(endpoints[i % endpoints.length]!));

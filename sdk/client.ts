@@ -1,21 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
-import { LeaseRequest, AckRequest, NackRequest, ExtendLeaseRequest } from '@inboxd/proto/v1/inbox';
-import { ChannelPool } from './channel-pool.js';
-import { Rpc, type CallOptions } from './rpc.js';
-import { RetryBudget } from './retry.js';
-import { InboxdError, Code } from './errors.js';
-import { Publisher, type Payload, type SendOptions } from './publisher.js';
-import { Subscriber, type Handler } from './subscriber.js';
-import { QueueAdmin } from './queues.js';
+import { AckRequest, ExtendLeaseRequest, LeaseRequest, NackRequest } from '@inboxd/proto/v1/inbox';
 import { AuthAdmin } from './auth.js';
-import { channelCredentials, bearerInterceptor, type TlsOptions } from './credentials.js';
-import { TopicAdmin, publish, type PublishedCopy } from './topics.js';
+import { ChannelPool } from './channel-pool.js';
+import { bearerInterceptor, channelCredentials, type TlsOptions } from './credentials.js';
+import { type ClientOptions, DEFAULT_CLIENT, type PublisherOptions, type RetryOptions, type SubscriberOptions } from './default-options.js';
+import { type Duration, toMs, toProto } from './durations.js';
+import { Code, InboxdError } from './errors.js';
 import { MessageBrowser } from './messages.js';
-import { Requests, type RequestOptions } from './request-reply.js';
-import { ReceivedMessage, nackOptions, type NackOptions, type Settler, type Replier } from './received-message.js';
-import { toMs, toProto, type Duration } from './durations.js';
-import { DEFAULT_CLIENT, type ClientOptions, type PublisherOptions, type SubscriberOptions, type RetryOptions } from './default-options.js';
+import { type Payload, Publisher, type SendOptions } from './publisher.js';
+import { QueueAdmin } from './queues.js';
+import { type NackOptions, nackOptions, ReceivedMessage, type Replier, type Settler } from './received-message.js';
+import { type RequestOptions, Requests } from './request-reply.js';
+import { RetryBudget } from './retry.js';
+import { type CallOptions, Rpc } from './rpc.js';
+import { type Handler, Subscriber } from './subscriber.js';
+import { type PublishedCopy, publish, TopicAdmin } from './topics.js';
 
 export interface CreateClientOptions extends Partial<Omit<ClientOptions, 'endpoints' | 'retry' | 'publisher' | 'subscriber'>> {
   /** One server, 'host:port'… */

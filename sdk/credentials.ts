@@ -1,4 +1,4 @@
-import { credentials as grpcCredentials, InterceptingCall, type ChannelCredentials, type Interceptor } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials as grpcCredentials, InterceptingCall, type Interceptor } from '@grpc/grpc-js';
 
 /**
  * TLS to the server: PEM contents (not file paths). `ca` unset: the system's root certificates.
@@ -26,7 +26,9 @@ export function channelCredentials(o: { credentials?: ChannelCredentials; tls?: 
   if (o.tls === true) return grpcCredentials.createSsl();
   const { ca, cert, key } = o.tls;
   if ((cert === undefined) !== (key === undefined)) {
-    throw new RangeError(`createClient: tls.${cert === undefined ? 'key' : 'cert'} was given without tls.${cert === undefined ? 'cert' : 'key'}: a client certificate needs both its cert and its private key (PEM)`);
+    throw new RangeError(
+      `createClient: tls.${cert === undefined ? 'key' : 'cert'} was given without tls.${cert === undefined ? 'cert' : 'key'}: a client certificate needs both its cert and its private key (PEM)`,
+    );
   }
   return grpcCredentials.createSsl(pem(ca), pem(key), pem(cert));
 }

@@ -1,4 +1,4 @@
-import { status, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
 
 export { status as Code };
 

@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
+import { AuthDefinition } from '@inboxd/proto/v1/auth';
 import { InboxDefinition } from '@inboxd/proto/v1/inbox';
 import { QueuesDefinition } from '@inboxd/proto/v1/queues';
-import { AuthDefinition } from '@inboxd/proto/v1/auth';
 import type { InboxdError } from './errors.js';
 import { RETRYABLE } from './retry.js';
 

@@ -1,5 +1,5 @@
-import { ListMessagesRequest, GetMessageRequest } from '@inboxd/proto/v1/inbox';
-import { MessageState as ProtoState, type MessageInfo as ProtoInfo, type Message as ProtoMessage } from '@inboxd/proto/v1/message';
+import { GetMessageRequest, ListMessagesRequest } from '@inboxd/proto/v1/inbox';
+import { type MessageInfo as ProtoInfo, type Message as ProtoMessage, MessageState as ProtoState } from '@inboxd/proto/v1/message';
 import type { CallOptions, Rpc } from './rpc.js';
 
 /** Where a message stands. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Message } from '@inboxd/proto/v1/message';
 import { SendRequest } from '@inboxd/proto/v1/inbox';
-import { InboxdError, Code } from './errors.js';
-import { toMs, type Duration } from './durations.js';
+import { Message } from '@inboxd/proto/v1/message';
 import type { PublisherOptions } from './default-options.js';
+import { type Duration, toMs } from './durations.js';
+import { Code, InboxdError } from './errors.js';
 import type { CallOptions, Rpc } from './rpc.js';
 
 export type Payload = Uint8Array | string;
@@ -34,7 +34,12 @@ export interface SendOptions {
 
 /** The Message a send (or a publish, with queue '') carries: payload and options, the id chosen here. */
 export function buildMessage(queue: string, payload: Payload, options: SendOptions = {}): Message {
-  const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const bytes =
+    typeof payload === 'string'
+      ? Buffer.from(payload, 'utf8')
+      : Buffer.isBuffer(payload)
+        ? payload
+        : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   return Message.fromPartial({
     id: options.id ?? randomUUID(),
     queue,
@@ -81,7 +86,11 @@ export class Publisher {
   /** Messages send() accepted that are not yet stored or failed, those waiting for room included. */
   private accepted = 0;
 
-  constructor(private readonly rpc: Rpc, private readonly opts: PublisherOptions, private readonly callOptions: CallOptions = {}) {}
+  constructor(
+    private readonly rpc: Rpc,
+    private readonly opts: PublisherOptions,
+    private readonly callOptions: CallOptions = {},
+  ) {}
 
   /** Queues a message; resolves with its id once the server has stored it. */
   async send(queue: string, payload: Payload, options: SendOptions = {}): Promise<string> {
@@ -204,7 +213,7 @@ export class Publisher {
       const req = SendRequest.fromPartial({ messages: batch.map(i => i.message) });
       // Every message carries its id (chosen before the first attempt): a repeat stores nothing twice.
       const res = await this.rpc.call(c => [c.inbox, c.inbox.send], req, { ...this.callOptions, idempotent: true });
-      batch.forEach((it, i) => it.resolve(res.results[i]?.id ?? it.message.id));
+      for (const [i, it] of batch.entries()) it.resolve(res.results[i]?.id ?? it.message.id);
     } catch (err) {
       const e = InboxdError.from(err);
       if (batch.length > 1 && (e.code === Code.INVALID_ARGUMENT || e.code === Code.NOT_FOUND || e.code === Code.PERMISSION_DENIED)) {

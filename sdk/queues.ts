@@ -1,18 +1,18 @@
 import {
   CreateQueueRequest,
-  GetQueueRequest,
-  ListQueuesRequest,
   DeleteQueueRequest,
-  PurgeQueueRequest,
+  GetQueueRequest,
   GetQueueStatsRequest,
-  UpdateQueueRequest,
-  RedriveRequest,
+  ListQueuesRequest,
   OverflowPolicy,
-  QueueConfig as ProtoQueueConfig,
   type Queue as ProtoQueue,
+  QueueConfig as ProtoQueueConfig,
+  PurgeQueueRequest,
+  RedriveRequest,
+  UpdateQueueRequest,
 } from '@inboxd/proto/v1/queues';
-import { InboxdError, Code } from './errors.js';
-import { toProto, fromProto, type Duration } from './durations.js';
+import { type Duration, fromProto, toProto } from './durations.js';
+import { Code, InboxdError } from './errors.js';
 import type { CallOptions, Rpc } from './rpc.js';
 
 /** Queue settings; durations as milliseconds or strings ('30s'). Unset ones take the server's defaults. */

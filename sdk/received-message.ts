@@ -1,7 +1,7 @@
 import type { Delivery } from '@inboxd/proto/v1/message';
 import type { Duration } from './durations.js';
+import { Code, InboxdError } from './errors.js';
 import type { Payload, SendOptions } from './publisher.js';
-import { InboxdError, Code } from './errors.js';
 
 /** Sends a reply (the client's publisher): resolves with the reply's id once stored. */
 export type Replier = (queue: string, payload: Payload, options: SendOptions) => Promise<string>;
@@ -56,7 +56,11 @@ export class ReceivedMessage {
   readonly leaseMs: number;
   private settlement?: Promise<void>;
 
-  constructor(d: Delivery, private readonly settler: Settler, private readonly replier?: Replier) {
+  constructor(
+    d: Delivery,
+    private readonly settler: Settler,
+    private readonly replier?: Replier,
+  ) {
     const m = d.message!;
     this.id = m.id;
     this.queue = m.queue;

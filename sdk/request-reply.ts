@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { CreateQueueRequest, DeleteQueueRequest } from '@inboxd/proto/v1/queues';
-import { InboxdError, Code } from './errors.js';
-import { toMs, toProto, type Duration } from './durations.js';
+import { type Duration, toMs, toProto } from './durations.js';
+import { Code, InboxdError } from './errors.js';
 import type { Payload, SendOptions } from './publisher.js';
 import type { ReceivedMessage } from './received-message.js';
-import type { Subscriber, Handler } from './subscriber.js';
 import type { Rpc } from './rpc.js';
+import type { Handler, Subscriber } from './subscriber.js';
 
 export interface RequestOptions extends Omit<SendOptions, 'replyTo'> {
   /** Reject with DEADLINE_EXCEEDED when no reply came within this long. Default 30s. */
@@ -128,7 +128,9 @@ export class Requests {
 
   private async deleteQueue(name: string): Promise<void> {
     await this.rpc
-      .call(c => [c.queues, c.queues.deleteQueue], DeleteQueueRequest.fromPartial({ name, allowMissing: true }), { retry: { maxAttempts: 3, totalTimeout: '5s' } })
+      .call(c => [c.queues, c.queues.deleteQueue], DeleteQueueRequest.fromPartial({ name, allowMissing: true }), {
+        retry: { maxAttempts: 3, totalTimeout: '5s' },
+      })
       .catch(() => {});
   }
 

@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
-import { InboxdError, cancelled } from './errors.js';
+import type { RetryBudgetOptions, RetryOptions } from './default-options.js';
 import { toMs } from './durations.js';
-import type { RetryOptions, RetryBudgetOptions } from './default-options.js';
+import { cancelled, InboxdError } from './errors.js';
 
 /**
  * Statuses worth another attempt of a call: the server was unreachable, slow, or in a conflict.

@@ -1,8 +1,8 @@
 import type { Client, Metadata, ServiceError } from '@grpc/grpc-js';
-import { invoke, type ChannelPool, type PooledChannel } from './channel-pool.js';
-import { withRetry, type RetryBudget } from './retry.js';
-import { idempotencyOf, mayRetry, type Idempotency } from './idempotency.js';
+import { type ChannelPool, invoke, type PooledChannel } from './channel-pool.js';
 import type { RetryOptions } from './default-options.js';
+import { type Idempotency, idempotencyOf, mayRetry } from './idempotency.js';
+import { type RetryBudget, withRetry } from './retry.js';
 
 type UnaryFn<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };
 

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { SubscribeRequest, type SubscribeResponse, type SettleResults } from '@inboxd/proto/v1/inbox';
-import { InboxdError, Code } from './errors.js';
-import { toMs, toProto, type Duration } from './durations.js';
-import { backoffMs, STREAM_RETRYABLE } from './retry.js';
-import { ReceivedMessage, type Settler, type Replier } from './received-message.js';
-import type { SubscriberOptions, RetryOptions } from './default-options.js';
+import { type ClientDuplexStream, Metadata } from '@grpc/grpc-js';
+import { type SettleResults, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import type { ChannelPool } from './channel-pool.js';
+import type { RetryOptions, SubscriberOptions } from './default-options.js';
+import { type Duration, toMs, toProto } from './durations.js';
+import { Code, InboxdError } from './errors.js';
+import { ReceivedMessage, type Replier, type Settler } from './received-message.js';
+import { backoffMs, STREAM_RETRYABLE } from './retry.js';
 
 export type Handler = (message: ReceivedMessage) => unknown;
 
@@ -83,7 +83,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     super();
     this.settler = {
       // Settled either way: a failed ack (a stale lease) means the message is no longer ours.
-      ack: m => this.settle('ack', m.leaseToken).then(() => undefined).finally(() => this.forget(m.leaseToken)),
+      ack: m =>
+        this.settle('ack', m.leaseToken)
+          .then(() => undefined)
+          .finally(() => this.forget(m.leaseToken)),
       nack: (m, o) =>
         this.settle('nack', m.leaseToken, { delayMs: o.delay === undefined ? undefined : toMs(o.delay), deadLetter: o.deadLetter, error: o.error })
           .then(() => undefined)
@@ -212,7 +215,11 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.finishIfIdle();
   }
 
-  private settle(kind: Kind, token: string, extra: { delayMs?: number; extendMs?: number; deadLetter?: boolean; error?: string } = {}): Promise<Date | undefined> {
+  private settle(
+    kind: Kind,
+    token: string,
+    extra: { delayMs?: number; extendMs?: number; deadLetter?: boolean; error?: string } = {},
+  ): Promise<Date | undefined> {
     if (this.stopped) return Promise.reject(new InboxdError(Code.FAILED_PRECONDITION, 'subscription is closed'));
     return new Promise((resolve, reject) => {
       this.queued.push({ kind, token, ...extra, resolve, reject });
@@ -252,7 +259,12 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
           kind === 'ack'
             ? { ackLeaseTokens: tokens }
             : kind === 'nack'
-              ? { nackLeaseTokens: tokens, nackDelay: delayMs === undefined ? undefined : toProto(delayMs), nackDeadLetter: deadLetter ?? false, nackError: error ?? '' }
+              ? {
+                  nackLeaseTokens: tokens,
+                  nackDelay: delayMs === undefined ? undefined : toProto(delayMs),
+                  nackDeadLetter: deadLetter ?? false,
+                  nackError: error ?? '',
+                }
               : { extendLeaseTokens: tokens, extendVisibilityTimeout: extendMs === undefined ? undefined : toProto(extendMs) },
         ),
       );

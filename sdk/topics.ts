@@ -1,5 +1,5 @@
 import { PublishRequest } from '@inboxd/proto/v1/inbox';
-import { AddTopicSubscriptionRequest, RemoveTopicSubscriptionRequest, ListTopicsRequest } from '@inboxd/proto/v1/queues';
+import { AddTopicSubscriptionRequest, ListTopicsRequest, RemoveTopicSubscriptionRequest } from '@inboxd/proto/v1/queues';
 import { buildMessage, type Payload, type SendOptions } from './publisher.js';
 import type { CallOptions, Rpc } from './rpc.js';
 

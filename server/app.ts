@@ -1,27 +1,27 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import type { Logger } from 'pino';
+import { AuthService } from '@inboxd/proto/v1/auth';
 import { InboxService } from '@inboxd/proto/v1/inbox';
 import { QueuesService } from '@inboxd/proto/v1/queues';
-import { AuthService } from '@inboxd/proto/v1/auth';
-import { readFileSync } from 'node:fs';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import type { Logger } from 'pino';
 import { Auth, type AuthMode } from './auth/auth.js';
-import { authService } from './transport/auth-service.js';
 import { isLoopback } from './config.js';
-import { QueueCore, type CoreOptions } from './queue/core.js';
+import { countCoreEvents } from './metrics/core-metrics.js';
+import { callInterceptor } from './metrics/interceptor.js';
+import { Metrics } from './metrics/metrics.js';
+import { type CoreOptions, QueueCore } from './queue/core.js';
+import { linkableDescriptors, reflectionProtoPaths } from './reflection.js';
+import { authService } from './transport/auth-service.js';
 import { CallTracker } from './transport/call-tracker.js';
-import { strictRequests } from './transport/strict-decode.js';
 import { limitPartlyReceived, patchGrpcStatuses } from './transport/grpc-patches.js';
 import { inboxService } from './transport/inbox-service.js';
 import { queuesService } from './transport/queues-service.js';
-import { linkableDescriptors, reflectionProtoPaths } from './reflection.js';
-import { Metrics } from './metrics/metrics.js';
-import { countCoreEvents } from './metrics/core-metrics.js';
-import { callInterceptor } from './metrics/interceptor.js';
+import { strictRequests } from './transport/strict-decode.js';
 
 export interface AppOptions extends CoreOptions {
   host: string;
@@ -138,16 +138,19 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
   new ReflectionService(linkableDescriptors(pkg)).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`, creds, (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync(`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const where = `${opts.host}:${port}`;
   if (!auth.required) {
-    if (isLoopback(opts.host)) log.warn(`auth is off: any program on this machine that reaches ${where} may do anything (fine for local use; bind to another address and auth is required)`);
-    else log.warn(`auth is OFF on ${where}, which is not a loopback address: anyone who reaches it may read, settle and delete every inbox. Set --auth required`);
+    if (isLoopback(opts.host))
+      log.warn(
+        `auth is off: any program on this machine that reaches ${where} may do anything (fine for local use; bind to another address and auth is required)`,
+      );
+    else
+      log.warn(`auth is OFF on ${where}, which is not a loopback address: anyone who reaches it may read, settle and delete every inbox. Set --auth required`);
   } else {
-    if (!opts.tlsCert && !isLoopback(opts.host)) log.warn(`auth is required but ${where} serves plaintext: keys and messages cross the network readable. Set --tls-cert and --tls-key`);
+    if (!opts.tlsCert && !isLoopback(opts.host))
+      log.warn(`auth is required but ${where} serves plaintext: keys and messages cross the network readable. Set --tls-cert and --tls-key`);
     if (!opts.adminKey) log.info('auth is required and no INBOXD_ADMIN_KEY is set: only existing principals can call (set one to bootstrap)');
   }
   // Health follows the database: a load balancer stops sending calls that could only fail.
@@ -180,10 +183,7 @@ export async function startApp(opts: AppOptions, log: Logger, metrics = new Metr
           await new Promise<void>(resolve => server.tryShutdown(() => resolve()));
         })();
         let timer: NodeJS.Timeout | undefined;
-        const late = await Promise.race([
-          drained.then(() => false),
-          new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), left()))),
-        ]);
+        const late = await Promise.race([drained.then(() => false), new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), left())))]);
         clearTimeout(timer);
         if (late) {
           log.warn({ timeoutMs: opts.shutdownTimeoutMs }, 'drain did not finish within the shutdown timeout: cutting the calls still open');

@@ -60,7 +60,24 @@ function queueNotFoundText(err: unknown): string {
 // Errors from node-postgres and Postgres that mean "the database is not there right now" (refused,
 // reset, timed out, shut down, terminated, too many connections, a statement cancelled by its
 // timeout): the call may succeed later, so it answers UNAVAILABLE, not INTERNAL.
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300', '57014', '08000', '08003', '08006', '08001', '08004']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '57014',
+  '08000',
+  '08003',
+  '08006',
+  '08001',
+  '08004',
+]);
 const CONNECTION_TEXT =
   /Connection terminated|connection.*(closed|ended)|Client has encountered a connection error|timeout exceeded when trying to connect|pool (is )?(ended|closed)|Query read timeout|Client was closed|not queryable|connection dropped/i;
 

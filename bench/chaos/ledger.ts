@@ -193,7 +193,10 @@ export class Ledger {
         if (sameToken || sameAttempt) {
           c.tokens_reissued++;
           const prev = (sameToken ?? sameAttempt)!;
-          ex(c.examples.tokens_reissued, `${id} attempt ${d.attempt}${sameToken ? ' same token' : ''}: to ${prev.consumer}, then ${d.at - prev.at} ms later to ${d.consumer}`);
+          ex(
+            c.examples.tokens_reissued,
+            `${id} attempt ${d.attempt}${sameToken ? ' same token' : ''}: to ${prev.consumer}, then ${d.at - prev.at} ms later to ${d.consumer}`,
+          );
         }
         tokens.set(d.token, d);
         attempts.set(d.attempt, d);

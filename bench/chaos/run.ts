@@ -37,13 +37,14 @@
  * the tail of a server's output when it crashed or its scenario failed. JSON goes to
  * bench/results/chaos.json (quick: chaos-quick.json; with --only: chaos-only.json).
  */
-import { parseArgs } from 'node:util';
+
 import os from 'node:os';
+import { parseArgs } from 'node:util';
 import { writeResults } from '../lib/report.js';
 import { ChaosPostgres } from './postgres.js';
+import { details, table, violations } from './report.js';
 import { Context, type Mode, type ScenarioResult } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
-import { details, table, violations } from './report.js';
 import { leftovers, progress, withTimeout } from './util.js';
 
 const QUICK: Mode = {
@@ -71,12 +72,19 @@ const FULL: Mode = {
 };
 
 function args() {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', default: false } },
+  });
   if (values.help) {
-    process.stdout.write(`npm run chaos [-- --quick] [-- --only name1,name2]\nscenarios:\n${SCENARIOS.map(s => `  ${s.name.padEnd(20)} ${s.about}`).join('\n')}\n`);
+    process.stdout.write(
+      `npm run chaos [-- --quick] [-- --only name1,name2]\nscenarios:\n${SCENARIOS.map(s => `  ${s.name.padEnd(20)} ${s.about}`).join('\n')}\n`,
+    );
     process.exit(0);
   }
-  const only = values.only?.split(',').map(s => s.trim()).filter(Boolean);
+  const only = values.only
+    ?.split(',')
+    .map(s => s.trim())
+    .filter(Boolean);
   const unknown = only?.filter(n => !SCENARIOS.some(s => s.name === n)) ?? [];
   if (unknown.length) {
     process.stderr.write(`unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.map(s => s.name).join(', ')}\n`);
@@ -157,7 +165,7 @@ async function main(): Promise<number> {
       if (v.length) {
         // The output around each crash (the first two), else the end of each server's output.
         const tails: Record<string, string[]> = {};
-        ctx.crashes.slice(0, 2).forEach((c, i) => (tails[`${c.server} crash #${i + 1} (pid ${c.pid})`] = c.tail));
+        for (const [i, c] of ctx.crashes.slice(0, 2).entries()) tails[`${c.server} crash #${i + 1} (pid ${c.pid})`] = c.tail;
         if (ctx.crashes.length === 0) for (const sv of ctx.servers) tails[`${sv.opts.name} (${sv.starts} starts)`] = sv.output.last(40);
         ctx.result.tails = tails;
         for (const [name, lines] of Object.entries(tails)) process.stderr.write(`----- ${s.name}: output of ${name} -----\n${lines.join('\n')}\n`);
@@ -171,7 +179,9 @@ async function main(): Promise<number> {
   }
 
   const failed = results.filter(r => violations(r).length > 0);
-  process.stdout.write(`\ninboxd chaos suite (${quick ? 'quick' : 'full'} mode${only ? `, only ${only.join(',')}` : ''})\n\n${table(results)}\n\n${details(results)}\n`);
+  process.stdout.write(
+    `\ninboxd chaos suite (${quick ? 'quick' : 'full'} mode${only ? `, only ${only.join(',')}` : ''})\n\n${table(results)}\n\n${details(results)}\n`,
+  );
   const file = writeResults(only ? 'chaos-only.json' : quick ? 'chaos-quick.json' : 'chaos.json', {
     suite: 'chaos',
     mode: quick ? 'quick' : 'full',
@@ -183,7 +193,9 @@ async function main(): Promise<number> {
     failed: failed.map(r => ({ name: r.name, violations: violations(r) })),
     scenarios: results,
   });
-  process.stdout.write(`\n${failed.length ? `FAILED: ${failed.map(r => `${r.name} (${violations(r).join(', ')})`).join('; ')}` : 'all checks passed'}; results in ${file}\n`);
+  process.stdout.write(
+    `\n${failed.length ? `FAILED: ${failed.map(r => `${r.name} (${violations(r).join(', ')})`).join('; ')}` : 'all checks passed'}; results in ${file}\n`,
+  );
   return failed.length ? 1 : 0;
 }
 

@@ -1,9 +1,9 @@
-import type { ChaosPostgres } from './postgres.js';
-import { InboxdServer, type Crash, type ServerOptions } from './server.js';
-import type { Counts } from './ledger.js';
 import type { Duration } from '@inboxd/sdk';
-import { Workload, codeName, type WorkloadOptions } from './workload.js';
+import type { Counts } from './ledger.js';
+import type { ChaosPostgres } from './postgres.js';
+import { type Crash, InboxdServer, type ServerOptions } from './server.js';
 import { progress } from './util.js';
+import { codeName, Workload, type WorkloadOptions } from './workload.js';
 
 /** Sizes of one run: quick (CI, ≤ 2 minutes in all) or full. */
 export interface Mode {
@@ -123,7 +123,7 @@ export class Context {
 
   /** Recovery after each fault, from `ledger`: worse of first acknowledged send and first delivery. */
   computeRecovery(w: Workload): void {
-    for (const [i, { fault, at }] of this.faultEnds.entries()) {
+    for (const [_i, { fault, at }] of this.faultEnds.entries()) {
       const r = w.ledger.recoveryAfter(at);
       this.result.recoveries.push({ fault, send_ms: r.sendMs, delivery_ms: r.deliveryMs });
       if (r.sendMs === undefined || r.deliveryMs === undefined) {
@@ -143,7 +143,8 @@ export class Context {
     this.log(`draining (${w.ledger.outstanding()} acknowledged messages not acked yet)`);
     const t0 = Date.now();
     const drained = await w.drain(this.mode.drainTimeoutMs, this.mode.drainStallMs, this.mode.quietMs);
-    if (!drained) this.result.notes.push(`drain incomplete after ${Date.now() - t0 - this.mode.quietMs} ms: ${w.ledger.outstanding()} acknowledged messages not acked`);
+    if (!drained)
+      this.result.notes.push(`drain incomplete after ${Date.now() - t0 - this.mode.quietMs} ms: ${w.ledger.outstanding()} acknowledged messages not acked`);
     this.result.extra.consumer_drain_ms = Date.now() - t0 - this.mode.quietMs;
     this.computeRecovery(w);
     this.result.counts = w.ledger.counts();

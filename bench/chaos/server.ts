@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Tail, leftovers, progress, sleep, tcpOpen, waitFor } from './util.js';
+import { leftovers, progress, sleep, Tail, tcpOpen, waitFor } from './util.js';
 
 const MAIN = fileURLToPath(new URL('../../server/main.js', import.meta.url));
 
@@ -131,7 +131,15 @@ export class InboxdServer {
   private onExit(pid: number, code: number | null, signal: NodeJS.Signals | null, expecting: InboxdServer['expecting']): void {
     if (expecting === 'SIGKILL') return;
     if (expecting === 'SIGTERM' && code === 0) return;
-    const crash: Crash = { server: this.opts.name, pid, code, signal, after: expecting === 'SIGTERM' ? 'SIGTERM' : 'nothing', at: Date.now(), tail: this.output.last(60) };
+    const crash: Crash = {
+      server: this.opts.name,
+      pid,
+      code,
+      signal,
+      after: expecting === 'SIGTERM' ? 'SIGTERM' : 'nothing',
+      at: Date.now(),
+      tail: this.output.last(60),
+    };
     this.opts.crashes.push(crash);
     progress(`!! ${this.opts.name} (pid ${pid}) CRASHED: code ${code}, signal ${signal}${expecting ? ' after SIGTERM' : ''}`);
     if (this.opts.restartOnCrash && !this.closed && expecting !== 'SIGTERM') {

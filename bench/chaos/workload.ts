@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createClient, Code, InboxdError, type InboxdClient, type Publisher, type Subscriber, type SubscriberOptions, type ReceivedMessage } from '@inboxd/sdk';
+import { Code, createClient, type InboxdClient, InboxdError, type Publisher, type ReceivedMessage, type Subscriber, type SubscriberOptions } from '@inboxd/sdk';
 import { Ledger } from './ledger.js';
 import { sleep, waitFor, withTimeout } from './util.js';
 
@@ -146,7 +146,9 @@ export class Workload {
   /** Closes subscribers (returning what they hold) and both clients. Bounded in time. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await withTimeout(Promise.all(this.subs.map(s => s.close({ behavior: 'nack', timeout: '2s' }).catch(() => {}))), 5000, 'closing subscribers').catch(() => {});
+    await withTimeout(Promise.all(this.subs.map(s => s.close({ behavior: 'nack', timeout: '2s' }).catch(() => {}))), 5000, 'closing subscribers').catch(
+      () => {},
+    );
     await withTimeout(this.consumer.close({ timeout: '1s' }), 5000, 'closing the consumer client').catch(() => {});
     await withTimeout(this.producer.close({ timeout: '1s' }), 5000, 'closing the producer client').catch(() => {
       this.producer.pool.close();

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
-import { RPCS, encodeRaw, type Rpc } from './schema.js';
+import { type AuthSecrets, type CaseAuth, CRED_ARB } from './auth.js';
 import { H2_ABUSE, type H2Abuse } from './http2-abuse.js';
-import { CRED_ARB, type AuthSecrets, type CaseAuth } from './auth.js';
+import { encodeRaw, RPCS, type Rpc } from './schema.js';
 
 /**
  * fast-check generators for every request of inboxd.v1.Inbox, inboxd.v1.Queues and
@@ -77,8 +77,18 @@ export function str(valid: fc.Arbitrary<string>): fc.Arbitrary<Buffer> {
   return fc.oneof(
     { weight: 12, arbitrary: valid.map(B) },
     { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }).map(B) },
-    { weight: 2, arbitrary: fc.tuple(valid, fc.nat(), fc.constantFrom('\u0000', '\u0000\u0000x', '\ufffe', '\u001b[2J')).map(([s, at, bad]) => B(s.slice(0, at % (s.length + 1)) + bad + s.slice(at % (s.length + 1)))) },
-    { weight: 2, arbitrary: fc.tuple(valid, fc.constantFrom(...INVALID_UTF8), fc.boolean()).map(([s, bad, front]) => (front ? Buffer.concat([bad, B(s)]) : Buffer.concat([B(s), bad]))) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(valid, fc.nat(), fc.constantFrom('\u0000', '\u0000\u0000x', '\ufffe', '\u001b[2J'))
+        .map(([s, at, bad]) => B(s.slice(0, at % (s.length + 1)) + bad + s.slice(at % (s.length + 1)))),
+    },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(valid, fc.constantFrom(...INVALID_UTF8), fc.boolean())
+        .map(([s, bad, front]) => (front ? Buffer.concat([bad, B(s)]) : Buffer.concat([B(s), bad]))),
+    },
     { weight: 1, arbitrary: fc.tuple(fc.constantFrom(101, 201, 1001, 70_000), fc.constantFrom('a', 'é', '😀')).map(([n, c]) => B(c.repeat(n))) },
     { weight: 1, arbitrary: fc.constant(Buffer.alloc(0)) },
   );
@@ -120,7 +130,10 @@ const NOW = Math.floor(Date.now() / 1000);
 /** A Timestamp: near now, else far outside Postgres's range (year 300000, -5000, ...), nanos out of range. */
 const timestamp = fc.oneof(
   { weight: 5, arbitrary: fc.constant(undefined) },
-  { weight: 4, arbitrary: fc.record({ seconds: fc.integer({ min: NOW - 3600, max: NOW + 3600 }).map(String), nanos: fc.integer({ min: 0, max: 999_999_999 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ seconds: fc.integer({ min: NOW - 3600, max: NOW + 3600 }).map(String), nanos: fc.integer({ min: 0, max: 999_999_999 }) }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -151,14 +164,27 @@ export function contextArbs(ctx: FuzzContext) {
   );
   const forged = fc.oneof(
     // base64url of "queue\nid\nattempt", the token's format, with each part tampered with.
-    fc.tuple(fc.oneof(fc.constantFrom(...ctx.queues), word, fc.constantFrom('a\u0000b', '\u0000', 'q\n', '')), fc.oneof(uuid, anyText), fc.oneof(fc.nat().map(String), anyText)).map(([q, id, n]) => Buffer.from(`${q}\n${id}\n${n}`, 'utf8').toString('base64url')),
+    fc
+      .tuple(
+        fc.oneof(fc.constantFrom(...ctx.queues), word, fc.constantFrom('a\u0000b', '\u0000', 'q\n', '')),
+        fc.oneof(uuid, anyText),
+        fc.oneof(fc.nat().map(String), anyText),
+      )
+      .map(([q, id, n]) => Buffer.from(`${q}\n${id}\n${n}`, 'utf8').toString('base64url')),
     fc.uint8Array({ maxLength: 60 }).map(b => Buffer.from(b).toString('base64url')),
     fc.string({ maxLength: 50 }).map(s => Buffer.from(s).toString('base64url')),
     anyText,
   );
   const realToken = ctx.tokens.length ? fc.constantFrom(...ctx.tokens) : uuid;
-  const altered = fc.tuple(realToken, fc.nat(), fc.constantFrom('A', '_', '-', '=', '')).map(([t, at, c]) => t.slice(0, at % (t.length + 1)) + c + t.slice((at % (t.length + 1)) + 1));
-  const token = fc.oneof({ weight: 5, arbitrary: realToken.map(B) }, { weight: 3, arbitrary: forged.map(B) }, { weight: 2, arbitrary: altered.map(B) }, { weight: 1, arbitrary: str(anyText) });
+  const altered = fc
+    .tuple(realToken, fc.nat(), fc.constantFrom('A', '_', '-', '=', ''))
+    .map(([t, at, c]) => t.slice(0, at % (t.length + 1)) + c + t.slice((at % (t.length + 1)) + 1));
+  const token = fc.oneof(
+    { weight: 5, arbitrary: realToken.map(B) },
+    { weight: 3, arbitrary: forged.map(B) },
+    { weight: 2, arbitrary: altered.map(B) },
+    { weight: 1, arbitrary: str(anyText) },
+  );
 
   /**
    * 0..4 items, now and then none, or more than any limit: `oversize` copies of a compact item
@@ -235,14 +261,49 @@ export function contextArbs(ctx: FuzzContext) {
     },
     { requiredKeys: [] },
   );
-  const fieldNames = ['visibility_timeout', 'max_attempts', 'dead_letter_queue', 'retry_delay', 'retry_backoff', 'retry_delay_max', 'acked_retention', 'message_ttl', 'dedup_window', 'content_dedup', 'max_depth', 'overflow'];
-  const pageToken = fc.oneof(str(anyText), fc.uint8Array({ maxLength: 30 }).map(b => B(Buffer.from(b).toString('base64url'))));
+  const fieldNames = [
+    'visibility_timeout',
+    'max_attempts',
+    'dead_letter_queue',
+    'retry_delay',
+    'retry_backoff',
+    'retry_delay_max',
+    'acked_retention',
+    'message_ttl',
+    'dedup_window',
+    'content_dedup',
+    'max_depth',
+    'overflow',
+  ];
+  const pageToken = fc.oneof(
+    str(anyText),
+    fc.uint8Array({ maxLength: 30 }).map(b => B(Buffer.from(b).toString('base64url'))),
+  );
   const tokens = batch(token, realToken.map(B));
 
   // ─── Auth ──────────────────────────────────────────────────────────────────────────────────
   const principalWord = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,14}$/);
   /** Names at and past the limits: 1-100 of [A-Za-z0-9._:@-], a letter or digit first. */
-  const edgeName = fc.constantFrom('a'.repeat(100), 'a'.repeat(101), 'a'.repeat(1000), '1', '-a', '.a', '@a', ':', 'a:b@c.d', 'A@B', 'a b', 'é', 'a/b', 'a*', '*', 'admin', 'anonymous', 'ADMIN');
+  const edgeName = fc.constantFrom(
+    'a'.repeat(100),
+    'a'.repeat(101),
+    'a'.repeat(1000),
+    '1',
+    '-a',
+    '.a',
+    '@a',
+    ':',
+    'a:b@c.d',
+    'A@B',
+    'a b',
+    'é',
+    'a/b',
+    'a*',
+    '*',
+    'admin',
+    'anonymous',
+    'ADMIN',
+  );
   const existing = fc.constantFrom(...ctx.principals);
   const principal = fc.oneof(
     { weight: 6, arbitrary: existing.map(B) },
@@ -259,19 +320,30 @@ export function contextArbs(ctx: FuzzContext) {
     { weight: 1, arbitrary: edgeName.filter(n => !ctx.protectedPrincipals.includes(n)).map(B) },
   );
   const optionalPrincipal = fc.oneof({ weight: 1, arbitrary: fc.constant(B('')) }, { weight: 3, arbitrary: principal });
-  const metaKey = fc.oneof({ weight: 6, arbitrary: str(word) }, { weight: 1, arbitrary: fc.constantFrom('', 'k'.repeat(64), 'k'.repeat(65), 'k'.repeat(1000)).map(B) });
+  const metaKey = fc.oneof(
+    { weight: 6, arbitrary: str(word) },
+    { weight: 1, arbitrary: fc.constantFrom('', 'k'.repeat(64), 'k'.repeat(65), 'k'.repeat(1000)).map(B) },
+  );
   const metaValue = fc.oneof({ weight: 6, arbitrary: str(anyText) }, { weight: 1, arbitrary: fc.constantFrom(1024, 1025, 70_000).map(n => B('v'.repeat(n))) });
   const entry = fc.record({ key: metaKey, value: metaValue });
   const compactEntry = fc.tuple(fc.nat(), word).map(([i, w]) => ({ key: B(`k${i}`), value: B(w) }));
   const metadata = fc.oneof(
     { weight: 8, arbitrary: fc.array(entry, { maxLength: 3 }) },
     // Many: at and past the 32 allowed; the same key twice.
-    { weight: 1, arbitrary: fc.constantFrom(32, 33, 1000).chain(n => compactEntry.map(e => Array.from({ length: n }, (_, i) => ({ key: B(`${e.key.toString()}-${i}`), value: e.value })))) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom(32, 33, 1000)
+        .chain(n => compactEntry.map(e => Array.from({ length: n }, (_, i) => ({ key: B(`${e.key.toString()}-${i}`), value: e.value })))),
+    },
     { weight: 1, arbitrary: compactEntry.map(e => [e, e, { key: e.key, value: B('other') }]) },
   );
   const keyExpiry = fc.oneof(
     { weight: 3, arbitrary: fc.constant(undefined) },
-    { weight: 3, arbitrary: fc.record({ seconds: fc.integer({ min: NOW + 60, max: NOW + 400 * 86_400 }).map(String), nanos: fc.integer({ min: 0, max: 999_999_999 }) }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({ seconds: fc.integer({ min: NOW + 60, max: NOW + 400 * 86_400 }).map(String), nanos: fc.integer({ min: 0, max: 999_999_999 }) }),
+    },
     // In the past (just, and long ago), far future (year 200000, past JavaScript's and Postgres's), invalid nanos.
     { weight: 1, arbitrary: fc.constantFrom(NOW - 1, NOW - 86_400, 0, -1).map(sec => ({ seconds: String(sec), nanos: 0 })) },
     { weight: 2, arbitrary: timestamp },
@@ -282,31 +354,95 @@ export function contextArbs(ctx: FuzzContext) {
     { weight: 5, arbitrary: realKeyIds.length ? fc.constantFrom(...realKeyIds).map(B) : hex16.map(B) },
     { weight: 2, arbitrary: hex16.map(B) },
     // With and without the ibx_ prefix, a whole key (its secret must not be quoted back), wrong lengths and case.
-    { weight: 2, arbitrary: fc.oneof(realKeyIds.length ? fc.constantFrom(...realKeyIds) : hex16, hex16).chain(id => fc.constantFrom(`ibx_${id}`, `ibx_${id}_`, `ibx_${id}_${'Q'.repeat(43)}`, id.toUpperCase(), id.slice(1), `${id}0`, ` ${id}`)).map(B) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .oneof(realKeyIds.length ? fc.constantFrom(...realKeyIds) : hex16, hex16)
+        .chain(id => fc.constantFrom(`ibx_${id}`, `ibx_${id}_`, `ibx_${id}_${'Q'.repeat(43)}`, id.toUpperCase(), id.slice(1), `${id}0`, ` ${id}`))
+        .map(B),
+    },
     { weight: 1, arbitrary: ctx.auth ? fc.constantFrom(ctx.auth.revokedKey, ctx.auth.expiredKey, ctx.auth.deletedKey).map(B) : hex16.map(B) },
     { weight: 1, arbitrary: str(anyText) },
   );
   /** A grant's target: a name, a prefix, `*`, and shapes that are neither. */
   const pattern = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom(...ctx.queues, ...ctx.scratch, ...ctx.topics, ctx.dlq).map(B) },
-    { weight: 3, arbitrary: fc.constantFrom('*', 'a.*', 'fz-*', 'fzc-*', 'fz-a*', 'fzp-*', '**', '.*', '*a', 'a*b', '*.*', 'a.**', '-*', '', ' *', '*\u0000', `${'a'.repeat(99)}*`, `${'a'.repeat(100)}*`, 'a'.repeat(100), 'a'.repeat(101)).map(B) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .constantFrom(
+          '*',
+          'a.*',
+          'fz-*',
+          'fzc-*',
+          'fz-a*',
+          'fzp-*',
+          '**',
+          '.*',
+          '*a',
+          'a*b',
+          '*.*',
+          'a.**',
+          '-*',
+          '',
+          ' *',
+          '*\u0000',
+          `${'a'.repeat(99)}*`,
+          `${'a'.repeat(100)}*`,
+          'a'.repeat(100),
+          'a'.repeat(101),
+        )
+        .map(B),
+    },
     { weight: 2, arbitrary: str(word.map(w => `${w}*`)) },
     { weight: 1, arbitrary: str(anyText) },
   );
   /** Verbs: the four, VERB_UNSPECIFIED, and numbers no enum value has; repeated, or a thousand. */
-  const verb = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 1, arbitrary: fc.constantFrom(0, -1, 5, 99, 2 ** 31 - 1, -(2 ** 31)) });
-  const verbs = fc.oneof({ weight: 8, arbitrary: fc.array(verb, { maxLength: 5 }) }, { weight: 1, arbitrary: fc.constant([] as number[]) }, { weight: 1, arbitrary: verb.map(v => Array.from({ length: 1000 }, () => v)) });
+  const verb = fc.oneof(
+    { weight: 8, arbitrary: fc.integer({ min: 1, max: 4 }) },
+    { weight: 1, arbitrary: fc.constantFrom(0, -1, 5, 99, 2 ** 31 - 1, -(2 ** 31)) },
+  );
+  const verbs = fc.oneof(
+    { weight: 8, arbitrary: fc.array(verb, { maxLength: 5 }) },
+    { weight: 1, arbitrary: fc.constant([] as number[]) },
+    { weight: 1, arbitrary: verb.map(v => Array.from({ length: 1000 }, () => v)) },
+  );
   const principalPageToken = fc.oneof(
     { weight: 2, arbitrary: pageToken },
-    { weight: 2, arbitrary: fc.oneof(existing, principalWord, fc.constantFrom('a\u0000b', 'a'.repeat(101), '', 'é')).map(n => B(Buffer.from(n, 'utf8').toString('base64url'))) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .oneof(existing, principalWord, fc.constantFrom('a\u0000b', 'a'.repeat(101), '', 'é'))
+        .map(n => B(Buffer.from(n, 'utf8').toString('base64url'))),
+    },
   );
   const auditPageToken = fc.oneof(
     { weight: 2, arbitrary: pageToken },
-    { weight: 3, arbitrary: fc.constantFrom('1', '0', '-1', '01', '1e5', ' 1', '9223372036854775807', '9223372036854775808', '9999999999999999999', '18446744073709551616', '99999999999999999999').map(B) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .constantFrom(
+          '1',
+          '0',
+          '-1',
+          '01',
+          '1e5',
+          ' 1',
+          '9223372036854775807',
+          '9223372036854775808',
+          '9999999999999999999',
+          '18446744073709551616',
+          '99999999999999999999',
+        )
+        .map(B),
+    },
     { weight: 1, arbitrary: fc.nat().map(n => B(String(n))) },
   );
   const action = fc.oneof(
-    { weight: 4, arbitrary: fc.constantFrom('denied', 'principal.created', 'principal.deleted', 'key.created', 'key.revoked', 'grant.added', 'grant.removed').map(B) },
+    {
+      weight: 4,
+      arbitrary: fc.constantFrom('denied', 'principal.created', 'principal.deleted', 'key.created', 'key.revoked', 'grant.added', 'grant.removed').map(B),
+    },
     { weight: 2, arbitrary: str(anyText) },
   );
 
@@ -317,7 +453,14 @@ export function contextArbs(ctx: FuzzContext) {
     'Inbox.Lease': fc.record({ queue, maxMessages: int32, visibilityTimeout: duration(600), wait: duration(2) }, { requiredKeys: ['queue'] }).map(one),
     'Inbox.Subscribe': fc
       .tuple(
-        fc.record({ queue, flowControl: fc.option(fc.record({ maxOutstandingMessages: int32, maxOutstandingBytes: int64 }), { nil: undefined }), visibilityTimeout: duration(600) }, { requiredKeys: ['queue'] }),
+        fc.record(
+          {
+            queue,
+            flowControl: fc.option(fc.record({ maxOutstandingMessages: int32, maxOutstandingBytes: int64 }), { nil: undefined }),
+            visibilityTimeout: duration(600),
+          },
+          { requiredKeys: ['queue'] },
+        ),
         fc.array(
           fc.record(
             {
@@ -339,7 +482,9 @@ export function contextArbs(ctx: FuzzContext) {
       )
       .map(([first, rest]) => [first, ...rest]),
     'Inbox.Ack': fc.record({ leaseTokens: tokens }).map(one),
-    'Inbox.Nack': fc.record({ leaseTokens: tokens, delay: duration(5), deadLetter: fc.boolean(), error: str(anyText) }, { requiredKeys: ['leaseTokens'] }).map(one),
+    'Inbox.Nack': fc
+      .record({ leaseTokens: tokens, delay: duration(5), deadLetter: fc.boolean(), error: str(anyText) }, { requiredKeys: ['leaseTokens'] })
+      .map(one),
     'Inbox.ExtendLease': fc.record({ leaseTokens: tokens, visibilityTimeout: duration(600) }, { requiredKeys: ['leaseTokens'] }).map(one),
     'Inbox.Publish': fc.record({ topic, messages }).map(one),
     'Inbox.ListMessages': fc.record({ queue, state: enumValue, pageSize: int32, pageToken, newestFirst: fc.boolean() }, { requiredKeys: ['queue'] }).map(one),
@@ -351,15 +496,32 @@ export function contextArbs(ctx: FuzzContext) {
     'Queues.PurgeQueue': fc.record({ name: scratch }).map(one),
     'Queues.GetQueueStats': fc.record({ name: adminTarget }).map(one),
     'Queues.UpdateQueue': fc
-      .record({ name: adminTarget, config: queueConfig, updateMask: fc.record({ paths: fc.array(str(fc.constantFrom(...fieldNames)), { maxLength: 4 }) }) }, { requiredKeys: ['name'] })
+      .record(
+        { name: adminTarget, config: queueConfig, updateMask: fc.record({ paths: fc.array(str(fc.constantFrom(...fieldNames)), { maxLength: 4 }) }) },
+        { requiredKeys: ['name'] },
+      )
       .map(one),
-    'Queues.Redrive': fc.record({ queue: fc.oneof(fc.constant(B(ctx.dlq)), queue), messageIds: batch(messageId, uuid.map(B), 100_001), destination: queue, limit: int32 }, { requiredKeys: ['queue'] }).map(one),
+    'Queues.Redrive': fc
+      .record(
+        { queue: fc.oneof(fc.constant(B(ctx.dlq)), queue), messageIds: batch(messageId, uuid.map(B), 100_001), destination: queue, limit: int32 },
+        { requiredKeys: ['queue'] },
+      )
+      .map(one),
     'Queues.AddTopicSubscription': fc.record({ topic, queue: fc.oneof(queue, scratch) }).map(one),
     'Queues.RemoveTopicSubscription': fc.record({ topic, queue: fc.oneof(queue, scratch) }).map(one),
     'Queues.ListTopics': fc.record({ pageSize: int32, pageToken }, { requiredKeys: [] }).map(one),
     'Auth.WhoAmI': fc.constant({}).map(one),
     'Auth.CreatePrincipal': fc
-      .record({ name: fc.oneof({ weight: 3, arbitrary: mutable }, { weight: 2, arbitrary: str(principalWord) }, { weight: 1, arbitrary: principal }), metadata, admin: fc.boolean(), maxStreams: int32, maxSendRate: int32 }, { requiredKeys: ['name'] })
+      .record(
+        {
+          name: fc.oneof({ weight: 3, arbitrary: mutable }, { weight: 2, arbitrary: str(principalWord) }, { weight: 1, arbitrary: principal }),
+          metadata,
+          admin: fc.boolean(),
+          maxStreams: int32,
+          maxSendRate: int32,
+        },
+        { requiredKeys: ['name'] },
+      )
       .map(one),
     'Auth.GetPrincipal': fc.record({ name: principal }).map(one),
     'Auth.ListPrincipals': fc.record({ pageSize: int32, pageToken: principalPageToken }, { requiredKeys: [] }).map(one),
@@ -371,7 +533,19 @@ export function contextArbs(ctx: FuzzContext) {
     'Auth.RemoveGrant': fc.record({ principal, queue: pattern, verbs }, { requiredKeys: ['principal', 'queue'] }).map(one),
     'Auth.ListGrants': fc.record({ principal: optionalPrincipal }, { requiredKeys: [] }).map(one),
     'Auth.ListAuditEvents': fc
-      .record({ pageSize: int32, pageToken: auditPageToken, actions: batch(action, action.filter(a => a.length < 40), 10_000), principal: optionalPrincipal }, { requiredKeys: [] })
+      .record(
+        {
+          pageSize: int32,
+          pageToken: auditPageToken,
+          actions: batch(
+            action,
+            action.filter(a => a.length < 40),
+            10_000,
+          ),
+          principal: optionalPrincipal,
+        },
+        { requiredKeys: [] },
+      )
       .map(one),
   };
   return { requests };
@@ -383,7 +557,15 @@ function one<T>(x: T): T[] {
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 16, arbitrary: fc.constant({ t: 'none' } as Mutation) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('unknown_field' as const), field: fc.integer({ min: 16, max: 536_870_911 }), wire: fc.constantFrom(0 as const, 1 as const, 2 as const, 5 as const), len: fc.nat(40) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('unknown_field' as const),
+      field: fc.integer({ min: 16, max: 536_870_911 }),
+      wire: fc.constantFrom(0 as const, 1 as const, 2 as const, 5 as const),
+      len: fc.nat(40),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('truncate' as const), at: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('flip' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('garbage' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 12 }) }) },
@@ -402,7 +584,9 @@ export function caseArb(ctx: FuzzContext): fc.Arbitrary<FuzzCase> {
   const rpcCases = RPCS.map(r => {
     // Checked just above: every RPC has a generator.
     const withMutations = requests[r.name]!.chain(values =>
-      fc.array(mutation, { minLength: values.length, maxLength: values.length }).map(ms => ({ kind: 'rpc' as const, rpc: r.name, requests: values.map((value, i) => ({ value, mutation: ms[i]! })) })),
+      fc
+        .array(mutation, { minLength: values.length, maxLength: values.length })
+        .map(ms => ({ kind: 'rpc' as const, rpc: r.name, requests: values.map((value, i) => ({ value, mutation: ms[i]! })) })),
     );
     return {
       weight: WEIGHTS[r.name.split('.')[0] ?? ''] ?? 2,
@@ -411,7 +595,6 @@ export function caseArb(ctx: FuzzContext): fc.Arbitrary<FuzzCase> {
   });
   return fc.oneof(...rpcCases, { weight: H2_WEIGHT, arbitrary: H2_ABUSE.map(abuse => ({ kind: 'h2' as const, abuse })) });
 }
-
 
 export function rpcOf(name: string): Rpc {
   const r = RPCS.find(x => x.name === name);
@@ -449,7 +632,14 @@ export function applyMutation(bytes: Buffer, m: Mutation): Buffer {
       return Buffer.concat([bytes, Buffer.from(m.bytes)]);
     case 'unknown_field': {
       const tag = varint(m.field * 8 + m.wire);
-      const body = m.wire === 0 ? varint(m.len * 1_000_003) : m.wire === 1 ? Buffer.alloc(8, m.len) : m.wire === 5 ? Buffer.alloc(4, m.len) : Buffer.concat([varint(m.len), Buffer.alloc(m.len, 0x7a)]);
+      const body =
+        m.wire === 0
+          ? varint(m.len * 1_000_003)
+          : m.wire === 1
+            ? Buffer.alloc(8, m.len)
+            : m.wire === 5
+              ? Buffer.alloc(4, m.len)
+              : Buffer.concat([varint(m.len), Buffer.alloc(m.len, 0x7a)]);
       return Buffer.concat([bytes, tag, body]);
     }
   }

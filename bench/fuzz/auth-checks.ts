@@ -1,8 +1,8 @@
 import type { Verb } from '@inboxd/sdk';
-import { encodeCase, rpcOf, type FuzzCase, type FuzzContext, type RpcCase } from './arbitraries.js';
-import { AUTH_NAMES, userMay, userSees, type CredClass } from './auth.js';
-import { decodeTyped } from './schema.js';
+import { encodeCase, type FuzzCase, type FuzzContext, type RpcCase, rpcOf } from './arbitraries.js';
+import { AUTH_NAMES, type CredClass, userMay, userSees } from './auth.js';
 import type { Outcome } from './raw-client.js';
+import { decodeTyped } from './schema.js';
 
 /**
  * The auth-required run's oracle: what the server must answer given the credential a case carried
@@ -115,7 +115,9 @@ function userOverreach(c: RpcCase, o: Outcome, foreignKeyIds: string[]): string 
       return foreignKeyIds.includes(req.keyId) ? `revoked key ${req.keyId} of another principal` : undefined;
     case 'Auth.AddGrant':
     case 'Auth.RemoveGrant':
-      return typeof req.queue === 'string' && !req.queue.startsWith('fzc-') ? `changed grants on ${JSON.stringify(req.queue)}, which it does not administer` : undefined;
+      return typeof req.queue === 'string' && !req.queue.startsWith('fzc-')
+        ? `changed grants on ${JSON.stringify(req.queue)}, which it does not administer`
+        : undefined;
     case 'Auth.ListGrants': {
       const other = (res?.grants ?? []).find((g: Json) => g.principal !== me && !String(g.queue).startsWith('fzc-'));
       return other ? `was shown ${other.principal}'s grant on ${other.queue}` : undefined;
@@ -171,7 +173,8 @@ export function judgeAuth(c: FuzzCase, o: Outcome, ctx: FuzzContext): AuthVerdic
   if (c.rpc === 'Auth.WhoAmI' && o.status === 'OK') {
     checked.push('WhoAmI names the key’s principal');
     const r = response(c, o);
-    if (r && (r.principal !== me || Boolean(r.admin) !== (cls === 'admin'))) return fail(`WhoAmI with the ${cls} key answered principal ${JSON.stringify(r.principal)} admin ${Boolean(r.admin)}`);
+    if (r && (r.principal !== me || Boolean(r.admin) !== (cls === 'admin')))
+      return fail(`WhoAmI with the ${cls} key answered principal ${JSON.stringify(r.principal)} admin ${Boolean(r.admin)}`);
   }
   if (c.rpc === 'Inbox.Ack' || c.rpc === 'Inbox.Nack' || c.rpc === 'Inbox.ExtendLease') {
     const foreign = foreignTokens(c, ctx.auth.tokenOwner, me);

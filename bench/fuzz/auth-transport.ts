@@ -111,7 +111,14 @@ function injectingConnection(address: string, extra: Buffer): Duplex {
  * One call to `path` with `authorization` values (latin1 strings: one byte a character) in that
  * order, on a connection of its own: `bodies` framed, then the end of the stream.
  */
-export function callWithHeaders(address: string, path: string, bodies: Buffer[], authorization: string[], deadlineMs: number, responseType: string): Promise<Outcome> {
+export function callWithHeaders(
+  address: string,
+  path: string,
+  bodies: Buffer[],
+  authorization: string[],
+  deadlineMs: number,
+  responseType: string,
+): Promise<Outcome> {
   const t0 = Date.now();
   const extra = Buffer.concat(authorization.map(v => authorizationLiteral(Buffer.from(v, 'latin1'))));
   return new Promise(resolve => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import fc from 'fast-check';
 import { createClient, type InboxdClient, type Verb } from '@inboxd/sdk';
+import fc from 'fast-check';
 
 /**
  * The auth-required run (run.ts, phase fuzz_auth): a server with INBOXD_AUTH=required and a random
@@ -221,7 +221,7 @@ const SCHEMES: Record<string, 'valid' | 'invalid' | 'ambiguous'> = {
   'Bearer    ': 'valid',
   ' Bearer ': 'ambiguous',
   '': 'invalid',
-  'Bearer': 'invalid',
+  Bearer: 'invalid',
   'Basic ': 'invalid',
   'Token ': 'invalid',
   'Bearer: ': 'invalid',
@@ -279,11 +279,21 @@ const RAW_VALUES: fc.Arbitrary<string> = fc.oneof(
   // An API key's shape, an id that exists nowhere and a secret of junk.
   { weight: 3, arbitrary: fc.tuple(chars(HEX, 16), chars(B64URL, 43)).map(([id, sec]) => `Bearer ibx_${id}_${sec}`) },
   // The shape with characters a secret never has.
-  { weight: 1, arbitrary: fc.tuple(chars(HEX, 16), fc.string({ minLength: 43, maxLength: 43, unit: fc.constantFrom('!', '.', '~', '+', '/', '=', 'é', 'z') })).map(([id, sec]) => `Bearer ibx_${id}_${sec}`) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(chars(HEX, 16), fc.string({ minLength: 43, maxLength: 43, unit: fc.constantFrom('!', '.', '~', '+', '/', '=', 'é', 'z') }))
+      .map(([id, sec]) => `Bearer ibx_${id}_${sec}`),
+  },
   // JWT-shaped junk (no JWT keys are configured: still no credential).
   { weight: 2, arbitrary: fc.tuple(chars(B64URL, 12), chars(B64URL, 20), chars(B64URL, 8)).map(([a, b, c]) => `Bearer ${a}.${b}.${c}`) },
   // Huge: 8 KB, 16 KB, and 70 KB (past node:http2's header list limit: sent on the raw path, as grpc-js's client would report the reset as INTERNAL).
-  { weight: 1, arbitrary: fc.constantFrom(8192, 16_384, 70_000).chain(n => fc.constantFrom(`Bearer ${'A'.repeat(n)}`, 'x'.repeat(n), `Bearer ibx_${'0'.repeat(16)}_${'a'.repeat(n)}`)) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom(8192, 16_384, 70_000)
+      .chain(n => fc.constantFrom(`Bearer ${'A'.repeat(n)}`, 'x'.repeat(n), `Bearer ibx_${'0'.repeat(16)}_${'a'.repeat(n)}`)),
+  },
   // Outside printable ASCII (sent on the raw HTTP/2 path): latin1, tab, NUL, DEL.
   {
     weight: 2,
@@ -306,7 +316,10 @@ const RAW_VALUES: fc.Arbitrary<string> = fc.oneof(
 const keyValue = (keys: KeyRef[], forms: fc.Arbitrary<KeyForm>, schemes: fc.Arbitrary<string>, tails: fc.Arbitrary<string>): fc.Arbitrary<CredValue> =>
   fc.record({ t: fc.constant('key' as const), key: fc.constantFrom(...keys), form: forms, scheme: schemes, tail: tails });
 
-const validSchemes = fc.oneof({ weight: 12, arbitrary: fc.constant('Bearer ') }, { weight: 1, arbitrary: fc.constantFrom(...Object.keys(SCHEMES).filter(k => SCHEMES[k] === 'valid')) });
+const validSchemes = fc.oneof(
+  { weight: 12, arbitrary: fc.constant('Bearer ') },
+  { weight: 1, arbitrary: fc.constantFrom(...Object.keys(SCHEMES).filter(k => SCHEMES[k] === 'valid')) },
+);
 const validTails = fc.constant('');
 const whole = fc.constant('whole' as const);
 
@@ -315,7 +328,10 @@ const credValue: fc.Arbitrary<CredValue> = fc.oneof(
   { weight: 10, arbitrary: keyValue(['admin'], whole, validSchemes, validTails) },
   { weight: 10, arbitrary: keyValue(['user'], whole, validSchemes, validTails) },
   { weight: 3, arbitrary: keyValue(['revoked', 'deleted', 'expired'], whole, validSchemes, validTails) },
-  { weight: 2, arbitrary: keyValue(['admin', 'user'], fc.constantFrom('wrong_secret', 'no_prefix', 'truncated', 'extended', 'upper'), validSchemes, validTails) },
+  {
+    weight: 2,
+    arbitrary: keyValue(['admin', 'user'], fc.constantFrom('wrong_secret', 'no_prefix', 'truncated', 'extended', 'upper'), validSchemes, validTails),
+  },
   { weight: 2, arbitrary: keyValue(['admin', 'user', 'revoked'], whole, fc.constantFrom(...Object.keys(SCHEMES)), fc.constantFrom(...Object.keys(TAILS))) },
   { weight: 6, arbitrary: RAW_VALUES.map(value => ({ t: 'raw' as const, value })) },
 );
@@ -389,7 +405,8 @@ export function credLabel(a: CaseAuth): string {
   }
   const name = v.key === 'user' ? 'user key' : v.key === 'admin' ? 'admin key' : v.key === 'deleted' ? 'deleted principal key' : `${v.key} key`;
   if (v.form !== 'whole') return `${name}, altered`;
-  if (SCHEMES[v.scheme] !== 'valid' || TAILS[v.tail] !== 'valid') return `${name}, ${SCHEMES[v.scheme] === 'invalid' || TAILS[v.tail] === 'invalid' ? 'bad' : 'odd'} scheme`;
+  if (SCHEMES[v.scheme] !== 'valid' || TAILS[v.tail] !== 'valid')
+    return `${name}, ${SCHEMES[v.scheme] === 'invalid' || TAILS[v.tail] === 'invalid' ? 'bad' : 'odd'} scheme`;
   return name;
 }
 

@@ -1,12 +1,12 @@
 import grpc from '@grpc/grpc-js';
-import fc from 'fast-check';
 import type { InboxdClient } from '@inboxd/sdk';
-import { caseArb, caseJson, encodeCase, rpcOf, type FuzzCase, type FuzzContext } from './arbitraries.js';
-import { AUTH_NAMES, classifyCred, credLabel, needsRawPath, refreshAuth, refreshPrincipalsAuthOff, resolveCred, type AuthSecrets } from './auth.js';
-import { judgeAuth, type AuthVerdict } from './auth-checks.js';
+import fc from 'fast-check';
+import { caseArb, caseJson, encodeCase, type FuzzCase, type FuzzContext, rpcOf } from './arbitraries.js';
+import { AUTH_NAMES, type AuthSecrets, classifyCred, credLabel, needsRawPath, refreshAuth, refreshPrincipalsAuthOff, resolveCred } from './auth.js';
+import { type AuthVerdict, judgeAuth } from './auth-checks.js';
 import { callWithHeaders } from './auth-transport.js';
 import { runH2 } from './http2-abuse.js';
-import { BAD_CODES, codeName, RawClient, type Outcome } from './raw-client.js';
+import { BAD_CODES, codeName, type Outcome, type RawClient } from './raw-client.js';
 
 /**
  * The fuzz loop. A batch runs `lanes` fast-check properties side by side, each with its own seed
@@ -248,8 +248,11 @@ export async function shrink(f: Failure, ctx: FuzzContext, raw: RawClient, deadl
 
 /** grpc-js answers these itself (server-interceptors.js) before the handler: the fix is around the library, not in a handler. */
 function hintOf(details: string): string | undefined {
-  if (/^(Failed to decompress message|Error deserializing request|Invalid grpc-timeout)/.test(details)) return "status sent by grpc-js's server call itself, before any inboxd handler runs";
-  if (/session has been destroyed/.test(details)) return 'collateral: an earlier case broke this HTTP/2 connection (look for "Protocol error" on the same seed); not shrunk';
-  if (/RST_STREAM with code 2 triggered by internal client error: Protocol error/.test(details)) return "the client's HTTP/2 layer rejected the server's answer (e.g. an oversized grpc-message header): the connection and every call on it fail";
+  if (/^(Failed to decompress message|Error deserializing request|Invalid grpc-timeout)/.test(details))
+    return "status sent by grpc-js's server call itself, before any inboxd handler runs";
+  if (/session has been destroyed/.test(details))
+    return 'collateral: an earlier case broke this HTTP/2 connection (look for "Protocol error" on the same seed); not shrunk';
+  if (/RST_STREAM with code 2 triggered by internal client error: Protocol error/.test(details))
+    return "the client's HTTP/2 layer rejected the server's answer (e.g. an oversized grpc-message header): the connection and every call on it fail";
   return undefined;
 }

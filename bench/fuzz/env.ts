@@ -1,7 +1,7 @@
-import { ChaosPostgres } from '../chaos/postgres.js';
-import { InboxdServer, type Crash } from '../chaos/server.js';
-import { freePort, withTimeout } from '../chaos/util.js';
 import { createClient, type InboxdClient } from '@inboxd/sdk';
+import { ChaosPostgres } from '../chaos/postgres.js';
+import { type Crash, InboxdServer } from '../chaos/server.js';
+import { freePort, withTimeout } from '../chaos/util.js';
 
 /**
  * The fuzz suite's world, from the chaos suite's parts: one Postgres of its own (ChaosPostgres, a
@@ -36,7 +36,14 @@ export class World {
   async server(name: string, env: Record<string, string> = {}): Promise<InboxdServer> {
     const pg = await this.postgres();
     const databaseUrl = await pg.createDatabase(name);
-    const s = new InboxdServer({ name, port: await freePort(), databaseUrl, env: { INBOXD_LOG_LEVEL: 'error', ...env }, restartOnCrash: true, crashes: this.crashes });
+    const s = new InboxdServer({
+      name,
+      port: await freePort(),
+      databaseUrl,
+      env: { INBOXD_LOG_LEVEL: 'error', ...env },
+      restartOnCrash: true,
+      crashes: this.crashes,
+    });
     this.servers.push(s);
     await s.start();
     return s;

@@ -1,7 +1,7 @@
 import http2 from 'node:http2';
 import fc from 'fast-check';
-import { RPCS } from './schema.js';
 import { codeName, type Outcome } from './raw-client.js';
+import { RPCS } from './schema.js';
 
 /**
  * Raw HTTP/2 and gRPC framing abuse, with node:http2 directly (no gRPC library in between):
@@ -34,11 +34,41 @@ const declared = fc.constantFrom(16, 1000, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1,
 export const H2_ABUSE: fc.Arbitrary<H2Abuse> = fc.oneof(
   fc.record({ t: fc.constant('lying_length' as const), path, declared, sent: fc.nat(15) }),
   fc.record({ t: fc.constant('stall_mid_message' as const), path, declared, sent: fc.nat(15) }),
-  fc.record({ t: fc.constant('compressed_flag' as const), path, encoding: fc.constantFrom('none' as const, 'identity' as const, 'gzip' as const, 'deflate' as const, 'snappy' as const), body }),
+  fc.record({
+    t: fc.constant('compressed_flag' as const),
+    path,
+    encoding: fc.constantFrom('none' as const, 'identity' as const, 'gzip' as const, 'deflate' as const, 'snappy' as const),
+    body,
+  }),
   fc.record({ t: fc.constant('truncated_frame' as const), path, cut: fc.integer({ min: 1, max: 4 }) }),
-  fc.record({ t: fc.constant('bad_content_type' as const), path, contentType: fc.constantFrom('text/html', 'application/json', 'application/grpc-web', 'application/grpc+json', '', 'application/grpc;x') }),
-  fc.record({ t: fc.constant('unknown_path' as const), path: fc.constantFrom('/inboxd.v1.Inbox/Nope', '/inboxd.v1.Nope/Send', '/inboxd.v1.Inbox/', '/', '/x/y/z', '/inboxd.v1.Queues/send', `/${'a'.repeat(5000)}/b`) }),
-  fc.record({ t: fc.constant('rst_mid_call' as const), path, sent: fc.nat(8), code: fc.constantFrom(http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_INTERNAL_ERROR, http2.constants.NGHTTP2_PROTOCOL_ERROR, http2.constants.NGHTTP2_REFUSED_STREAM) }),
+  fc.record({
+    t: fc.constant('bad_content_type' as const),
+    path,
+    contentType: fc.constantFrom('text/html', 'application/json', 'application/grpc-web', 'application/grpc+json', '', 'application/grpc;x'),
+  }),
+  fc.record({
+    t: fc.constant('unknown_path' as const),
+    path: fc.constantFrom(
+      '/inboxd.v1.Inbox/Nope',
+      '/inboxd.v1.Nope/Send',
+      '/inboxd.v1.Inbox/',
+      '/',
+      '/x/y/z',
+      '/inboxd.v1.Queues/send',
+      `/${'a'.repeat(5000)}/b`,
+    ),
+  }),
+  fc.record({
+    t: fc.constant('rst_mid_call' as const),
+    path,
+    sent: fc.nat(8),
+    code: fc.constantFrom(
+      http2.constants.NGHTTP2_CANCEL,
+      http2.constants.NGHTTP2_INTERNAL_ERROR,
+      http2.constants.NGHTTP2_PROTOCOL_ERROR,
+      http2.constants.NGHTTP2_REFUSED_STREAM,
+    ),
+  }),
   fc.record({ t: fc.constant('extra_messages' as const), path, count: fc.integer({ min: 2, max: 5 }), body }),
   fc.record({ t: fc.constant('no_message' as const), path }),
 );
@@ -138,6 +168,9 @@ export function runH2(address: string, a: H2Abuse, deadlineMs: number): Promise<
         req.end();
         break;
     }
-    timer = setTimeout(() => finish({ status: 'DEADLINE_EXCEEDED', details: `no answer within ${deadlineMs} ms of the end of the request`, hang: true }), deadlineMs);
+    timer = setTimeout(
+      () => finish({ status: 'DEADLINE_EXCEEDED', details: `no answer within ${deadlineMs} ms of the end of the request`, hang: true }),
+      deadlineMs,
+    );
   });
 }

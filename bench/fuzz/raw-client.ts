@@ -1,6 +1,6 @@
 import grpc from '@grpc/grpc-js';
-import { decodeTyped } from './schema.js';
 import type { CredClass } from './auth.js';
+import { decodeTyped } from './schema.js';
 
 /**
  * A gRPC client that sends bytes as they are: grpc-js's generic Client with identity
@@ -26,7 +26,11 @@ export interface Outcome {
   auth?: { label: string; cls: CredClass };
 }
 
-export const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
+export const CODE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(grpc.status)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => [v as number, k]),
+);
 export const codeName = (c: number) => CODE_NAMES[c] ?? `code ${c}`;
 
 /** INTERNAL and UNKNOWN: statuses nobody can act on. */
@@ -63,7 +67,11 @@ export class RawClient {
    * deadline). Otherwise (a Subscribe) keep the stream open for `holdMs`, then cancel it: no status
    * by then is the normal outcome of a stream that was accepted ("open").
    */
-  stream(path: string, bodies: Buffer[], o: { deadlineMs: number; halfClose: boolean; holdMs: number; responseType: string; metadata?: grpc.Metadata }): Promise<Outcome> {
+  stream(
+    path: string,
+    bodies: Buffer[],
+    o: { deadlineMs: number; halfClose: boolean; holdMs: number; responseType: string; metadata?: grpc.Metadata },
+  ): Promise<Outcome> {
     const t0 = Date.now();
     const inner: Outcome['inner'] = [];
     return new Promise(resolve => {
@@ -111,7 +119,8 @@ export function innerCodes(responseType: string, b: Buffer): Outcome['inner'] {
     const m = decodeTyped(responseType, b);
     const out: Outcome['inner'] = [];
     if (m.errorCode) out.push({ code: m.errorCode, message: m.errorMessage ?? '' });
-    for (const k of ['ackResults', 'nackResults', 'extendResults']) for (const f of m[k]?.failed ?? []) out.push({ code: f.code ?? 0, message: f.message ?? '' });
+    for (const k of ['ackResults', 'nackResults', 'extendResults'])
+      for (const f of m[k]?.failed ?? []) out.push({ code: f.code ?? 0, message: f.message ?? '' });
     return out;
   } catch (err) {
     return [{ code: -1, message: `undecodable response: ${(err as Error).message}` }];

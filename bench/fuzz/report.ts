@@ -43,7 +43,11 @@ export interface FuzzPhase {
 export function table(head: string[], rows: (string | number | undefined)[][], left: number[] = [0]): string {
   const cells = rows.map(r => r.map(c => (c === undefined ? '-' : String(c))));
   const w = head.map((h, i) => Math.max(h.length, ...cells.map(r => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (left.includes(i) ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (left.includes(i) ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(head), line(w.map(n => '-'.repeat(n))), ...cells.map(line)].join('\n');
 }
 
@@ -60,13 +64,31 @@ function printPhase(f: FuzzPhase, out: string[], verdicts: string[]): void {
   const name = f.name ?? 'fuzz';
   const auth = f.auth === 'required';
   const prefix = name === 'fuzz' ? '' : `${name}: `;
-  out.push(`\n${name} (auth ${f.auth ?? 'off'}): ${f.cases} cases in ${f.batches.length} batches, ${f.seconds.toFixed(1)} s, seed ${f.seed}; server RSS ${f.rss_before_mb} MB before, ${f.rss_after_mb} MB after`);
-  out.push(`statuses: ${Object.entries(f.statuses).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  out.push(
+    `\n${name} (auth ${f.auth ?? 'off'}): ${f.cases} cases in ${f.batches.length} batches, ${f.seconds.toFixed(1)} s, seed ${f.seed}; server RSS ${f.rss_before_mb} MB before, ${f.rss_after_mb} MB after`,
+  );
+  out.push(
+    `statuses: ${Object.entries(f.statuses)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}`,
+  );
   const rows = Object.entries(f.by_rpc)
     .sort()
     .map(([rpc, st]) => {
       const n = Object.values(st).reduce((a, b) => a + b, 0);
-      return [rpc, n, f.fail_by_rpc[rpc] || '', clip(Object.entries(st).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', '), 110)];
+      return [
+        rpc,
+        n,
+        f.fail_by_rpc[rpc] || '',
+        clip(
+          Object.entries(st)
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+          110,
+        ),
+      ];
     });
   out.push('\n' + table(['rpc / abuse', 'cases', 'FAIL', 'statuses'], rows, [0, 3]));
   if (auth && f.by_credential) {
@@ -80,7 +102,17 @@ function printPhase(f: FuzzPhase, out: string[], verdicts: string[]): void {
     '\n' +
       table(
         ['batch', 'cases', 'secs', 'failures', 'stalled open', 'health ms', 'canary ms', 'RSS MB', 'checks'],
-        f.batches.map(b => [b.batch + 1, b.cases, b.seconds.toFixed(1), b.failures, b.stalled_left_open, b.health_ms, b.canary_ms, b.rss_mb, b.check_failures.length ? `FAIL: ${b.check_failures.join('; ')}` : 'ok']),
+        f.batches.map(b => [
+          b.batch + 1,
+          b.cases,
+          b.seconds.toFixed(1),
+          b.failures,
+          b.stalled_left_open,
+          b.health_ms,
+          b.canary_ms,
+          b.rss_mb,
+          b.check_failures.length ? `FAIL: ${b.check_failures.join('; ')}` : 'ok',
+        ]),
         [8],
       ),
   );
@@ -93,7 +125,12 @@ function printPhase(f: FuzzPhase, out: string[], verdicts: string[]): void {
       if (x.hint) out.push(`    note:    ${x.hint}`);
       out.push(`    request: ${clip(JSON.stringify(x.request), 400)}`);
       if (x.hex.length) out.push(`    bytes:   ${clip(x.hex.join(' | '), 200)}`);
-      if (x.shrunk) out.push('error' in x.shrunk ? `    shrunk:  (${x.shrunk.error})` : `    shrunk:  [path ${x.shrunk.path}] ${x.shrunk.status} ${clip(JSON.stringify(x.shrunk.request), 300)}  hex ${clip(x.shrunk.hex.join(' | '), 160)}`);
+      if (x.shrunk)
+        out.push(
+          'error' in x.shrunk
+            ? `    shrunk:  (${x.shrunk.error})`
+            : `    shrunk:  [path ${x.shrunk.path}] ${x.shrunk.status} ${clip(JSON.stringify(x.shrunk.request), 300)}  hex ${clip(x.shrunk.hex.join(' | '), 160)}`,
+        );
     }
   }
   const badChecks = f.batches.filter(b => b.check_failures.length);
@@ -105,7 +142,14 @@ function printPhase(f: FuzzPhase, out: string[], verdicts: string[]): void {
 }
 
 /** Prints the report; returns the verdicts that fail the run (empty: passed). */
-export function printReport(r: { quick: boolean; only?: string[]; fuzz?: FuzzPhase; fuzzAuth?: FuzzPhase; scenarios: ScenarioResult[]; rssBoundMb: number }): string[] {
+export function printReport(r: {
+  quick: boolean;
+  only?: string[];
+  fuzz?: FuzzPhase;
+  fuzzAuth?: FuzzPhase;
+  scenarios: ScenarioResult[];
+  rssBoundMb: number;
+}): string[] {
   const out: string[] = [];
   const verdicts: string[] = [];
   out.push(`\ninboxd fuzz suite (${r.quick ? 'quick' : 'full'} mode${r.only ? `, only ${r.only.join(',')}` : ''})`);
@@ -132,10 +176,22 @@ export function printReport(r: { quick: boolean; only?: string[]; fuzz?: FuzzPha
     );
   }
   if (r.scenarios.length) {
-    out.push('\n' + table(['scenario', 'size', 'figure', 'secs', 'verdict'], r.scenarios.map(s => [s.name, s.size, s.figure, s.seconds.toFixed(1), s.failures.length ? `FAIL: ${s.failures.join('; ')}` : 'ok']), [0, 1, 2, 4]));
+    out.push(
+      '\n' +
+        table(
+          ['scenario', 'size', 'figure', 'secs', 'verdict'],
+          r.scenarios.map(s => [s.name, s.size, s.figure, s.seconds.toFixed(1), s.failures.length ? `FAIL: ${s.failures.join('; ')}` : 'ok']),
+          [0, 1, 2, 4],
+        ),
+    );
     for (const s of r.scenarios) {
-      const m = Object.entries(s.metrics).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ');
-      out.push(`${s.name}: ${m}${s.notes.length ? `\n${s.notes.map(n => `  - ${n}`).join('\n')}` : ''}${s.error ? `\n  ERROR: ${s.error.split('\n')[0]}` : ''}`);
+      const m = Object.entries(s.metrics)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      out.push(
+        `${s.name}: ${m}${s.notes.length ? `\n${s.notes.map(n => `  - ${n}`).join('\n')}` : ''}${s.error ? `\n  ERROR: ${s.error.split('\n')[0]}` : ''}`,
+      );
       if (s.failures.length) verdicts.push(`${s.name} (${s.failures.join('; ')})`);
     }
   }

@@ -44,16 +44,16 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import type { InboxdServer } from '../chaos/server.js';
 import { leftovers, withTimeout } from '../chaos/util.js';
 import { writeResults } from '../lib/report.js';
-import { afterBatch, checkFailures, rssMb, type AfterBatch } from './checks.js';
-import { CTX_NAMES, Stats, refreshContext, runBatch, shrink } from './engine.js';
-import { newAdminKey, setupAuth, type AuthSecrets } from './auth.js';
-import { World, say } from './env.js';
-import type { InboxdServer } from '../chaos/server.js';
+import { type AuthSecrets, newAdminKey, setupAuth } from './auth.js';
+import { type AfterBatch, afterBatch, checkFailures, rssMb } from './checks.js';
+import { CTX_NAMES, refreshContext, runBatch, Stats, shrink } from './engine.js';
+import { say, World } from './env.js';
 import { closeStalled } from './http2-abuse.js';
 import { RawClient } from './raw-client.js';
-import { printReport, type FuzzPhase, type BatchRow } from './report.js';
+import { type BatchRow, type FuzzPhase, printReport } from './report.js';
 import { SCENARIOS } from './scenarios/index.js';
 import type { ScenarioOptions, ScenarioResult } from './scenarios/types.js';
 
@@ -73,10 +73,15 @@ function args() {
     },
   });
   if (values.help) {
-    process.stdout.write(`npm run fuzz [-- --quick] [-- --only ${PHASES.join(',')}] [--seed N] [--cases N] [--auth-cases N] [--rss-bound-mb 600] [--stall-bytes 1000000]\n`);
+    process.stdout.write(
+      `npm run fuzz [-- --quick] [-- --only ${PHASES.join(',')}] [--seed N] [--cases N] [--auth-cases N] [--rss-bound-mb 600] [--stall-bytes 1000000]\n`,
+    );
     process.exit(0);
   }
-  const only = values.only?.split(',').map(s => s.trim()).filter(Boolean);
+  const only = values.only
+    ?.split(',')
+    .map(s => s.trim())
+    .filter(Boolean);
   const unknown = only?.filter(n => !PHASES.includes(n)) ?? [];
   if (unknown.length) {
     process.stderr.write(`unknown phase(s) ${unknown.join(', ')}; known: ${PHASES.join(', ')}\n`);
@@ -152,7 +157,9 @@ async function fuzzPhase(world: World, o: { name: string; started: Promise<Phase
         check_failures: checkFailures(checks),
       };
       batches.push(row);
-      say(`${name} batch ${b + 1}/${nBatches}: ${row.cases} cases in ${row.seconds.toFixed(1)} s, ${row.failures} failures, health ${row.health_ms ?? 'FAIL'} ms, canary ${row.canary_ms ?? 'FAIL'} ms, RSS ${row.rss_mb} MB${row.check_failures.length ? `; CHECKS FAILED: ${row.check_failures.join('; ')}` : ''}`);
+      say(
+        `${name} batch ${b + 1}/${nBatches}: ${row.cases} cases in ${row.seconds.toFixed(1)} s, ${row.failures} failures, health ${row.health_ms ?? 'FAIL'} ms, canary ${row.canary_ms ?? 'FAIL'} ms, RSS ${row.rss_mb} MB${row.check_failures.length ? `; CHECKS FAILED: ${row.check_failures.join('; ')}` : ''}`,
+      );
       if (!server.running) await server.start().catch(err => say(`${name} server did not restart: ${(err as Error).message.split('\n')[0]}`));
     }
     // Shrink the first failure of each kind (the others keep their seed and path).
@@ -163,16 +170,20 @@ async function fuzzPhase(world: World, o: { name: string; started: Promise<Phase
       seen.add(`${f.kind} ${f.rpc}`);
       say(`shrinking ${f.kind} on ${f.rpc} (seed ${f.seed}, path ${f.path})`);
       const fresh = new RawClient(server.address);
-      f.shrunk = await withTimeout(shrink(f, contexts.get(f.batch)!, fresh, DEADLINE_MS, budget), budget + 2 * DEADLINE_MS, 'shrink').catch(err => ({ error: (err as Error).message }));
+      f.shrunk = await withTimeout(shrink(f, contexts.get(f.batch)!, fresh, DEADLINE_MS, budget), budget + 2 * DEADLINE_MS, 'shrink').catch(err => ({
+        error: (err as Error).message,
+      }));
       fresh.close();
     }
     closeStalled();
   } finally {
-    raws.forEach(r => r.close());
+    for (const r of raws) r.close();
     await admin.close({ timeout: 1000 }).catch(() => {});
   }
   const rssAfter = rssMb(server.pid);
-  const crashes = world.crashes.filter(c => c.server === name).map(c => `pid ${c.pid} exited code ${c.code} signal ${c.signal}: ${c.tail.slice(-5).join(' | ')}`);
+  const crashes = world.crashes
+    .filter(c => c.server === name)
+    .map(c => `pid ${c.pid} exited code ${c.code} signal ${c.signal}: ${c.tail.slice(-5).join(' | ')}`);
   await world.closeServer(server);
   return {
     name,
@@ -189,7 +200,14 @@ async function fuzzPhase(world: World, o: { name: string; started: Promise<Phase
     rss_before_mb: rssBefore,
     rss_after_mb: rssAfter,
     crashes,
-    ...(auth ? { by_credential: stats.byCredential, credential_classes: stats.credentialClasses, auth_checked: stats.authChecked, auth_failure_count: stats.authFailures } : {}),
+    ...(auth
+      ? {
+          by_credential: stats.byCredential,
+          credential_classes: stats.credentialClasses,
+          auth_checked: stats.authChecked,
+          auth_failure_count: stats.authFailures,
+        }
+      : {}),
   };
 }
 
@@ -226,7 +244,8 @@ async function main(): Promise<number> {
     // The auth-required server starts alongside the first run's (a server start is mostly waiting).
     const authStarted = wants('fuzz_auth') ? phaseServer(world, 'fuzz_auth', true) : undefined;
     authStarted?.catch(() => {});
-    if (wants('fuzz')) fuzz = await fuzzPhase(world, { name: 'fuzz', started: phaseServer(world, 'fuzz', false), quick: a.quick, seed: a.seed, cases: casesWanted });
+    if (wants('fuzz'))
+      fuzz = await fuzzPhase(world, { name: 'fuzz', started: phaseServer(world, 'fuzz', false), quick: a.quick, seed: a.seed, cases: casesWanted });
     if (authStarted) fuzzAuth = await fuzzPhase(world, { name: 'fuzz_auth', started: authStarted, quick: a.quick, seed: a.seed, cases: authCasesWanted });
     for (const s of SCENARIOS) {
       if (!wants(s.name)) continue;
@@ -240,11 +259,23 @@ async function main(): Promise<number> {
         if (crashes.length) out.failures.push(`server crashed ${crashes.length}×`);
         scenarios.push({ name: s.name, about: s.about, size, seconds: (Date.now() - t0) / 1000, ...out });
       } catch (err) {
-        scenarios.push({ name: s.name, about: s.about, size, seconds: (Date.now() - t0) / 1000, figure: '-', metrics: {}, failures: ['error'], notes: [], error: (err as Error).stack ?? String(err) });
+        scenarios.push({
+          name: s.name,
+          about: s.about,
+          size,
+          seconds: (Date.now() - t0) / 1000,
+          figure: '-',
+          metrics: {},
+          failures: ['error'],
+          notes: [],
+          error: (err as Error).stack ?? String(err),
+        });
       }
       // Pushed just above, whichever way the scenario ended.
       const r = scenarios.at(-1)!;
-      say(`${s.name}: ${r.figure} → ${r.failures.length ? `FAIL (${r.failures.join('; ')})` : 'ok'} in ${r.seconds.toFixed(1)} s${r.error ? `\n${r.error}` : ''}`);
+      say(
+        `${s.name}: ${r.figure} → ${r.failures.length ? `FAIL (${r.failures.join('; ')})` : 'ok'} in ${r.seconds.toFixed(1)} s${r.error ? `\n${r.error}` : ''}`,
+      );
     }
   } finally {
     closeStalled();
@@ -260,7 +291,15 @@ async function main(): Promise<number> {
     started_at: started.toISOString(),
     seconds: (Date.now() - started.getTime()) / 1000,
     machine: { cpus: os.cpus().length, node: process.version },
-    params: { seed: a.seed, cases: casesWanted, auth_cases: authCasesWanted, lanes: LANES, deadline_ms: DEADLINE_MS, rss_bound_mb: a.rssBoundMb, stall_bytes: a.stallBytes },
+    params: {
+      seed: a.seed,
+      cases: casesWanted,
+      auth_cases: authCasesWanted,
+      lanes: LANES,
+      deadline_ms: DEADLINE_MS,
+      rss_bound_mb: a.rssBoundMb,
+      stall_bytes: a.stallBytes,
+    },
     failed: verdicts,
     fuzz,
     fuzz_auth: fuzzAuth,

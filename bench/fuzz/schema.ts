@@ -77,7 +77,12 @@ export const RPCS: Rpc[] = SERVICES.flatMap(s => {
 
 /** Encodes a request given in the raw schema (strings as Buffers, int64 as decimal strings). */
 export function encodeRaw(type: string, value: object): Buffer {
-  return Buffer.from(raw.lookupType(type).encode(value as any).finish());
+  return Buffer.from(
+    raw
+      .lookupType(type)
+      .encode(value as any)
+      .finish(),
+  );
 }
 
 /** Encodes a well-formed request (strings as strings). */

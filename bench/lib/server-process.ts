@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -21,7 +21,14 @@ export async function spawnInboxd(databaseUrl: string, env: Record<string, strin
   // BENCH_PROFILE_DIR=dir: the server writes a V8 CPU profile there when it exits.
   const prof = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
   const proc = spawn(process.execPath, [...prof, ...nodeArgs, MAIN], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, INBOXD_PORT: '0', INBOXD_METRICS_PORT: process.env.INBOXD_METRICS_PORT ?? '0', INBOXD_LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      INBOXD_PORT: '0',
+      INBOXD_METRICS_PORT: process.env.INBOXD_METRICS_PORT ?? '0',
+      INBOXD_LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

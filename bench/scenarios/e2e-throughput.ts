@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { createClient, type CreateClientOptions } from '@inboxd/sdk';
-import { spawnInboxd } from '../lib/server-process.js';
-import { percentiles, rate, type Result } from '../lib/report.js';
-import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';
+import { type CreateClientOptions, createClient } from '@inboxd/sdk';
+import { type Ctx, count, stampedPayload, stampOf } from '../lib/context.js';
 import { measureCpu } from '../lib/cpu.js';
+import { percentiles, type Result, rate } from '../lib/report.js';
+import { spawnInboxd } from '../lib/server-process.js';
 
 export const PRODUCERS = 2;
 export const CONSUMERS = 2;
@@ -88,7 +88,14 @@ export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prep
       seconds,
       msgs_per_sec: rate(n, seconds),
       ...percentiles(latencies),
-      extra: { auth: auth ? 'required' : 'off', producers: PRODUCERS, subscribers: CONSUMERS, publish_msgs_per_sec: rate(n, publishSeconds), server_rss_mb: Math.round(server.rssBytes() / 2 ** 20), ...cpu },
+      extra: {
+        auth: auth ? 'required' : 'off',
+        producers: PRODUCERS,
+        subscribers: CONSUMERS,
+        publish_msgs_per_sec: rate(n, publishSeconds),
+        server_rss_mb: Math.round(server.rssBytes() / 2 ** 20),
+        ...cpu,
+      },
     };
   } finally {
     await client.close();

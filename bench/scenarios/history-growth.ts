@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
+import { type Ctx, count } from '../lib/context.js';
 import type { Result } from '../lib/report.js';
-import { count, type Ctx } from '../lib/context.js';
 import { runE2E } from './e2e-throughput.js';
 
 /**

@@ -1,7 +1,7 @@
 import { createClient, type Subscriber } from '@inboxd/sdk';
+import { type Ctx, count, stampedPayload, stampOf } from '../lib/context.js';
+import { percentiles, type Result, rate } from '../lib/report.js';
 import { spawnInboxd } from '../lib/server-process.js';
-import { percentiles, rate, type Result } from '../lib/report.js';
-import { count, stampedPayload, stampOf, type Ctx } from '../lib/context.js';
 
 /**
  * 10,000 (quick: 1,000) Subscribe streams, one per queue, held idle: the server's RSS and idle CPU,

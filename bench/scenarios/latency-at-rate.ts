@@ -1,7 +1,7 @@
 import { createClient } from '@inboxd/sdk';
+import { type Ctx, stampedPayload, stampOf } from '../lib/context.js';
+import { percentiles, type Result, rate } from '../lib/report.js';
 import { spawnInboxd } from '../lib/server-process.js';
-import { percentiles, rate, type Result } from '../lib/report.js';
-import { stampedPayload, stampOf, type Ctx } from '../lib/context.js';
 
 const RATE = 1000; // messages per second, offered
 const TICK_MS = 5; // sends go out in small bursts, RATE / (1000 / TICK_MS) each

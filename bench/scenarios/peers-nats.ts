@@ -8,22 +8,23 @@
  * (competing, as inboxd subscribers on one queue); producers await each publish's JetStream ack
  * with PUBLISH_WINDOW in flight. Done when the stream is empty: every ack has been applied.
  */
+
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
-import { stampedPayload, stampOf, type Ctx } from '../lib/context.js';
+import { type Ctx, stampedPayload, stampOf } from '../lib/context.js';
 import type { Result } from '../lib/report.js';
 import {
   CONNECT_TIMEOUT_MS,
   CONSUMERS,
   cpuMeter,
   deadlineMs,
+  PREFETCH,
+  PRODUCERS,
+  PUBLISH_WINDOW,
   packageVersion,
   peerCount,
   peerResult,
   probe,
-  PREFETCH,
-  PRODUCERS,
-  PUBLISH_WINDOW,
   skippedResult,
   ticker,
   tidy,
@@ -52,7 +53,7 @@ export async function peerNatsJetstream(ctx: Ctx): Promise<Result> {
   const consumes: ConsumerMessages[] = [];
   let created = false;
   try {
-    let jsm;
+    let jsm: Awaited<ReturnType<typeof jetstreamManager>>;
     try {
       jsm = await jetstreamManager(admin, { timeout: CONNECT_TIMEOUT_MS });
     } catch (err) {
@@ -109,7 +110,8 @@ export async function peerNatsJetstream(ctx: Ctx): Promise<Result> {
       }
       const seconds = (performance.now() - started) / 1000;
       const ci = await jsm.consumers.info(stream, durable);
-      if (ci.num_ack_pending !== 0 || ci.num_pending !== 0) throw new Error(`${NAME}: consumer not drained: ${JSON.stringify({ ack_pending: ci.num_ack_pending, pending: ci.num_pending })}`);
+      if (ci.num_ack_pending !== 0 || ci.num_pending !== 0)
+        throw new Error(`${NAME}: consumer not drained: ${JSON.stringify({ ack_pending: ci.num_ack_pending, pending: ci.num_pending })}`);
       return peerResult(
         NAME,
         n,

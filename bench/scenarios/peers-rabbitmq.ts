@@ -8,21 +8,21 @@
  * Done when every consumer channel has closed (so the broker has processed their acks) and the
  * queue holds nothing.
  */
-import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { stampedPayload, stampOf, type Ctx } from '../lib/context.js';
+import { type Channel, type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
+import { type Ctx, stampedPayload, stampOf } from '../lib/context.js';
 import type { Result } from '../lib/report.js';
 import {
   CONNECT_TIMEOUT_MS,
   CONSUMERS,
   cpuMeter,
   deadlineMs,
+  PREFETCH,
+  PRODUCERS,
+  PUBLISH_WINDOW,
   packageVersion,
   peerCount,
   peerResult,
   probe,
-  PREFETCH,
-  PRODUCERS,
-  PUBLISH_WINDOW,
   skippedResult,
   ticker,
   tidy,
@@ -100,7 +100,10 @@ export async function peerRabbitmq(ctx: Ctx): Promise<Result> {
           windowed(
             perProducer(i),
             PUBLISH_WINDOW,
-            () => new Promise<void>((resolve, reject) => void ch.sendToQueue(queue, stampedPayload(), { persistent: true }, err => (err ? reject(err) : resolve()))),
+            () =>
+              new Promise<void>(
+                (resolve, reject) => void ch.sendToQueue(queue, stampedPayload(), { persistent: true }, err => (err ? reject(err) : resolve())),
+              ),
           ),
         ),
       );

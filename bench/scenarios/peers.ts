@@ -7,9 +7,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { type Ctx, count } from '../lib/context.js';
 import { cpuSecondsOf, ownCpuSeconds } from '../lib/cpu.js';
-import { percentiles, rate, repoRoot, type Result } from '../lib/report.js';
-import { count, type Ctx } from '../lib/context.js';
+import { percentiles, type Result, rate, repoRoot } from '../lib/report.js';
 import { CONSUMERS, PRODUCERS } from './e2e-throughput.js';
 
 export { CONSUMERS, PRODUCERS };

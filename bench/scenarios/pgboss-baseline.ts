@@ -1,8 +1,8 @@
 import { PgBoss } from 'pg-boss';
-import { percentiles, rate, type Result } from '../lib/report.js';
-import { count, PAYLOAD_BYTES, type Ctx } from '../lib/context.js';
-import { PRODUCERS, CONSUMERS } from './e2e-throughput.js';
+import { type Ctx, count, PAYLOAD_BYTES } from '../lib/context.js';
 import { measureCpu } from '../lib/cpu.js';
+import { percentiles, type Result, rate } from '../lib/report.js';
+import { CONSUMERS, PRODUCERS } from './e2e-throughput.js';
 
 const INSERT_BATCH = 1000;
 const FETCH_BATCH = 500;
@@ -28,7 +28,10 @@ export async function pgbossBaseline(ctx: Ctx): Promise<Result> {
       for (let sent = 0; sent < share; sent += INSERT_BATCH) {
         const size = Math.min(INSERT_BATCH, share - sent);
         const t = performance.now();
-        await boss.insert('base', Array.from({ length: size }, () => ({ data: { p: payload, t } })));
+        await boss.insert(
+          'base',
+          Array.from({ length: size }, () => ({ data: { p: payload, t } })),
+        );
       }
     };
     const consume = async () => {
@@ -40,7 +43,10 @@ export async function pgbossBaseline(ctx: Ctx): Promise<Result> {
         }
         const now = performance.now();
         for (const j of jobs) latencies.push(now - j.data.t);
-        await boss.complete('base', jobs.map(j => j.id));
+        await boss.complete(
+          'base',
+          jobs.map(j => j.id),
+        );
         consumed += jobs.length;
       }
     };

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Piscina } from 'piscina';
-import hashBatch, { encodeBatch } from '../../workers/hash.js';
-import { workerFile } from '../../server/queue/hasher.js';
 import { SETTINGS } from '../../server/config.js';
-import { rate, type Result } from '../lib/report.js';
+import { workerFile } from '../../server/queue/hasher.js';
+import hashBatch, { encodeBatch } from '../../workers/hash.js';
 import type { Ctx } from '../lib/context.js';
+import { type Result, rate } from '../lib/report.js';
 
 /** Payload sizes measured, 64 B … 1 MiB (the server's default largest payload). */
 export const SIZES = [64, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024];
@@ -91,7 +91,10 @@ function verdictOf(mode: Mode, rows: WorkersRow[], from: number | null, threshol
   const largest = rows.at(-1)!;
   const best = Math.max(...rows.map(r => r.worker_over_main));
   const lost = from === null ? undefined : [...rows].reverse().find(r => r.batch_bytes < from);
-  const won = from === null ? '' : `workers win from ${formatBytes(from)} batches (${formatBytes(from / BATCH)} payloads × ${BATCH}${lost ? `; they lose at ${formatBytes(lost.batch_bytes)}` : ''})`;
+  const won =
+    from === null
+      ? ''
+      : `workers win from ${formatBytes(from)} batches (${formatBytes(from / BATCH)} payloads × ${BATCH}${lost ? `; they lose at ${formatBytes(lost.batch_bytes)}` : ''})`;
   if (mode === 'hash') {
     return hashVerdict(rows, from, threshold, won, best, largest);
   }
@@ -141,7 +144,14 @@ export async function measureWorkers(budgetMs: number, progress: (line: string) 
         const pool = mode === 'hash' ? hashPool : codecPool;
         const main = await timeIt(onMain, budgetMs, batchBytes);
         const worker = await timeIt(() => pool.run(payloads), budgetMs, batchBytes);
-        const row = { mode, payload_bytes: size, batch_bytes: batchBytes, main, worker, worker_over_main: +(worker.msgs_per_sec / main.msgs_per_sec).toFixed(2) };
+        const row = {
+          mode,
+          payload_bytes: size,
+          batch_bytes: batchBytes,
+          main,
+          worker,
+          worker_over_main: +(worker.msgs_per_sec / main.msgs_per_sec).toFixed(2),
+        };
         progress(`workers ${mode} ${formatBytes(size)}: worker/main ${row.worker_over_main}×`);
         rows.push(row);
       }

@@ -1,11 +1,11 @@
-import { Command, Option } from 'commander';
-import { Metadata, status as Status, type Client, type ServiceError } from '@grpc/grpc-js';
-import { InboxdError, type InboxdClient } from '@inboxd/sdk';
+import { type Client, Metadata, type ServiceError, status as Status } from '@grpc/grpc-js';
 import type { MessageInfo } from '@inboxd/proto/v1/message';
 import type { RedriveFailure } from '@inboxd/proto/v1/queues';
-import { withClient, withClientOptions, parseCount, type ClientFlags } from '../client.js';
+import { type InboxdClient, InboxdError } from '@inboxd/sdk';
+import { Command, Option } from 'commander';
+import { type ClientFlags, parseCount, withClient, withClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit-codes.js';
-import { print, table, preview, payloadJson } from '../output.js';
+import { payloadJson, preview, print, table } from '../output.js';
 
 type Unary = (req: unknown, md: Metadata, opts: { deadline: number }, cb: (err: ServiceError | null, res: any) => void) => unknown;
 
@@ -51,9 +51,7 @@ const listJson = (m: MessageInfo) => ({
   lastError: m.lastError || undefined,
   createdAt: m.createdAt?.toISOString(),
   completedAt: m.completedAt?.toISOString(),
-  deadLetterOrigin: m.deadLetterOrigin
-    ? { ...m.deadLetterOrigin, enqueuedAt: m.deadLetterOrigin.enqueuedAt?.toISOString() }
-    : undefined,
+  deadLetterOrigin: m.deadLetterOrigin ? { ...m.deadLetterOrigin, enqueuedAt: m.deadLetterOrigin.enqueuedAt?.toISOString() } : undefined,
   contentType: m.message?.contentType,
   headers: m.message?.headers,
   ...(m.message ? payloadJson(m.message.payload) : {}),
@@ -66,7 +64,7 @@ export function dlqCommand(): Command {
   withClientOptions(
     dlq
       .command('list')
-      .description("list the messages in a dead-letter queue (or, with --state dead-lettered, those dead-lettered and kept in a queue that has none)")
+      .description('list the messages in a dead-letter queue (or, with --state dead-lettered, those dead-lettered and kept in a queue that has none)')
       .argument('<queue>', 'the dead-letter queue')
       .addOption(new Option('--state <state>', 'only messages in this state').choices(STATES))
       .option('--limit <n>', 'most messages to list', parseCount(1, 1000), 100)
@@ -92,14 +90,23 @@ export function dlqCommand(): Command {
       const req = { queue, messageIds: o.id ?? [], destination: o.to ?? '', limit: o.limit ?? 0 };
       const res = (await callRaw(client, 'queues', 'redrive', req, o.timeout, 'dlq redrive')) as { redriven: string; failed: RedriveFailure[] };
       const redriven = Number(res.redriven);
-      print(out, { redriven, failed: res.failed.map(f => ({ ...f, code: Status[f.code] ?? f.code })) }, () =>
-        `redriven ${redriven}${res.failed.length > 0 ? `, ${res.failed.length} left in place:\n` + table(res.failed, [
-          { header: 'ID', value: f => f.messageId },
-          { header: 'CODE', value: f => Status[f.code] ?? f.code },
-          { header: 'REASON', value: f => f.message },
-        ]) : '\n'}`,
+      print(
+        out,
+        { redriven, failed: res.failed.map(f => ({ ...f, code: Status[f.code] ?? f.code })) },
+        () =>
+          `redriven ${redriven}${
+            res.failed.length > 0
+              ? `, ${res.failed.length} left in place:\n` +
+                table(res.failed, [
+                  { header: 'ID', value: f => f.messageId },
+                  { header: 'CODE', value: f => Status[f.code] ?? f.code },
+                  { header: 'REASON', value: f => f.message },
+                ])
+              : '\n'
+          }`,
       );
-      if (res.failed.length > 0) throw new CliError(`${res.failed.length} message${res.failed.length === 1 ? '' : 's'} could not be redriven`, EXIT.failed, 'PARTIAL');
+      if (res.failed.length > 0)
+        throw new CliError(`${res.failed.length} message${res.failed.length === 1 ? '' : 's'} could not be redriven`, EXIT.failed, 'PARTIAL');
     }),
   );
 

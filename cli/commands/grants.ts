@@ -1,6 +1,6 @@
+import { type GrantInfo, VERBS, type Verb } from '@inboxd/sdk';
 import { Command, InvalidArgumentError } from 'commander';
-import { VERBS, type GrantInfo, type Verb } from '@inboxd/sdk';
-import { withClient, withClientOptions, type ClientFlags } from '../client.js';
+import { type ClientFlags, withClient, withClientOptions } from '../client.js';
 import { print, table } from '../output.js';
 
 /** `send,consume` → ['send', 'consume']: known verbs only, each once. */
@@ -11,7 +11,10 @@ export function parseVerbs(raw: string): Verb[] {
     .filter(w => w !== '');
   if (words.length === 0) throw new InvalidArgumentError(`give at least one verb: ${VERBS.join(', ')}`);
   const unknown = words.filter(w => !(VERBS as readonly string[]).includes(w));
-  if (unknown.length > 0) throw new InvalidArgumentError(`unknown verb${unknown.length === 1 ? '' : 's'} ${unknown.map(w => JSON.stringify(w)).join(', ')}: want ${VERBS.join(', ')}`);
+  if (unknown.length > 0)
+    throw new InvalidArgumentError(
+      `unknown verb${unknown.length === 1 ? '' : 's'} ${unknown.map(w => JSON.stringify(w)).join(', ')}: want ${VERBS.join(', ')}`,
+    );
   return [...new Set(words as Verb[])];
 }
 

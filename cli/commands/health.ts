@@ -1,7 +1,7 @@
+import { Client, Metadata, type ServiceError, status as Status } from '@grpc/grpc-js';
+import { bearerInterceptor, channelCredentials, InboxdError } from '@inboxd/sdk';
 import { Command } from 'commander';
-import { Client, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
-import { InboxdError, channelCredentials, bearerInterceptor } from '@inboxd/sdk';
-import { withClientOptions, credentialsOf, type ClientFlags } from '../client.js';
+import { type ClientFlags, credentialsOf, withClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { print } from '../output.js';
 
@@ -48,7 +48,8 @@ export function healthCommand(): Command {
           (err: ServiceError | null, value?: string) => (err ? reject(InboxdError.from(err)) : resolve(value!)),
         ),
       ).catch(err => {
-        if (err instanceof InboxdError && err.code === Status.NOT_FOUND) throw new CliError(`the server knows no service ${JSON.stringify(o.service)}`, EXIT.notFound, 'NOT_FOUND');
+        if (err instanceof InboxdError && err.code === Status.NOT_FOUND)
+          throw new CliError(`the server knows no service ${JSON.stringify(o.service)}`, EXIT.notFound, 'NOT_FOUND');
         throw err;
       });
       print(out(o), { status: res, service: o.service || undefined }, () => `${res}\n`);

@@ -1,6 +1,6 @@
-import { Command, InvalidArgumentError } from 'commander';
 import type { ApiKeyInfo } from '@inboxd/sdk';
-import { withClient, withClientOptions, parseDuration, type ClientFlags } from '../client.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { type ClientFlags, parseDuration, withClient, withClientOptions } from '../client.js';
 import { print, table } from '../output.js';
 
 const iso = (d: Date | undefined) => d?.toISOString() ?? '-';
@@ -92,7 +92,10 @@ export function keysCommand(): Command {
   );
 
   withClientOptions(
-    keys.command('revoke').description('revoke an API key at once: calls with it fail and its open streams end').argument('<key-id>', 'the id, as keys list shows it'),
+    keys
+      .command('revoke')
+      .description('revoke an API key at once: calls with it fail and its open streams end')
+      .argument('<key-id>', 'the id, as keys list shows it'),
   ).action(async (keyId: string, o: ClientFlags) =>
     withClient(o, async (client, out) => {
       const k = await client.auth.revokeKey(keyId);

@@ -1,7 +1,7 @@
-import { Command } from 'commander';
 import type { ReceivedMessage } from '@inboxd/sdk';
-import { withClient, withClientOptions, parseDuration, parseCount, type ClientFlags } from '../client.js';
-import { print, table, preview, payloadJson } from '../output.js';
+import { Command } from 'commander';
+import { type ClientFlags, parseCount, parseDuration, withClient, withClientOptions } from '../client.js';
+import { payloadJson, preview, print, table } from '../output.js';
 
 /** A received message as JSON: everything a script needs to settle it and read it. */
 export function messageJson(m: ReceivedMessage) {
@@ -48,7 +48,9 @@ export function messageCommands(): Command[] {
       const retry = { totalTimeout: (o.wait ?? 0) + o.timeout };
       const ms = await client.lease(queue, { max: o.max, visibilityTimeout: o.visibilityTimeout, wait: o.wait, retry });
       if (o.ack && ms.length > 0) await client.ack(ms);
-      print(out, ms.map(messageJson), () => (ms.length === 0 ? `no messages ready in ${queue}\n` : deliveriesTable(ms) + (o.ack ? `acked ${ms.length}\n` : '')));
+      print(out, ms.map(messageJson), () =>
+        ms.length === 0 ? `no messages ready in ${queue}\n` : deliveriesTable(ms) + (o.ack ? `acked ${ms.length}\n` : ''),
+      );
     }),
   );
 

@@ -1,6 +1,6 @@
-import { Command, InvalidArgumentError } from 'commander';
 import type { PrincipalInfo } from '@inboxd/sdk';
-import { withClient, withClientOptions, parseCount, type ClientFlags } from '../client.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { type ClientFlags, parseCount, withClient, withClientOptions } from '../client.js';
 import { print, table } from '../output.js';
 
 const iso = (d: Date | undefined) => d?.toISOString() ?? '-';
@@ -15,7 +15,13 @@ const principalsTable = (ps: PrincipalInfo[]) =>
     { header: 'LAST SEEN', value: p => iso(p.lastSeenAt) },
     { header: 'CREATED', value: p => iso(p.createdAt) },
     { header: 'CREATED BY', value: p => p.createdBy || '-' },
-    { header: 'METADATA', value: p => Object.entries(p.metadata).map(([k, v]) => `${k}=${v}`).join(',') || '-' },
+    {
+      header: 'METADATA',
+      value: p =>
+        Object.entries(p.metadata)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '-',
+    },
   ]);
 
 export const principalJson = (p: PrincipalInfo) => ({ ...p, createdAt: p.createdAt?.toISOString(), lastSeenAt: p.lastSeenAt?.toISOString() });
@@ -42,7 +48,7 @@ export function principalsCommand(): Command {
     principals
       .command('create')
       .description('create a principal; then give it a key (inboxd keys create) and grants (inboxd grants add)')
-      .argument('<name>', "1-100 letters, digits, _ - . : @, starting with a letter or digit")
+      .argument('<name>', '1-100 letters, digits, _ - . : @, starting with a letter or digit')
       .option('--admin', 'may do everything, on every queue, and manage principals')
       .option('--metadata <key=value>', 'a label to keep with it (repeatable)', parseMetadata)
       .option('--max-streams <n>', "most streams it may hold open on one replica (default: the server's)", parseCount(1, 2_147_483_647))

@@ -1,8 +1,7 @@
-import { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
-import type { QueueInfo, QueueStats, QueueConfig, Overflow } from '@inboxd/sdk';
-import { withClient, withClientOptions, parseDuration, parseCount, type ClientFlags } from '../client.js';
-import { print, table, formatDuration, formatAge } from '../output.js';
+import type { Overflow, QueueConfig, QueueInfo, QueueStats } from '@inboxd/sdk';
+import { Command, InvalidArgumentError } from 'commander';
+import { type ClientFlags, parseCount, parseDuration, withClient, withClientOptions } from '../client.js';
+import { formatAge, formatDuration, print, table } from '../output.js';
 
 const infoTable = (qs: QueueInfo[]) =>
   table(qs, [
@@ -85,11 +84,7 @@ export function queuesCommand(): Command {
   );
 
   withClientOptions(
-    queues
-      .command('list')
-      .alias('ls')
-      .description('list queues, by name')
-      .option('--limit <n>', 'most queues to list', parseCount(1, 1_000_000), 1000),
+    queues.command('list').alias('ls').description('list queues, by name').option('--limit <n>', 'most queues to list', parseCount(1, 1_000_000), 1000),
   ).action(async (o: ClientFlags & { limit: number }) =>
     withClient(o, async (client, out) => {
       const all: QueueInfo[] = [];
@@ -116,12 +111,13 @@ export function queuesCommand(): Command {
       }),
   );
 
-  withClientOptions(queues.command('purge').description('remove every message of a queue (queued, leased and retained), keeping the queue').argument('<name>')).action(
-    async (name: string, o: ClientFlags) =>
-      withClient(o, async (client, out) => {
-        const purged = await client.queues.purge(name);
-        print(out, { queue: name, purged }, () => `purged ${purged} message${purged === 1 ? '' : 's'} from ${name}\n`);
-      }),
+  withClientOptions(
+    queues.command('purge').description('remove every message of a queue (queued, leased and retained), keeping the queue').argument('<name>'),
+  ).action(async (name: string, o: ClientFlags) =>
+    withClient(o, async (client, out) => {
+      const purged = await client.queues.purge(name);
+      print(out, { queue: name, purged }, () => `purged ${purged} message${purged === 1 ? '' : 's'} from ${name}\n`);
+    }),
   );
 
   withClientOptions(

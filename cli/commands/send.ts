@@ -1,7 +1,7 @@
-import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import type { SendOptions } from '@inboxd/sdk';
-import { withClient, withClientOptions, parseDuration, type ClientFlags } from '../client.js';
+import { Command, Option } from 'commander';
+import { type ClientFlags, parseDuration, withClient, withClientOptions } from '../client.js';
 import { usage } from '../exit-codes.js';
 import { print } from '../output.js';
 
@@ -91,7 +91,13 @@ export function sendCommand(): Command {
       .argument('<queue>', 'queue to send to')
       .argument('[payload]', 'the message body, as text')
       .option('-f, --file <path>', "read the payload from a file ('-': stdin)")
-      .addOption(new Option('--as <kind>', 'what the payload is: json (checked), text, or bytes; default: text for an argument, bytes for a file or stdin').choices(['json', 'text', 'bytes']))
+      .addOption(
+        new Option('--as <kind>', 'what the payload is: json (checked), text, or bytes; default: text for an argument, bytes for a file or stdin').choices([
+          'json',
+          'text',
+          'bytes',
+        ]),
+      )
       .option('--lines', 'send each non-empty line of the input as its own message')
       .option('--content-type <type>', 'content type to record (default from --as)')
       .option('-H, --header <key=value>', 'a header (repeat for more)', (v: string, prev: string[]) => [...prev, v], [] as string[])

@@ -1,7 +1,7 @@
+import type { InboxdError, ReceivedMessage } from '@inboxd/sdk';
 import { Command } from 'commander';
-import { InboxdError, type ReceivedMessage } from '@inboxd/sdk';
-import { connect, withClientOptions, parseDuration, parseCount, type ClientFlags } from '../client.js';
-import { printLine, preview } from '../output.js';
+import { type ClientFlags, connect, parseCount, parseDuration, withClientOptions } from '../client.js';
+import { preview, printLine } from '../output.js';
 import { messageJson } from './messages.js';
 
 interface TailFlags extends ClientFlags {
@@ -25,7 +25,10 @@ export function tailCommand(): Command {
     new Command('tail')
       .description('follow a queue: print each message as it arrives (Ctrl-C to stop)')
       .argument('<queue>')
-      .option('--ack', 'ack each message once printed (consume it); without --ack, messages go back to the queue when tail stops, each having used one delivery attempt')
+      .option(
+        '--ack',
+        'ack each message once printed (consume it); without --ack, messages go back to the queue when tail stops, each having used one delivery attempt',
+      )
       .option('-n, --count <n>', 'stop after this many messages', parseCount(1, 1_000_000_000))
       .option('--max-outstanding <n>', 'messages held at once; without --ack, the most tail shows', parseCount(1, 10_000), 1000)
       .option('--visibility-timeout <duration>', "lease length of each delivery (default: the queue's; extended while held)", parseDuration),
@@ -36,8 +39,13 @@ export function tailCommand(): Command {
       // a subscription would only keep reconnecting.
       await client.queues.get(queue);
       const sub = client.subscribe(queue, { maxOutstandingMessages: o.maxOutstanding, visibilityTimeout: o.visibilityTimeout, maxExtension: '24h' });
-      if (process.stderr.isTTY) process.stderr.write(`tailing ${queue}${o.ack ? ', acking each message' : ' (not acking: messages go back when tail stops; --ack consumes)'}; Ctrl-C to stop\n`);
-      sub.on('reconnecting', ({ error }: { error?: InboxdError }) => process.stderr.write(`inboxd: stream lost (${error?.message ?? 'ended'}); reconnecting\n`));
+      if (process.stderr.isTTY)
+        process.stderr.write(
+          `tailing ${queue}${o.ack ? ', acking each message' : ' (not acking: messages go back when tail stops; --ack consumes)'}; Ctrl-C to stop\n`,
+        );
+      sub.on('reconnecting', ({ error }: { error?: InboxdError }) =>
+        process.stderr.write(`inboxd: stream lost (${error?.message ?? 'ended'}); reconnecting\n`),
+      );
 
       const failed = new Promise<never>((_, reject) => sub.on('error', reject));
       failed.catch(() => {});

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { withClient, withClientOptions, type ClientFlags } from '../client.js';
+import { type ClientFlags, withClient, withClientOptions } from '../client.js';
 import { print } from '../output.js';
 import { grantsTable } from './grants.js';
 

@@ -45,7 +45,11 @@ export class AuditLog {
     if (e.action === 'denied') this.denied.inc({ reason: row.detail.split(':')[0] || 'unknown', verb: row.verb || 'none' });
     const now = Date.now();
     if (now - this.windowStart >= 1000) {
-      if (this.skipped > 0) this.log.warn({ skipped: this.skipped }, `audit: ${this.skipped} events in the last second past the limit of ${MAX_PER_SECOND}/s were counted but not kept`);
+      if (this.skipped > 0)
+        this.log.warn(
+          { skipped: this.skipped },
+          `audit: ${this.skipped} events in the last second past the limit of ${MAX_PER_SECOND}/s were counted but not kept`,
+        );
       this.windowStart = now;
       this.inWindow = 0;
       this.skipped = 0;
@@ -54,7 +58,10 @@ export class AuditLog {
       this.skipped++;
       return;
     }
-    this.log[e.action === 'denied' ? 'warn' : 'info']({ audit: row }, `audit: ${row.action}${row.principal ? ` by ${row.principal}` : ''}${row.target ? ` on ${row.target}` : ''}${row.detail ? ` (${row.detail})` : ''}`);
+    this.log[e.action === 'denied' ? 'warn' : 'info'](
+      { audit: row },
+      `audit: ${row.action}${row.principal ? ` by ${row.principal}` : ''}${row.target ? ` on ${row.target}` : ''}${row.detail ? ` (${row.detail})` : ''}`,
+    );
     this.buffer.push(row);
     this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
   }
@@ -67,10 +74,12 @@ export class AuditLog {
     this.buffer = [];
     const prev = this.flushing ?? Promise.resolve();
     const p = prev.then(() =>
-      rows.length === 0 ? undefined : this.db.exec(sql.insertAudit(this.schema, rows)).then(
-        () => undefined,
-        err => this.log.warn({ err, events: rows.length }, 'audit events could not be stored (they are in the log)'),
-      ),
+      rows.length === 0
+        ? undefined
+        : this.db.exec(sql.insertAudit(this.schema, rows)).then(
+            () => undefined,
+            err => this.log.warn({ err, events: rows.length }, 'audit events could not be stored (they are in the log)'),
+          ),
     );
     this.flushing = p;
     return p;

@@ -1,16 +1,16 @@
-import { createHash, createPublicKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
 import type { Metadata } from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { type ErrorKind, InboxdError, unauthenticated } from '../errors.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { QueueCore } from '../queue/core.js';
 import * as sql from '../queue/sql.js';
-import { InboxdError, unauthenticated, type ErrorKind } from '../errors.js';
-import type { Metrics } from '../metrics/metrics.js';
+import { apiKeyId, KeyHasher } from './api-keys.js';
 import { AuditLog } from './audit.js';
-import { KeyHasher, apiKeyId } from './api-keys.js';
-import { PRINCIPAL_NAME, allows, allowsAny, covers, type GrantMap, type Verb } from './grants.js';
+import { allows, allowsAny, covers, type GrantMap, PRINCIPAL_NAME, type Verb } from './grants.js';
 
 export type AuthMode = 'off' | 'required';
 
@@ -173,7 +173,13 @@ export class Auth {
     if (jwt.jwksUrl) this.jwtKey = this.jose!.createRemoteJWKSet(new URL(jwt.jwksUrl));
     else if (jwt.publicKeyFile) this.jwtKey = createPublicKey(readFileSync(jwt.publicKeyFile));
     if (this.opts.adminKey) {
-      await this.exec(sql.insertPrincipal(this.schema, { name: ADMIN_PRINCIPAL, metadata: {}, admin: true, maxStreams: 0, maxSendRate: 0, createdBy: 'INBOXD_ADMIN_KEY' }, true));
+      await this.exec(
+        sql.insertPrincipal(
+          this.schema,
+          { name: ADMIN_PRINCIPAL, metadata: {}, admin: true, maxStreams: 0, maxSendRate: 0, createdBy: 'INBOXD_ADMIN_KEY' },
+          true,
+        ),
+      );
     }
     await this.core.wakeups.listen(this.channel, () => this.changed());
     this.audit.start();
@@ -230,12 +236,26 @@ export class Auth {
     const id = apiKeyId(bearer);
     if (id) {
       const row = await this.key(id);
-      if (!row || !this.hasher.matches(bearer, row.hash)) return { reason: 'bad_credential', message: 'the API key is not valid: it was not issued by this server, or was deleted with its principal' };
-      if (row.revokedAt) return { reason: 'revoked_key', message: `API key ${id} was revoked at ${row.revokedAt.toISOString()}: use another key of ${row.principal}` };
+      if (!row || !this.hasher.matches(bearer, row.hash))
+        return { reason: 'bad_credential', message: 'the API key is not valid: it was not issued by this server, or was deleted with its principal' };
+      if (row.revokedAt)
+        return { reason: 'revoked_key', message: `API key ${id} was revoked at ${row.revokedAt.toISOString()}: use another key of ${row.principal}` };
       if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) {
-        return { reason: 'expired_key', message: `API key ${id} expired at ${row.expiresAt.toISOString()}: create a new one (inboxd keys create ${row.principal})` };
+        return {
+          reason: 'expired_key',
+          message: `API key ${id} expired at ${row.expiresAt.toISOString()}: create a new one (inboxd keys create ${row.principal})`,
+        };
       }
-      return { principal: row.principal, admin: row.admin, method: 'api_key', keyId: id, maxStreams: row.maxStreams, maxSendRate: row.maxSendRate, settleAs: row.principal, credential: c };
+      return {
+        principal: row.principal,
+        admin: row.admin,
+        method: 'api_key',
+        keyId: id,
+        maxStreams: row.maxStreams,
+        maxSendRate: row.maxSendRate,
+        settleAs: row.principal,
+        credential: c,
+      };
     }
     if (this.jwtKey && JWT_SHAPE.test(bearer)) {
       const name = await this.jwtPrincipal(bearer);
@@ -247,7 +267,11 @@ export class Auth {
 
   private async byName(name: string, method: AuthMethod, c: Credential): Promise<Caller | Denial> {
     const p = PRINCIPAL_NAME.test(name) ? await this.principal(name) : false;
-    if (!p) return { reason: 'unknown_principal', message: `no principal ${JSON.stringify(name.slice(0, 100))} (named by the ${method === 'jwt' ? 'token' : 'client certificate'}): an admin creates it first (inboxd principals create)` };
+    if (!p)
+      return {
+        reason: 'unknown_principal',
+        message: `no principal ${JSON.stringify(name.slice(0, 100))} (named by the ${method === 'jwt' ? 'token' : 'client certificate'}): an admin creates it first (inboxd principals create)`,
+      };
     return { principal: p.name, admin: p.admin, method, maxStreams: p.maxStreams, maxSendRate: p.maxSendRate, settleAs: p.name, credential: c };
   }
 
@@ -286,7 +310,11 @@ export class Auth {
   }
 
   private principal(name: string): Promise<PrincipalRow | false> {
-    return this.cached(this.principals, name, async () => ((await this.exec(sql.principalForAuth(this.schema, name))).rows[0] as PrincipalRow | undefined) ?? false);
+    return this.cached(
+      this.principals,
+      name,
+      async () => ((await this.exec(sql.principalForAuth(this.schema, name))).rows[0] as PrincipalRow | undefined) ?? false,
+    );
   }
 
   // ─── Authorization ─────────────────────────────────────────────────────────────────────────
@@ -347,12 +375,26 @@ export class Auth {
   /** Throws PERMISSION_DENIED (audited) unless `caller` may `verb` on `name`. The message names the verb and name only. */
   async require(caller: Caller, verb: Verb, name: string, call?: CallInfo, what = 'queue'): Promise<void> {
     if (await this.can(caller, verb, name)) return;
-    throw this.deny(caller, verb, name, call, `principal ${caller.principal} may not ${verb} on ${what} ${name}: it needs a ${verb} grant on that name (inboxd grants add ${caller.principal} --queue ${name} --verbs ${verb})`);
+    throw this.deny(
+      caller,
+      verb,
+      name,
+      call,
+      `principal ${caller.principal} may not ${verb} on ${what} ${name}: it needs a ${verb} grant on that name (inboxd grants add ${caller.principal} --queue ${name} --verbs ${verb})`,
+    );
   }
 
   /** Records (audit, metric) a settle refused because the token was issued to another principal. */
   deniedToken(caller: Caller, message: string, call?: CallInfo, queue = ''): void {
-    this.audit.record({ action: 'denied', principal: caller.principal, verb: 'consume', target: queue, method: call?.getPath?.() ?? '', detail: `foreign_token: ${message}`, peer: call?.getPeer?.() ?? '' });
+    this.audit.record({
+      action: 'denied',
+      principal: caller.principal,
+      verb: 'consume',
+      target: queue,
+      method: call?.getPath?.() ?? '',
+      detail: `foreign_token: ${message}`,
+      peer: call?.getPeer?.() ?? '',
+    });
   }
 
   /** Throws PERMISSION_DENIED unless `caller` is an admin principal. */
@@ -362,8 +404,24 @@ export class Auth {
   }
 
   /** Records a refusal and returns the error to throw. */
-  deny(caller: Caller, verb: string, target: string, call: CallInfo | undefined, message: string, reason = 'no_grant', kind: ErrorKind = 'permission_denied'): InboxdError {
-    this.audit.record({ action: 'denied', principal: caller.principal, verb, target, method: call?.getPath?.() ?? '', detail: `${reason}: ${message}`, peer: call?.getPeer?.() ?? '' });
+  deny(
+    caller: Caller,
+    verb: string,
+    target: string,
+    call: CallInfo | undefined,
+    message: string,
+    reason = 'no_grant',
+    kind: ErrorKind = 'permission_denied',
+  ): InboxdError {
+    this.audit.record({
+      action: 'denied',
+      principal: caller.principal,
+      verb,
+      target,
+      method: call?.getPath?.() ?? '',
+      detail: `${reason}: ${message}`,
+      peer: call?.getPeer?.() ?? '',
+    });
     return new InboxdError(kind, message);
   }
 
@@ -375,7 +433,15 @@ export class Auth {
     const max = caller.maxStreams || this.opts.principalMaxStreams;
     const n = this.streamsOf.get(caller.principal) ?? 0;
     if (n >= max) {
-      throw this.deny(caller, 'consume', '', call, `principal ${caller.principal} holds ${n} streams on this server, its limit (${caller.maxStreams ? 'max_streams' : 'INBOXD_PRINCIPAL_MAX_STREAMS'}): close streams it does not need`, 'quota', 'resource_exhausted');
+      throw this.deny(
+        caller,
+        'consume',
+        '',
+        call,
+        `principal ${caller.principal} holds ${n} streams on this server, its limit (${caller.maxStreams ? 'max_streams' : 'INBOXD_PRINCIPAL_MAX_STREAMS'}): close streams it does not need`,
+        'quota',
+        'resource_exhausted',
+      );
     }
     this.streamsOf.set(caller.principal, n + 1);
     this.reportSoon();
@@ -402,7 +468,15 @@ export class Auth {
     if (b.tokens < Math.min(n, rate)) {
       this.buckets.set(caller.principal, b);
       const waitMs = Math.ceil(((Math.min(n, rate) - b.tokens) / rate) * 1000);
-      throw this.deny(caller, 'send', '', call, `principal ${caller.principal} sends faster than its limit of ${rate} messages a second: retry in ${waitMs} ms`, 'quota', 'resource_exhausted');
+      throw this.deny(
+        caller,
+        'send',
+        '',
+        call,
+        `principal ${caller.principal} sends faster than its limit of ${rate} messages a second: retry in ${waitMs} ms`,
+        'quota',
+        'resource_exhausted',
+      );
     }
     b.tokens -= n;
     this.buckets.set(caller.principal, b);
@@ -475,14 +549,27 @@ export class Auth {
         let err: InboxdError | undefined;
         if ('reason' in now || now.principal !== w.caller.principal) {
           const d: Denial = 'reason' in now ? now : { reason: 'bad_credential', message: 'the credential now names another principal' };
-          this.audit.record({ action: 'denied', principal: w.caller.principal, verb: w.verb ?? '', target: w.queue, method: w.method, detail: `${d.reason}: ${d.message} (open stream ended)`, peer: w.peer });
+          this.audit.record({
+            action: 'denied',
+            principal: w.caller.principal,
+            verb: w.verb ?? '',
+            target: w.queue,
+            method: w.method,
+            detail: `${d.reason}: ${d.message} (open stream ended)`,
+            peer: w.peer,
+          });
           err = unauthenticated(`${d.message}: this stream is ended`);
         } else if (
           w.verb !== null &&
-          !(await (allowed.get(`${w.verb}\n${w.queue}`) ??
-            allowed.set(`${w.verb}\n${w.queue}`, this.can(now, w.verb, w.queue)).get(`${w.verb}\n${w.queue}`)!))
+          !(await (allowed.get(`${w.verb}\n${w.queue}`) ?? allowed.set(`${w.verb}\n${w.queue}`, this.can(now, w.verb, w.queue)).get(`${w.verb}\n${w.queue}`)!))
         ) {
-          err = this.deny(now, w.verb, w.queue, undefined, `principal ${now.principal} may no longer ${w.verb} on queue ${w.queue}: its grant was removed, so this stream is ended`);
+          err = this.deny(
+            now,
+            w.verb,
+            w.queue,
+            undefined,
+            `principal ${now.principal} may no longer ${w.verb} on queue ${w.queue}: its grant was removed, so this stream is ended`,
+          );
         }
         if (err) {
           this.watched.delete(w);
@@ -512,7 +599,14 @@ export class Auth {
     try {
       if (principals.length > 0 || keys.length > 0) await this.exec(sql.touchSeen(this.schema, principals, keys));
       const held = [...this.streamsOf];
-      await this.exec(sql.reportPresence(this.schema, this.replica, held.map(h => h[0]), held.map(h => h[1])));
+      await this.exec(
+        sql.reportPresence(
+          this.schema,
+          this.replica,
+          held.map(h => h[0]),
+          held.map(h => h[1]),
+        ),
+      );
     } catch (err) {
       this.log.debug({ err }, 'presence report failed');
     }

@@ -1,7 +1,7 @@
-import { Metadata, ServerInterceptingCall, status, type ServerInterceptor } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
+import { Metadata, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { requestContext, type RequestContext } from '../logger.js';
+import { type RequestContext, requestContext } from '../logger.js';
 import { peekLeaseToken } from '../queue/lease-token.js';
 import type { Metrics } from './metrics.js';
 

@@ -1,5 +1,5 @@
-import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from 'pino';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueueCore } from '../queue/core.js';
 import * as sql from '../queue/sql.js';
 
@@ -52,8 +52,14 @@ export class Metrics {
     this.acked = counter('inboxd_messages_acked_total', 'Messages acked (by Ack or on a Subscribe stream).');
     this.nacked = counter('inboxd_messages_nacked_total', 'Messages nacked back to their queue for another attempt.');
     this.released = counter('inboxd_messages_released_total', 'Leases given back without a nack: a Subscribe stream closed while holding them.');
-    this.deadLettered = counter('inboxd_messages_dead_lettered_total', 'Messages out of attempts (nacked or lease expired on the last one): moved to the dead-letter queue or kept as dead-lettered.');
-    this.leasesExpired = counter('inboxd_leases_expired_total', 'Leases that ran out unsettled; their messages went back to the queue (or, on the last attempt, dead-lettered).');
+    this.deadLettered = counter(
+      'inboxd_messages_dead_lettered_total',
+      'Messages out of attempts (nacked or lease expired on the last one): moved to the dead-letter queue or kept as dead-lettered.',
+    );
+    this.leasesExpired = counter(
+      'inboxd_leases_expired_total',
+      'Leases that ran out unsettled; their messages went back to the queue (or, on the last attempt, dead-lettered).',
+    );
     this.rpcDuration = new Histogram({
       name: 'inboxd_rpc_duration_seconds',
       help: 'Time to answer a unary call (Inbox/Send, Inbox/Lease — long-polls included —, Inbox/Ack, …), by method.',
@@ -61,8 +67,18 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    this.rpcHandled = new Counter({ name: 'inboxd_rpc_handled_total', help: 'Calls finished, by method and gRPC status code.', labelNames: ['method', 'code'] as const, registers });
-    this.openStreams = new Gauge({ name: 'inboxd_open_streams', help: 'Streaming calls open now (Subscribe, SendStream, …), by method.', labelNames: ['method'] as const, registers });
+    this.rpcHandled = new Counter({
+      name: 'inboxd_rpc_handled_total',
+      help: 'Calls finished, by method and gRPC status code.',
+      labelNames: ['method', 'code'] as const,
+      registers,
+    });
+    this.openStreams = new Gauge({
+      name: 'inboxd_open_streams',
+      help: 'Streaming calls open now (Subscribe, SendStream, …), by method.',
+      labelNames: ['method'] as const,
+      registers,
+    });
     this.authDenied = new Counter({
       name: 'inboxd_auth_denied_total',
       help: 'Calls (and streams ended) refused by authentication or authorization, by reason (missing_credential, bad_credential, expired_key, revoked_key, unknown_principal, no_grant, foreign_token, quota) and verb.',
@@ -101,8 +117,16 @@ export class Metrics {
           for (const q of await self.queues()) this.inc({ queue: q.name }, value(q));
         },
       });
-    stored('inboxd_messages_expired_total', 'Messages that passed their expires_at (message TTL) before delivery, since the queue was created (all replicas).', q => q.expired);
-    stored('inboxd_messages_dropped_total', "Messages dropped by a bounded queue's overflow policy, since the queue was created (all replicas).", q => q.dropped);
+    stored(
+      'inboxd_messages_expired_total',
+      'Messages that passed their expires_at (message TTL) before delivery, since the queue was created (all replicas).',
+      q => q.expired,
+    );
+    stored(
+      'inboxd_messages_dropped_total',
+      "Messages dropped by a bounded queue's overflow policy, since the queue was created (all replicas).",
+      q => q.dropped,
+    );
 
     new Gauge({
       name: 'inboxd_db_pool_connections',

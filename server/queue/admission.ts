@@ -1,10 +1,10 @@
 import type { PgBoss } from 'pg-boss';
-import type { Database } from './database.js';
 import { InboxdError } from '../errors.js';
-import * as sql from './sql.js';
 import type { OutgoingMessage } from './codec.js';
+import type { Database } from './database.js';
 import type { InsertResult } from './message-store.js';
 import type { ResolvedQueueConfig } from './queue-config.js';
+import * as sql from './sql.js';
 
 /** What became of each message of an admitted batch, and what to wake. */
 export interface Admitted {
@@ -48,7 +48,7 @@ export class Admission {
       //    and any whose key is held in the window, are duplicates of the holder.
       const keyOf = messages.map(m => dedupKeyOf(m, config));
       const firstWithKey = new Map<string, number>();
-      keyOf.forEach((k, i) => k !== undefined && !firstWithKey.has(k) && firstWithKey.set(k, i));
+      for (const [i, k] of keyOf.entries()) if (k !== undefined && !firstWithKey.has(k)) firstWithKey.set(k, i);
       const holder = new Map<string, string>(); // key -> id holding it, for keys not claimed here
       if (firstWithKey.size > 0) {
         const keys = [...firstWithKey.keys()].sort();
@@ -57,7 +57,7 @@ export class Admission {
         const held = keys.filter(k => !claimed.has(k));
         if (held.length > 0) for (const r of (await q(sql.dedupHolders(this.schema, queue, held))).rows) holder.set(r.key, r.id);
       }
-      const dupOf = messages.map((m, i) => {
+      const dupOf = messages.map((_m, i) => {
         const k = keyOf[i];
         if (k === undefined) return undefined;
         if (holder.has(k)) return holder.get(k);

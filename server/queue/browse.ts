@@ -1,9 +1,9 @@
-import type { Database } from './database.js';
-import { MessageState, type MessageInfo, type DeadLetterOrigin } from '@inboxd/proto/v1/message';
+import { type DeadLetterOrigin, type MessageInfo, MessageState } from '@inboxd/proto/v1/message';
 import { invalid, notFound } from '../errors.js';
-import * as sql from './sql.js';
-import { toMessage, type StoredMessage } from './codec.js';
+import { type StoredMessage, toMessage } from './codec.js';
+import type { Database } from './database.js';
 import type { QueueRegistry } from './queue-registry.js';
+import * as sql from './sql.js';
 
 export interface BrowseOptions {
   /** Unset: every state. */
@@ -109,7 +109,9 @@ function stateOf(r: BrowseRow): MessageState {
       return MessageState.MESSAGE_STATE_DEAD_LETTERED;
     case 'cancelled': {
       const o = r.output as Record<string, unknown> | null;
-      return o && typeof o === 'object' && o.dropped !== undefined && o.dropped !== null ? MessageState.MESSAGE_STATE_DROPPED : MessageState.MESSAGE_STATE_EXPIRED;
+      return o && typeof o === 'object' && o.dropped !== undefined && o.dropped !== null
+        ? MessageState.MESSAGE_STATE_DROPPED
+        : MessageState.MESSAGE_STATE_EXPIRED;
     }
     default:
       return MessageState.MESSAGE_STATE_UNSPECIFIED;

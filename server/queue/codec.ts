@@ -1,4 +1,4 @@
-import type { Message, Delivery } from '@inboxd/proto/v1/message';
+import type { Delivery, Message } from '@inboxd/proto/v1/message';
 
 /** A message as stored in a pg-boss job's `data` column. Short keys: this is on every row. */
 export interface StoredMessage {

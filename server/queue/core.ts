@@ -1,29 +1,29 @@
-import { PgBoss, systemClock, type Clock } from 'pg-boss';
-import type { Logger } from 'pino';
-import type { Message, Delivery } from '@inboxd/proto/v1/message';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
-import { notFound, type ErrorKind } from '../errors.js';
-import * as sql from './sql.js';
-import { toStored, type OutgoingMessage } from './codec.js';
-import { QueueRegistry } from './queue-registry.js';
-import { MessageStore } from './message-store.js';
-import { SendBatcher } from './send-batcher.js';
+import type { Delivery, Message } from '@inboxd/proto/v1/message';
+import { type Clock, PgBoss, systemClock } from 'pg-boss';
+import type { Logger } from 'pino';
+import { type ErrorKind, notFound } from '../errors.js';
 import { Admission, needsAdmission } from './admission.js';
-import type { InsertResult, TokenOutcome } from './message-store.js';
-import type { ResolvedQueueConfig } from './queue-config.js';
-import { Hasher } from './hasher.js';
-import { Wakeups } from './wakeups.js';
-import { Dispatcher } from './dispatcher.js';
-import { Sweeper } from './sweeper.js';
-import { Topics } from './topics.js';
 import { Browser } from './browse.js';
+import { type OutgoingMessage, toStored } from './codec.js';
 import { Database } from './database.js';
-import { RESPONSE_BUDGET_BYTES } from './response-budget.js';
-import { LeaseTokens, type LeaseRef } from './lease-token.js';
+import { Dispatcher } from './dispatcher.js';
+import { type CoreEventMap, CoreEvents } from './events.js';
+import { Hasher } from './hasher.js';
+import { type LeaseRef, LeaseTokens } from './lease-token.js';
+import type { InsertResult, TokenOutcome } from './message-store.js';
+import { MessageStore } from './message-store.js';
 import { migrate } from './migrations/migrate.js';
 import { checkInstalledPgBoss, checkPgBossSchema } from './migrations/pg-boss-schema.js';
-import { createHmac, randomBytes } from 'node:crypto';
-import { CoreEvents, type CoreEventMap } from './events.js';
+import type { ResolvedQueueConfig } from './queue-config.js';
+import { QueueRegistry } from './queue-registry.js';
+import { RESPONSE_BUDGET_BYTES } from './response-budget.js';
+import { SendBatcher } from './send-batcher.js';
+import * as sql from './sql.js';
+import { Sweeper } from './sweeper.js';
+import { Topics } from './topics.js';
+import { Wakeups } from './wakeups.js';
 
 export interface CoreOptions {
   databaseUrl: string;
@@ -76,7 +76,10 @@ export class QueueCore {
   /** What the core does, as it happens: metrics and logs listen here (events.ts). */
   readonly events: CoreEvents;
 
-  constructor(private readonly opts: CoreOptions, private readonly log: Logger) {
+  constructor(
+    private readonly opts: CoreOptions,
+    private readonly log: Logger,
+  ) {
     this.events = new CoreEvents((err, event) => this.log.warn({ err, event }, 'a listener of core events failed'));
     this.clock = opts.clock ?? systemClock;
     this.db = new Database(
@@ -115,7 +118,8 @@ export class QueueCore {
     try {
       checkPgBossSchema(await this.boss.schemaVersion(), schema);
       const applied = await migrate(this.db, schema);
-      if (applied.length > 0) this.log.info({ migrations: applied.map(m => `${m.version} ${m.name}`) }, `applied inboxd migrations up to ${applied.at(-1)?.version}`);
+      if (applied.length > 0)
+        this.log.info({ migrations: applied.map(m => `${m.version} ${m.name}`) }, `applied inboxd migrations up to ${applied.at(-1)?.version}`);
     } catch (err) {
       await this.stop().catch(() => {});
       throw err;
@@ -132,7 +136,18 @@ export class QueueCore {
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
       this.inserted(queue, msgs),
     );
-    this.dispatcher = new Dispatcher(this.store, this.wakeups, { maxBatch: this.opts.dispatchMaxBatch, parallelFetches: this.opts.dispatchParallelFetches, pollIntervalMs: this.opts.pollIntervalMs, maxBufferedBytes: this.opts.maxBufferedBytes }, this.log, this.clock);
+    this.dispatcher = new Dispatcher(
+      this.store,
+      this.wakeups,
+      {
+        maxBatch: this.opts.dispatchMaxBatch,
+        parallelFetches: this.opts.dispatchParallelFetches,
+        pollIntervalMs: this.opts.pollIntervalMs,
+        maxBufferedBytes: this.opts.maxBufferedBytes,
+      },
+      this.log,
+      this.clock,
+    );
     this.dispatcher.start();
     this.sweeper = new Sweeper(this.store, this.opts.sweepIntervalMs, queue => this.released(queue), this.log, this.clock);
     this.sweeper.start();
@@ -208,13 +223,17 @@ export class QueueCore {
       }
       stored.push(
         this.admission.send(queue, msgs, configs.get(queue)!).then(({ results: r, stored: kept }) => {
-          idx.forEach((i, j) => (results[i] = r[j]!));
+          for (const [j, i] of idx.entries()) results[i] = r[j]!;
           if (kept.length > 0) this.inserted(queue, kept);
         }),
       );
     }
     if (plain.length > 0) {
-      stored.push(this.batcher.send(plain.map(i => outgoing[i]!)).then(r => plain.forEach((i, j) => (results[i] = r[j]!))));
+      stored.push(
+        this.batcher.send(plain.map(i => outgoing[i]!)).then(r => {
+          for (const [j, i] of plain.entries()) results[i] = r[j]!;
+        }),
+      );
     }
     await Promise.all(stored);
     // Every message has its result now: each index was filled by the admission or the batcher.
@@ -235,7 +254,13 @@ export class QueueCore {
   }
 
   /** Returns deliveries to their queue after `delayMs` (undefined: the queue's retry policy), or dead-letters them. */
-  nack(tokens: string[], delayMs: number | undefined, as: string | null, reason?: string, opts?: { deadLetter?: boolean; error?: string }): Promise<TokenOutcome[]> {
+  nack(
+    tokens: string[],
+    delayMs: number | undefined,
+    as: string | null,
+    reason?: string,
+    opts?: { deadLetter?: boolean; error?: string },
+  ): Promise<TokenOutcome[]> {
     return this.store.nack(tokens, delayMs, as, reason, opts);
   }
 

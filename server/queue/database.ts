@@ -68,7 +68,10 @@ export class Database extends EventEmitter<{ up: [downForMs: number]; down: [err
   private probing?: Promise<void>;
   private stopped = false;
 
-  constructor(private readonly opts: DatabaseOptions, private readonly log: Logger) {
+  constructor(
+    private readonly opts: DatabaseOptions,
+    private readonly log: Logger,
+  ) {
     super();
   }
 

@@ -1,11 +1,11 @@
-import type { Logger } from 'pino';
-import { systemClock, type Clock } from 'pg-boss';
-import type { MessageStore } from './message-store.js';
-import type { Wakeups } from './wakeups.js';
-import type { Subscription } from './subscription.js';
 import type { Delivery } from '@inboxd/proto/v1/message';
-import { WriteBuffers } from './write-buffers.js';
+import { type Clock, systemClock } from 'pg-boss';
+import type { Logger } from 'pino';
 import { isConnectionError, isQueueNotFound, notFound } from '../errors.js';
+import type { MessageStore } from './message-store.js';
+import type { Subscription } from './subscription.js';
+import type { Wakeups } from './wakeups.js';
+import { WriteBuffers } from './write-buffers.js';
 
 interface QueueState {
   subs: Subscription[];
@@ -153,7 +153,10 @@ export class Dispatcher {
         // A group holds at least the subscription that made it.
         const { leaseSec, principal } = subs[0]!;
         let want = subs.reduce((sum, sub) => sum + credit.get(sub)!, 0);
-        let room = Math.min(bytesLeft, subs.reduce((sum, sub) => sum + sub.roomBytes(), 0));
+        let room = Math.min(
+          bytesLeft,
+          subs.reduce((sum, sub) => sum + sub.roomBytes(), 0),
+        );
         while (want > 0 && fetches.length < this.opts.parallelFetches) {
           const n = Math.min(want, this.opts.maxBatch);
           const bytes = Math.ceil((room * n) / want);
@@ -210,7 +213,11 @@ export class Dispatcher {
       if (this.stopped) return;
       this.poller = setTimeout(() => {
         this.pollReady()
-          .catch(err => (isConnectionError(err) ? this.log.debug({ err }, 'ready-queue poll failed: database unavailable') : this.log.warn({ err }, 'ready-queue poll failed')))
+          .catch(err =>
+            isConnectionError(err)
+              ? this.log.debug({ err }, 'ready-queue poll failed: database unavailable')
+              : this.log.warn({ err }, 'ready-queue poll failed'),
+          )
           .finally(loop);
       }, this.opts.pollIntervalMs);
     };

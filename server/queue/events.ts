@@ -44,7 +44,12 @@ export class CoreEvents {
   }
 
   /** `emit` for each queue of `items` with how many it holds, when it holds any. */
-  emitByQueue<T, K extends keyof CoreEventMap>(event: K, items: T[], queueOf: (t: T) => string | undefined, make: (queue: string, count: number) => CoreEventMap[K]): void {
+  emitByQueue<T, K extends keyof CoreEventMap>(
+    event: K,
+    items: T[],
+    queueOf: (t: T) => string | undefined,
+    make: (queue: string, count: number) => CoreEventMap[K],
+  ): void {
     const by = new Map<string, number>();
     for (const it of items) {
       const q = queueOf(it);

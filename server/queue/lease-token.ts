@@ -1,4 +1,4 @@
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { QUEUE_NAME } from './queue-name.js';
 
 /**
@@ -27,7 +27,9 @@ const SHAPE = /^[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{22}$/;
 /** What a token says, unverified: for log lines and metrics only, never for a decision. */
 export function peekLeaseToken(token: unknown): LeaseRef | undefined {
   if (typeof token !== 'string' || !SHAPE.test(token)) return undefined;
-  const parts = Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8').split('\n');
+  const parts = Buffer.from(token.slice(0, token.indexOf('.')), 'base64url')
+    .toString('utf8')
+    .split('\n');
   const [queue, id, count, principal] = parts;
   if (parts.length !== 4 || queue === undefined || id === undefined || count === undefined || principal === undefined) return undefined;
   if (!QUEUE_NAME.test(queue) || !UUID.test(id) || !/^\d{1,9}$/.test(count)) return undefined;

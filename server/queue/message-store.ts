@@ -1,12 +1,12 @@
-import { systemClock, type Clock, type PgBoss } from 'pg-boss';
-import type { Database } from './database.js';
 import type { Delivery } from '@inboxd/proto/v1/message';
-import * as sql from './sql.js';
-import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT, peekLeaseToken } from './lease-token.js';
-import type { CoreEvents, CoreEventMap } from './events.js';
+import { type Clock, type PgBoss, systemClock } from 'pg-boss';
+import { type ErrorKind, InboxdError, isQueueNotFound } from '../errors.js';
 import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
+import type { Database } from './database.js';
+import type { CoreEventMap, CoreEvents } from './events.js';
+import { type LeaseRef, type LeaseTokens, peekLeaseToken, TOKEN_FAULT_TEXT } from './lease-token.js';
 import { chunkBy, storedBytes } from './response-budget.js';
-import { InboxdError, isQueueNotFound, type ErrorKind } from '../errors.js';
+import * as sql from './sql.js';
 
 /** What became of one lease token in a settle call. */
 export type TokenOutcome =
@@ -96,7 +96,11 @@ export class MessageStore {
         // jobs is not empty, so there is a first chunk (holding at least one job, whatever its size).
         const fits = chunkBy(jobs, j => storedBytes(j.data), budgetBytes)[0]!.items.length;
         if (fits < jobs.length) {
-          const back = sql.unlease(this.schema, queue, jobs.slice(fits).map(j => j.id));
+          const back = sql.unlease(
+            this.schema,
+            queue,
+            jobs.slice(fits).map(j => j.id),
+          );
           await tx.exec(back);
           jobs.length = fits;
           if (out) out.overBudget = true;
@@ -122,7 +126,10 @@ export class MessageStore {
    */
   async ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
     const outcomes = await this.settle(tokens, as, async (queue, refs) => {
-      const res = (await this.boss.complete(queue, refs.map(r => ({ id: r.id, retryCount: r.retryCount })))) as { settled?: string[] };
+      const res = (await this.boss.complete(
+        queue,
+        refs.map(r => ({ id: r.id, retryCount: r.retryCount })),
+      )) as { settled?: string[] };
       const done = new Set(res.settled ?? []);
       const missing = refs.filter(r => !done.has(r.id));
       // An ack repeated (a client retry after a lost response) finds the message already
@@ -130,7 +137,10 @@ export class MessageStore {
       const repeated = await this.completedAt(queue, missing);
       return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
     });
-    this.settled(outcomes.filter(o => o.ok), 'acked');
+    this.settled(
+      outcomes.filter(o => o.ok),
+      'acked',
+    );
     return outcomes;
   }
 
@@ -151,7 +161,9 @@ export class MessageStore {
     const outcomes = await this.settle(tokens, as, async (queue, refs) => {
       const pairs = sql.fencePairs(refs);
       if (opts.deadLetter) await this.exec(sql.lastAttempt(this.schema, queue, pairs));
-      const { rows } = opts.deadLetter ? { rows: [] as Record<string, unknown>[] } : await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, text));
+      const { rows } = opts.deadLetter
+        ? { rows: [] as Record<string, unknown>[] }
+        : await this.exec(sql.requeue(this.schema, queue, pairs, delayMs ?? null, text));
       const requeued = new Set(rows.map(r => r.id as string));
       const due = Math.min(...rows.map(r => Number(r.dueInMs)));
       const last = refs.filter(r => !requeued.has(r.id));
@@ -164,15 +176,22 @@ export class MessageStore {
       if (requeued.size > 0) await this.wake(queue, due);
       // A nack repeated (a client retry after a lost answer) finds the attempt it returned already
       // nacked: that is success, as for a repeated ack, not a stale lease.
-      const repeated = await this.nackedAt(queue, refs.filter(r => !requeued.has(r.id) && !dead.has(r.id)));
-      return new Map(
-        refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : repeated.get(r.id)]),
+      const repeated = await this.nackedAt(
+        queue,
+        refs.filter(r => !requeued.has(r.id) && !dead.has(r.id)),
       );
+      return new Map(refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : repeated.get(r.id)]));
     });
     const ok = outcomes.filter(o => o.ok);
     // A nack is the client's (reason unset); the server's own (a stream closing, a subscriber gone) is a release.
-    this.settled(ok.filter(o => !o.deadLettered), reason === undefined ? 'nacked' : 'released');
-    this.settled(ok.filter(o => o.deadLettered), 'dead_lettered');
+    this.settled(
+      ok.filter(o => !o.deadLettered),
+      reason === undefined ? 'nacked' : 'released',
+    );
+    this.settled(
+      ok.filter(o => o.deadLettered),
+      'dead_lettered',
+    );
     return outcomes;
   }
 
@@ -190,7 +209,12 @@ export class MessageStore {
 
   /** Emits `settled` per queue for successful outcomes (the queue is in each token). */
   private settled(outcomes: TokenOutcome[], outcome: CoreEventMap['settled']['outcome']): void {
-    this.events.emitByQueue('settled', outcomes, o => peekLeaseToken(o.token)?.queue, (queue, count) => ({ queue, count, outcome }));
+    this.events.emitByQueue(
+      'settled',
+      outcomes,
+      o => peekLeaseToken(o.token)?.queue,
+      (queue, count) => ({ queue, count, outcome }),
+    );
   }
 
   /**
@@ -235,7 +259,13 @@ export class MessageStore {
   /** Of `refs`, the attempts a nack already settled: returned to the queue ({}) or dead-lettered. */
   private async nackedAt(queue: string, refs: LeaseRef[]): Promise<Map<string, { deadLettered?: boolean }>> {
     if (refs.length === 0) return new Map();
-    const { rows } = await this.exec(sql.jobStates(this.schema, queue, refs.map(r => r.id)));
+    const { rows } = await this.exec(
+      sql.jobStates(
+        this.schema,
+        queue,
+        refs.map(r => r.id),
+      ),
+    );
     const want = new Map(refs.map(r => [r.id, r.retryCount]));
     const out = new Map<string, { deadLettered?: boolean }>();
     for (const r of rows) {
@@ -248,7 +278,13 @@ export class MessageStore {
 
   private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
     if (refs.length === 0) return new Set();
-    const { rows } = await this.exec(sql.jobStates(this.schema, queue, refs.map(r => r.id)));
+    const { rows } = await this.exec(
+      sql.jobStates(
+        this.schema,
+        queue,
+        refs.map(r => r.id),
+      ),
+    );
     const want = new Map(refs.map(r => [r.id, r.retryCount]));
     return new Set(rows.filter(r => r.state === 'completed' && want.get(r.id) === r.retryCount).map(r => r.id as string));
   }
@@ -259,7 +295,8 @@ export class MessageStore {
     const byQueue = new Map<string, string[]>();
     for (const r of refs) byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), r.id]);
     for (const [queue, ids] of byQueue) {
-      for (const row of (await this.exec(sql.replyRequests(this.schema, queue, ids))).rows) out.set(row.id as string, { replyTo: row.replyTo as string | null, sender: row.sender as string });
+      for (const row of (await this.exec(sql.replyRequests(this.schema, queue, ids))).rows)
+        out.set(row.id as string, { replyTo: row.replyTo as string | null, sender: row.sender as string });
     }
     return out;
   }

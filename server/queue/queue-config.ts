@@ -1,5 +1,5 @@
-import type { Queue as BossQueue } from 'pg-boss';
 import { OverflowPolicy, type QueueConfig } from '@inboxd/proto/v1/queues';
+import type { Queue as BossQueue } from 'pg-boss';
 
 export type Overflow = 'reject' | 'drop_oldest' | 'drop_newest';
 

@@ -1,9 +1,9 @@
-import type { PgBoss } from 'pg-boss';
-import type { Database } from './database.js';
 import { LRUCache } from 'lru-cache';
-import { notFound, alreadyExists, failedPrecondition, invalid } from '../errors.js';
+import type { PgBoss } from 'pg-boss';
+import { alreadyExists, failedPrecondition, invalid, notFound } from '../errors.js';
+import type { Database } from './database.js';
+import { type ExtraQueueConfig, extraOf, fromBossOptions, QUEUE_DEFAULTS, type ResolvedQueueConfig, toBossOptions } from './queue-config.js';
 import * as sql from './sql.js';
-import { type ResolvedQueueConfig, type ExtraQueueConfig, fromBossOptions, toBossOptions, extraOf, QUEUE_DEFAULTS } from './queue-config.js';
 
 /** A queue name a client can use (the rule of validate.queueName). */
 const ADDRESSABLE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -37,7 +37,12 @@ export interface QueueCounts {
 export class QueueRegistry {
   private readonly cache: LRUCache<string, QueueInfo>;
 
-  constructor(private readonly boss: PgBoss, private readonly db: Database, private readonly schema: string, cacheTtlMs = 5000) {
+  constructor(
+    private readonly boss: PgBoss,
+    private readonly db: Database,
+    private readonly schema: string,
+    cacheTtlMs = 5000,
+  ) {
     this.cache = new LRUCache({ max: 10_000, ttl: cacheTtlMs });
   }
 

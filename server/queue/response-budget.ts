@@ -24,7 +24,8 @@ export function deliveryBytes(d: Delivery): number {
 
 /** About how many bytes a leased job takes as a delivery, from its stored form (no payload decoding). */
 export function storedBytes(data: StoredMessage): number {
-  let n = DELIVERY_OVERHEAD + data.n + (data.ct?.length ?? 0) + (data.sub?.length ?? 0) + (data.cid?.length ?? 0) + (data.rt?.length ?? 0) + (data.dk?.length ?? 0);
+  let n =
+    DELIVERY_OVERHEAD + data.n + (data.ct?.length ?? 0) + (data.sub?.length ?? 0) + (data.cid?.length ?? 0) + (data.rt?.length ?? 0) + (data.dk?.length ?? 0);
   if (data.h) for (const [k, v] of Object.entries(data.h)) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 8;
   return n + 2 * ((data.sub?.length ?? 0) + (data.ct?.length ?? 0) + (data.cid?.length ?? 0) + (data.dk?.length ?? 0));
 }

@@ -1,6 +1,6 @@
-import type { MessageStore, InsertResult } from './message-store.js';
-import type { OutgoingMessage } from './codec.js';
 import { isConnectionError } from '../errors.js';
+import type { OutgoingMessage } from './codec.js';
+import type { InsertResult, MessageStore } from './message-store.js';
 
 interface Pending {
   messages: OutgoingMessage[];
@@ -27,7 +27,11 @@ export class SendBatcher {
   private scheduled = false;
   private readonly idle = new Set<() => void>();
 
-  constructor(private readonly store: MessageStore, private readonly opts: SendBatcherOptions, private readonly onInserted: (queue: string, messages: OutgoingMessage[]) => void) {}
+  constructor(
+    private readonly store: MessageStore,
+    private readonly opts: SendBatcherOptions,
+    private readonly onInserted: (queue: string, messages: OutgoingMessage[]) => void,
+  ) {}
 
   send(messages: OutgoingMessage[]): Promise<InsertResult[]> {
     return new Promise((resolve, reject) => {
@@ -59,13 +63,14 @@ export class SendBatcher {
     try {
       // Each call's messages per queue, in the call's order; one insert per queue for all calls.
       const byQueue = new Map<string, Map<Pending, OutgoingMessage[]>>();
-      for (const p of batch) for (const m of p.messages) {
-        let calls = byQueue.get(m.queue);
-        if (!calls) byQueue.set(m.queue, (calls = new Map()));
-        const list = calls.get(p);
-        if (list) list.push(m);
-        else calls.set(p, [m]);
-      }
+      for (const p of batch)
+        for (const m of p.messages) {
+          let calls = byQueue.get(m.queue);
+          if (!calls) byQueue.set(m.queue, (calls = new Map()));
+          const list = calls.get(p);
+          if (list) list.push(m);
+          else calls.set(p, [m]);
+        }
       const outcomes = new Map<Pending, Map<string, InsertResult[] | Error>>(batch.map(p => [p, new Map()]));
       await Promise.all([...byQueue].map(([queue, calls]) => this.insertQueue(queue, calls, outcomes)));
       // Hand each call its own results, in its own order, or the first error of its queues.

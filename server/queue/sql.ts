@@ -528,7 +528,11 @@ const PRINCIPAL_COLUMNS = (schema: string) => `p.name, p.metadata, p.admin, p.ma
   p.created_at AS "createdAt", p.created_by AS "createdBy", p.last_seen_at AS "lastSeenAt",
   (SELECT coalesce(sum(streams), 0)::int FROM ${schema}.inboxd_presence s WHERE s.principal = p.name AND s.seen_at > now() - interval '30 seconds') AS "openStreams"`;
 
-export function insertPrincipal(schema: string, p: { name: string; metadata: Record<string, string>; admin: boolean; maxStreams: number; maxSendRate: number; createdBy: string }, ifAbsent = false): Sql {
+export function insertPrincipal(
+  schema: string,
+  p: { name: string; metadata: Record<string, string>; admin: boolean; maxStreams: number; maxSendRate: number; createdBy: string },
+  ifAbsent = false,
+): Sql {
   return {
     text: `INSERT INTO ${schema}.inboxd_principal AS p (name, metadata, admin, max_streams, max_send_rate, created_by) VALUES ($1, $2, $3, $4, $5, $6)
       ON CONFLICT (name) DO ${ifAbsent ? 'UPDATE SET admin = true' : 'NOTHING'}

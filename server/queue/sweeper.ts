@@ -1,7 +1,7 @@
+import { type Clock, type ClockTimer, systemClock } from 'pg-boss';
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type ClockTimer } from 'pg-boss';
-import type { MessageStore } from './message-store.js';
 import { isConnectionError } from '../errors.js';
+import type { MessageStore } from './message-store.js';
 
 /**
  * Returns messages whose lease ran out to their queue. pg-boss's supervisor would too, but on its
@@ -30,8 +30,11 @@ export class Sweeper {
   private arm(): void {
     if (this.stopped) return;
     this.timer = this.clock.setTimeout(() => {
-      this.running = this.sweep().then(() => undefined)
-        .catch(err => (isConnectionError(err) ? this.log.debug({ err }, 'lease sweep failed: database unavailable') : this.log.warn({ err }, 'lease sweep failed')))
+      this.running = this.sweep()
+        .then(() => undefined)
+        .catch(err =>
+          isConnectionError(err) ? this.log.debug({ err }, 'lease sweep failed: database unavailable') : this.log.warn({ err }, 'lease sweep failed'),
+        )
         .finally(() => this.arm());
     }, this.intervalMs);
   }

@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { PgBoss } from 'pg-boss';
-import type { Database } from './database.js';
-import type { Message } from '@inboxd/proto/v1/message';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
+import type { Message } from '@inboxd/proto/v1/message';
+import type { PgBoss } from 'pg-boss';
 import { InboxdError, isQueueNotFound, notFound } from '../errors.js';
-import * as sql from './sql.js';
+import type { Database } from './database.js';
 import type { QueueRegistry } from './queue-registry.js';
+import * as sql from './sql.js';
 
 export interface TopicInfo {
   name: string;

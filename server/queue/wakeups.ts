@@ -1,7 +1,7 @@
 import pg from 'pg';
+import { type Clock, type ClockTimer, systemClock } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Database } from './database.js';
-import { systemClock, type Clock, type ClockTimer } from 'pg-boss';
 
 type Listener = () => void;
 
@@ -105,7 +105,10 @@ export class Wakeups {
 
   private onNotification(payload: string): void {
     const sp = payload.indexOf(' ');
-    if (sp < 0) return this.emit(payload);
+    if (sp < 0) {
+      this.emit(payload);
+      return;
+    }
     this.wakeIn(payload.slice(0, sp), Number(payload.slice(sp + 1)));
   }
 
@@ -130,7 +133,10 @@ export class Wakeups {
 
   /** Wakes `queue`'s waiters in `ms` (now if ≤ 0), unless a wake-up before then is armed. */
   wakeIn(queue: string, ms: number): void {
-    if (!(ms > 0)) return this.emit(queue);
+    if (!(ms > 0)) {
+      this.emit(queue);
+      return;
+    }
     if (!this.listeners.has(queue) || this.closed) return;
     const at = this.clock.now() + ms + DUE_SLACK_MS;
     const armed = this.due.get(queue);
@@ -158,7 +164,9 @@ export class Wakeups {
       const queues = [...this.toLookUp];
       this.toLookUp = new Set();
       this.nextDue(queues)
-        .then(due => due.forEach((ms, q) => this.wakeIn(q, ms)))
+        .then(due => {
+          for (const [q, ms] of due) this.wakeIn(q, ms);
+        })
         .catch(err => this.log.debug({ err }, 'due-time lookup failed; the ready-queue poll covers it'));
     });
   }

@@ -1,21 +1,20 @@
-import {
-  Verb as ProtoVerb,
-  type AuthServer,
-  type ApiKey,
-  type Grant,
-  type Principal,
-} from '@inboxd/proto/v1/auth';
+import { type ApiKey, type AuthServer, type Grant, type Principal, Verb as ProtoVerb } from '@inboxd/proto/v1/auth';
+import { newApiKey } from '../auth/api-keys.js';
+import type { Auth, Caller, CallInfo } from '../auth/auth.js';
+import { PATTERN, PRINCIPAL_NAME, type Verb } from '../auth/grants.js';
+import { alreadyExists, invalid, notFound } from '../errors.js';
 import type { QueueCore } from '../queue/core.js';
 import * as sql from '../queue/sql.js';
-import { alreadyExists, invalid, notFound } from '../errors.js';
-import type { Auth, Caller, CallInfo } from '../auth/auth.js';
-import { newApiKey } from '../auth/api-keys.js';
-import { PATTERN, PRINCIPAL_NAME, type Verb } from '../auth/grants.js';
 import type { CallTracker } from './call-tracker.js';
 import { pageAfter } from './pages.js';
 import * as v from './validate.js';
 
-const TO_PROTO: Record<Verb, ProtoVerb> = { send: ProtoVerb.VERB_SEND, consume: ProtoVerb.VERB_CONSUME, browse: ProtoVerb.VERB_BROWSE, admin: ProtoVerb.VERB_ADMIN };
+const TO_PROTO: Record<Verb, ProtoVerb> = {
+  send: ProtoVerb.VERB_SEND,
+  consume: ProtoVerb.VERB_CONSUME,
+  browse: ProtoVerb.VERB_BROWSE,
+  admin: ProtoVerb.VERB_ADMIN,
+};
 const FROM_PROTO = new Map<number, Verb>(Object.entries(TO_PROTO).map(([k, n]) => [n, k as Verb]));
 
 function verbs(list: ProtoVerb[], field: string, allowEmpty: boolean): Verb[] {
@@ -33,7 +32,10 @@ function verbs(list: ProtoVerb[], field: string, allowEmpty: boolean): Verb[] {
 
 function principalName(name: string, field = 'principal'): string {
   if (!name) throw invalid(`${field} is required`);
-  if (!PRINCIPAL_NAME.test(name)) throw invalid(`${field} ${JSON.stringify(name.slice(0, 120))} is not a valid principal name: 1-100 letters, digits, '_', '-', '.', ':' or '@', starting with a letter or digit`);
+  if (!PRINCIPAL_NAME.test(name))
+    throw invalid(
+      `${field} ${JSON.stringify(name.slice(0, 120))} is not a valid principal name: 1-100 letters, digits, '_', '-', '.', ':' or '@', starting with a letter or digit`,
+    );
   return name;
 }
 
@@ -105,7 +107,13 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
   };
   const requirePatternAdmin = async (caller: Caller, p: string, call: CallInfo) => {
     if (await auth.canAdminPattern(caller, p)) return;
-    throw auth.deny(caller, 'admin', p, call, `principal ${caller.principal} may not change grants on ${p}: that needs admin on every name it covers (or an admin principal)`);
+    throw auth.deny(
+      caller,
+      'admin',
+      p,
+      call,
+      `principal ${caller.principal} may not change grants on ${p}: that needs admin on every name it covers (or an admin principal)`,
+    );
   };
 
   return {
@@ -135,7 +143,8 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
         const row = (await exec(sql.principals(schema, [name], 1))).rows[0];
         const p = row && toPrincipal(row);
         const sorted = (m: Record<string, string>) => JSON.stringify(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1)));
-        if (p && p.admin === attrs.admin && p.maxStreams === maxStreams && p.maxSendRate === maxSendRate && sorted(p.metadata) === sorted(attrs.metadata)) return { principal: p };
+        if (p && p.admin === attrs.admin && p.maxStreams === maxStreams && p.maxSendRate === maxSendRate && sorted(p.metadata) === sorted(attrs.metadata))
+          return { principal: p };
         throw alreadyExists(`principal ${name} already exists with other attributes`);
       }
       auth.audit.record({ action: 'principal.created', principal: by(caller), target: name, detail: req.admin ? 'admin' : '', method: call.getPath?.() ?? '' });
@@ -175,19 +184,33 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       if (!principal) throw invalid('principal is required (with auth off there is no caller to make a key for)');
       // Admins only, even for oneself: a leaked key must not be able to mint its own successor,
       // which would outlive its revocation.
-      if (!caller.admin) throw auth.deny(caller, 'admin', principal, call, `principal ${caller.principal} may not create keys: only an admin principal creates keys (a leaked key must not mint its successor)`);
+      if (!caller.admin)
+        throw auth.deny(
+          caller,
+          'admin',
+          principal,
+          call,
+          `principal ${caller.principal} may not create keys: only an admin principal creates keys (a leaked key must not mint its successor)`,
+        );
       if (req.expiresAt) {
         if (Number.isNaN(req.expiresAt.getTime()) || req.expiresAt.getTime() <= Date.now()) throw invalid('expires_at must be in the future');
       }
       const { id, key } = newApiKey();
       let row: Record<string, unknown>;
       try {
-        row = (await exec(sql.insertApiKey(schema, { id, principal, hash: auth.hashKey(key), expiresAt: req.expiresAt ?? null, createdBy: by(caller) }))).rows[0];
+        row = (await exec(sql.insertApiKey(schema, { id, principal, hash: auth.hashKey(key), expiresAt: req.expiresAt ?? null, createdBy: by(caller) })))
+          .rows[0];
       } catch (err) {
         if ((err as { code?: string }).code === '23503') throw notFound(`no principal ${principal}: create it first (inboxd principals create ${principal})`);
         throw err;
       }
-      auth.audit.record({ action: 'key.created', principal: by(caller), target: id, detail: `for ${principal}${req.expiresAt ? `, expires ${req.expiresAt.toISOString()}` : ''}`, method: call.getPath?.() ?? '' });
+      auth.audit.record({
+        action: 'key.created',
+        principal: by(caller),
+        target: id,
+        detail: `for ${principal}${req.expiresAt ? `, expires ${req.expiresAt.toISOString()}` : ''}`,
+        method: call.getPath?.() ?? '',
+      });
       return { key: toKey(row), secret: key };
     }),
 
@@ -203,7 +226,8 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       if (!/^[0-9a-f]{16}$/.test(req.keyId)) throw invalid('key_id is not a key id: 16 hex digits, the part of a key between ibx_ and the next _');
       const owner = (await exec(sql.apiKeyForAuth(schema, req.keyId))).rows[0];
       // Someone else's key is as good as absent to a caller who may not touch it.
-      if (!owner || (!caller.admin && owner.principal !== caller.principal)) throw notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
+      if (!owner || (!caller.admin && owner.principal !== caller.principal))
+        throw notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
       const row = (await exec(sql.revokeApiKey(schema, req.keyId))).rows[0];
       auth.audit.record({ action: 'key.revoked', principal: by(caller), target: req.keyId, detail: `of ${owner.principal}`, method: call.getPath?.() ?? '' });
       await auth.announce();
@@ -233,7 +257,13 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       const list = verbs(req.verbs, 'verbs', true);
       await requirePatternAdmin(caller, p, call);
       const left = (await exec(sql.removeGrants(schema, principal, p, list.length > 0 ? list : null))).rows.map(r => r.verb as string).sort();
-      auth.audit.record({ action: 'grant.removed', principal: by(caller), target: p, detail: `${principal}: ${list.length > 0 ? list.join(',') : 'all'}`, method: call.getPath?.() ?? '' });
+      auth.audit.record({
+        action: 'grant.removed',
+        principal: by(caller),
+        target: p,
+        detail: `${principal}: ${list.length > 0 ? list.join(',') : 'all'}`,
+        method: call.getPath?.() ?? '',
+      });
       await auth.announce();
       return { grant: grant(principal, p, left) };
     }),
@@ -257,7 +287,8 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       let before: string | undefined;
       if (req.pageToken) {
         // An event id: a positive bigint.
-        if (!/^\d{1,19}$/.test(req.pageToken) || BigInt(req.pageToken) > 9223372036854775807n) throw invalid('page_token is not one this server issued: pass next_page_token from the previous response');
+        if (!/^\d{1,19}$/.test(req.pageToken) || BigInt(req.pageToken) > 9223372036854775807n)
+          throw invalid('page_token is not one this server issued: pass next_page_token from the previous response');
         before = req.pageToken;
       }
       if (req.actions.length > AUDIT_ACTIONS.length) throw invalid(`actions has ${req.actions.length} entries; there are ${AUDIT_ACTIONS.length} actions`);
@@ -266,7 +297,8 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       }
       const principal = req.principal ? principalName(req.principal) : null;
       await auth.audit.flush();
-      const rows = (await exec(sql.auditEvents(schema, { limit: size + 1, beforeId: before, actions: req.actions.length > 0 ? req.actions : null, principal }))).rows;
+      const rows = (await exec(sql.auditEvents(schema, { limit: size + 1, beforeId: before, actions: req.actions.length > 0 ? req.actions : null, principal })))
+        .rows;
       const events = rows.slice(0, size).map(r => ({
         id: r.id as string,
         at: new Date(r.at as string),

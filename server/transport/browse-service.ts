@@ -1,9 +1,9 @@
-import type { ListMessagesRequest, ListMessagesResponse, GetMessageRequest, GetMessageResponse } from '@inboxd/proto/v1/inbox';
-import type { QueueCore } from '../queue/core.js';
-import { browseState } from '../queue/browse.js';
-import { invalid } from '../errors.js';
-import * as v from './validate.js';
+import type { GetMessageRequest, GetMessageResponse, ListMessagesRequest, ListMessagesResponse } from '@inboxd/proto/v1/inbox';
 import type { Auth, Caller, CallInfo } from '../auth/auth.js';
+import { invalid } from '../errors.js';
+import { browseState } from '../queue/browse.js';
+import type { QueueCore } from '../queue/core.js';
+import * as v from './validate.js';
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 

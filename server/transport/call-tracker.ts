@@ -1,10 +1,9 @@
-import type { sendUnaryData, ServerUnaryCall, ServiceError } from '@grpc/grpc-js';
-import type { Logger } from 'pino';
 import type { EventEmitter } from 'node:events';
-import { status } from '@grpc/grpc-js';
+import type { ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Auth, Caller, CallInfo } from '../auth/auth.js';
 import { InboxdError, unavailable } from '../errors.js';
 import { toServiceError } from './error-status.js';
-import type { Auth, Caller, CallInfo } from '../auth/auth.js';
 import { throwIfMalformed } from './strict-decode.js';
 
 /** Trailer on a refusal that did nothing; the SDK retries such calls whatever their idempotency (sdk/idempotency.ts). */

@@ -1,6 +1,6 @@
-import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { fromDatabase, type ErrorKind } from '../errors.js';
+import { type ErrorKind, fromDatabase } from '../errors.js';
 
 /** Each kind of error as the gRPC status a client sees: the only place the two meet. */
 export const STATUS_OF: Record<ErrorKind, status> = {

@@ -1,17 +1,18 @@
-import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { InboxServer, SendStreamRequest, SendStreamResponse } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
 import type { Caller, CallInfo } from '../auth/auth.js';
+import { failedPrecondition, InboxdError } from '../errors.js';
 import type { QueueCore } from '../queue/core.js';
+import type { LeaseRef } from '../queue/lease-token.js';
 import type { TokenOutcome } from '../queue/message-store.js';
-import { InboxdError, failedPrecondition } from '../errors.js';
+import { browseHandlers } from './browse-service.js';
 import type { CallTracker } from './call-tracker.js';
 import { LeaseReplays } from './lease-replays.js';
-import * as v from './validate.js';
-import { handleSubscribe } from './subscribe-stream.js';
 import { throwIfMalformed } from './strict-decode.js';
+import { handleSubscribe } from './subscribe-stream.js';
 import { publishHandler } from './topics-service.js';
-import { browseHandlers } from './browse-service.js';
+import * as v from './validate.js';
 
 export interface InboxServiceOptions {
   maxMessageBytes: number;
@@ -40,9 +41,12 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
    */
   const repliesAllowed = async (queue: string, msgs: Message[], caller: Caller): Promise<boolean> => {
     if (!caller.principal || msgs.some(m => !m.inReplyToLeaseToken)) return false;
-    let refs;
+    let refs: LeaseRef[];
     try {
-      refs = core.verifyTokens(msgs.map(m => m.inReplyToLeaseToken), caller.principal);
+      refs = core.verifyTokens(
+        msgs.map(m => m.inReplyToLeaseToken),
+        caller.principal,
+      );
     } catch {
       return false;
     }
@@ -55,7 +59,15 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
   const send = async (messages: Message[], caller: Caller, call: CallInfo) => {
     const batch = v.sendBatch(messages, limits);
     for (const q of new Set(batch.map(m => m.queue))) {
-      if ((await auth.can(caller, 'send', q)) || (await repliesAllowed(q, batch.filter(m => m.queue === q), caller))) continue;
+      if (
+        (await auth.can(caller, 'send', q)) ||
+        (await repliesAllowed(
+          q,
+          batch.filter(m => m.queue === q),
+          caller,
+        ))
+      )
+        continue;
       await auth.require(caller, 'send', q, call);
     }
     auth.takeSend(caller, batch.length, call);
@@ -63,7 +75,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
   };
   /** The attempts `tokens` name, each issued to `caller`, on queues it may still consume; throws for the first that is not. */
   const ownTokens = async (tokens: string[], caller: Caller, call: CallInfo) => {
-    let refs;
+    let refs: LeaseRef[];
     try {
       refs = core.verifyTokens(v.leaseTokens(tokens), caller.settleAs);
     } catch (err) {

@@ -1,5 +1,5 @@
-import { LRUCache } from 'lru-cache';
 import type { Delivery } from '@inboxd/proto/v1/message';
+import { LRUCache } from 'lru-cache';
 
 /** How long a Lease's answer is kept for its repeats, at most (else as long as its leases last). */
 const MAX_KEEP_MS = 5 * 60_000;

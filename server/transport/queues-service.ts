@@ -1,15 +1,14 @@
-import { QueueConfig, type QueuesServer, type Queue } from '@inboxd/proto/v1/queues';
-import type { QueueCore } from '../queue/core.js';
-import type { QueueInfo } from '../queue/queue-registry.js';
-import { QUEUE_DEFAULTS, overflowFromProto, toProtoConfig, type ResolvedQueueConfig } from '../queue/queue-config.js';
-import { InboxdError, alreadyExists, invalid } from '../errors.js';
-import type { CallTracker } from './call-tracker.js';
-import * as v from './validate.js';
-import { topicAdminHandlers } from './topics-service.js';
-import { filteredPage } from './pages.js';
+import { type Queue, QueueConfig, type QueuesServer } from '@inboxd/proto/v1/queues';
 import type { Caller, CallInfo } from '../auth/auth.js';
-import { status } from '@grpc/grpc-js';
+import { alreadyExists, InboxdError, invalid } from '../errors.js';
+import type { QueueCore } from '../queue/core.js';
+import { overflowFromProto, QUEUE_DEFAULTS, type ResolvedQueueConfig, toProtoConfig } from '../queue/queue-config.js';
+import type { QueueInfo } from '../queue/queue-registry.js';
+import type { CallTracker } from './call-tracker.js';
 import { STATUS_OF } from './error-status.js';
+import { filteredPage } from './pages.js';
+import { topicAdminHandlers } from './topics-service.js';
+import * as v from './validate.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -65,13 +64,15 @@ const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperC
  */
 export function withUpdates(current: QueueConfig, update: QueueConfig, mask: string[]): QueueConfig {
   const empty = QueueConfig.fromPartial({});
-  const fields = mask.length > 0
-    ? mask.map(p => {
-        const f = camel(p.replace(/^config\./, '')) as keyof QueueConfig;
-        if (!CONFIG_FIELDS.includes(f)) throw invalid(`update_mask path ${JSON.stringify(p)} is not a QueueConfig field: ${CONFIG_FIELDS.map(snake).join(', ')}`);
-        return f;
-      })
-    : CONFIG_FIELDS.filter(f => update[f] !== undefined && JSON.stringify(update[f]) !== JSON.stringify(empty[f]));
+  const fields =
+    mask.length > 0
+      ? mask.map(p => {
+          const f = camel(p.replace(/^config\./, '')) as keyof QueueConfig;
+          if (!CONFIG_FIELDS.includes(f))
+            throw invalid(`update_mask path ${JSON.stringify(p)} is not a QueueConfig field: ${CONFIG_FIELDS.map(snake).join(', ')}`);
+          return f;
+        })
+      : CONFIG_FIELDS.filter(f => update[f] !== undefined && JSON.stringify(update[f]) !== JSON.stringify(empty[f]));
   if (fields.length === 0) throw invalid('nothing to update: set fields in config (or name them in update_mask)');
   const out: QueueConfig = { ...current };
   for (const f of fields) (out as unknown as Record<string, unknown>)[f] = update[f];
@@ -89,7 +90,12 @@ const snake = (s: string) => s.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`);
 export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer {
   const reg = () => core.registry;
   const auth = calls.auth;
-  const toQueue = async (q: QueueInfo): Promise<Queue> => ({ name: q.name, config: toProtoConfig(q.config), createdAt: q.createdAt, owner: await auth.ownerOf(q.name) });
+  const toQueue = async (q: QueueInfo): Promise<Queue> => ({
+    name: q.name,
+    config: toProtoConfig(q.config),
+    createdAt: q.createdAt,
+    owner: await auth.ownerOf(q.name),
+  });
   const admin = async (raw: string, call: CallInfo, caller: Caller, field = 'name') => {
     const name = v.queueName(raw, field);
     await auth.require(caller, 'admin', name, call);
@@ -98,7 +104,15 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
   const replyQueue = async (name: string, call: CallInfo, caller: Caller) => {
     const n = await core.replyQueuesOwnedBy(caller.principal);
     if (n >= MAX_REPLY_QUEUES) {
-      throw auth.deny(caller, 'admin', name, call, `principal ${caller.principal} owns ${n} reply queues, the most one may: delete those it no longer uses`, 'quota', 'resource_exhausted');
+      throw auth.deny(
+        caller,
+        'admin',
+        name,
+        call,
+        `principal ${caller.principal} owns ${n} reply queues, the most one may: delete those it no longer uses`,
+        'quota',
+        'resource_exhausted',
+      );
     }
     return name;
   };
@@ -147,8 +161,11 @@ export function queuesService(core: QueueCore, calls: CallTracker): QueuesServer
     }),
     listQueues: calls.unary(async (req, _call, caller) => {
       const size = v.count(req.pageSize, 'page_size', 1, 1000, 100);
-      const { items, nextPageToken } = await filteredPage(size, req.pageToken, (limit, after) => reg().list(limit, after), async q =>
-        (await auth.canSee(caller, q.name)) ? q : undefined,
+      const { items, nextPageToken } = await filteredPage(
+        size,
+        req.pageToken,
+        (limit, after) => reg().list(limit, after),
+        async q => ((await auth.canSee(caller, q.name)) ? q : undefined),
       );
       await auth.ownersOf(items.map(q => q.name)); // one statement for the page's owners, then cached
       return { queues: await Promise.all(items.map(toQueue)), nextPageToken };

@@ -1,5 +1,5 @@
-import type { ServiceDefinition } from '@grpc/grpc-js';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
+import type { ServiceDefinition } from '@grpc/grpc-js';
 import { invalid } from '../errors.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -30,7 +30,9 @@ export function strictRequests<S extends ServiceDefinition>(service: S): S {
           // The generated decode() takes a reader as well as bytes: this one checks UTF-8.
           return def.requestDeserialize(new BinaryReader(buf, decodeUtf8) as unknown as Buffer);
         } catch (err) {
-          return { [MALFORMED]: `the ${type} request is not a valid protobuf message of its type (${(err as Error).message}); strings must be UTF-8` } satisfies Malformed;
+          return {
+            [MALFORMED]: `the ${type} request is not a valid protobuf message of its type (${(err as Error).message}); strings must be UTF-8`,
+          } satisfies Malformed;
         }
       },
     };

@@ -1,15 +1,15 @@
-import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import type { SubscribeRequest, SubscribeResponse, SettleResults } from '@inboxd/proto/v1/inbox';
-import type { QueueCore } from '../queue/core.js';
-import type { TokenOutcome } from '../queue/message-store.js';
-import { Subscription, type FlowLimits } from '../queue/subscription.js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { SettleResults, SubscribeRequest, SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import type { Caller } from '../auth/auth.js';
 import { InboxdError, invalid } from '../errors.js';
+import type { QueueCore } from '../queue/core.js';
+import { peekLeaseToken } from '../queue/lease-token.js';
+import type { TokenOutcome } from '../queue/message-store.js';
+import { type FlowLimits, Subscription } from '../queue/subscription.js';
 import type { CallTracker } from './call-tracker.js';
+import { STATUS_OF } from './error-status.js';
 import { throwIfMalformed } from './strict-decode.js';
 import * as v from './validate.js';
-import type { Caller } from '../auth/auth.js';
-import { peekLeaseToken } from '../queue/lease-token.js';
-import { STATUS_OF } from './error-status.js';
 
 function flowLimits(fc: SubscribeRequest['flowControl']): FlowLimits {
   return {
@@ -133,11 +133,22 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const done = denied.size === 0 ? await op(tokens) : await op(tokens.filter(t => !denied.has(t)));
     let i = 0;
     // `done` answers the tokens not denied, in order: one each.
-    const out: TokenOutcome[] = denied.size === 0 ? done : tokens.map(t =>
-      denied.has(t) ? { token: t, ok: false as const, kind: 'permission_denied' as const, message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}` } : done[i++]!,
-    );
+    const out: TokenOutcome[] =
+      denied.size === 0
+        ? done
+        : tokens.map(t =>
+            denied.has(t)
+              ? {
+                  token: t,
+                  ok: false as const,
+                  kind: 'permission_denied' as const,
+                  message: `principal ${caller!.principal} may not consume on queue ${peekLeaseToken(t)?.queue}`,
+                }
+              : done[i++]!,
+          );
     // Someone else's tokens: denials like any other (audited, counted).
-    for (const o of out) if (!o.ok && o.kind === 'permission_denied' && !denied.has(o.token)) auth.deniedToken(caller!, o.message, call, peekLeaseToken(o.token)?.queue);
+    for (const o of out)
+      if (!o.ok && o.kind === 'permission_denied' && !denied.has(o.token)) auth.deniedToken(caller!, o.message, call, peekLeaseToken(o.token)?.queue);
     return out;
   };
 

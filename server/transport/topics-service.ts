@@ -2,16 +2,16 @@ import type { PublishRequest, PublishResponse } from '@inboxd/proto/v1/inbox';
 import type {
   AddTopicSubscriptionRequest,
   AddTopicSubscriptionResponse,
-  RemoveTopicSubscriptionRequest,
-  RemoveTopicSubscriptionResponse,
   ListTopicsRequest,
   ListTopicsResponse,
+  RemoveTopicSubscriptionRequest,
+  RemoveTopicSubscriptionResponse,
 } from '@inboxd/proto/v1/queues';
-import type { QueueCore } from '../queue/core.js';
+import type { Auth, Caller, CallInfo } from '../auth/auth.js';
 import { invalid } from '../errors.js';
+import type { QueueCore } from '../queue/core.js';
 import { filteredPage } from './pages.js';
 import * as v from './validate.js';
-import type { Auth, Caller, CallInfo } from '../auth/auth.js';
 
 /** A topic name: the rule of a queue name. */
 const topicName = (name: string) => v.queueName(name, 'topic');
@@ -72,12 +72,17 @@ export function topicAdminHandlers(core: QueueCore, auth: Auth) {
     /** Topics whose name the caller holds a grant on, with the queues of theirs it may see. */
     async listTopics(req: ListTopicsRequest, _call: CallInfo, caller: Caller): Promise<ListTopicsResponse> {
       const size = v.count(req.pageSize, 'page_size', 1, 1000, 100);
-      const { items, nextPageToken } = await filteredPage(size, req.pageToken, (limit, after) => core.topics.list(limit, after), async t => {
-        if (!(await auth.canSee(caller, t.name))) return undefined;
-        const queues: string[] = [];
-        for (const q of t.queues) if (await auth.canSee(caller, q)) queues.push(q);
-        return { name: t.name, queues };
-      });
+      const { items, nextPageToken } = await filteredPage(
+        size,
+        req.pageToken,
+        (limit, after) => core.topics.list(limit, after),
+        async t => {
+          if (!(await auth.canSee(caller, t.name))) return undefined;
+          const queues: string[] = [];
+          for (const q of t.queues) if (await auth.canSee(caller, q)) queues.push(q);
+          return { name: t.name, queues };
+        },
+      );
       return { topics: items, nextPageToken };
     },
   };

@@ -24,7 +24,6 @@ export const LIMITS = {
   errorText: 1000,
 };
 
-
 /** Earliest and latest times accepted for deliver_at and expires_at (Postgres and JavaScript both hold them). */
 const MIN_TIME = Date.UTC(1970, 0, 1);
 const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59);
@@ -58,7 +57,9 @@ const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 export function queueName(name: string, field = 'queue'): string {
   if (!name) throw invalid(`${field} is required`);
   if (!QUEUE_NAME.test(name)) {
-    throw invalid(`${field} ${JSON.stringify(name.slice(0, 120))} is not a valid queue name: use 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit`);
+    throw invalid(
+      `${field} ${JSON.stringify(name.slice(0, 120))} is not a valid queue name: use 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit`,
+    );
   }
   return name;
 }
@@ -68,7 +69,8 @@ export function durationMs(d: Duration | undefined, field: string, min: number, 
   if (!d) return fallback;
   const seconds = Number(d.seconds);
   if (!Number.isFinite(seconds) || seconds < 0 || d.nanos < 0) throw invalid(`${field} must not be negative`);
-  if (!Number.isInteger(d.nanos) || d.nanos > 999_999_999) throw invalid(`${field}.nanos must be between 0 and 999999999, got ${d.nanos}: carry whole seconds in seconds`);
+  if (!Number.isInteger(d.nanos) || d.nanos > 999_999_999)
+    throw invalid(`${field}.nanos must be between 0 and 999999999, got ${d.nanos}: carry whole seconds in seconds`);
   const ms = seconds * 1000 + Math.ceil(d.nanos / 1e6);
   if (ms < min || ms > max) throw invalid(`${field} must be between ${fmt(min)} and ${fmt(max)}, got ${fmt(ms)}`);
   return ms;
@@ -77,7 +79,8 @@ export function durationMs(d: Duration | undefined, field: string, min: number, 
 /** A lease length in whole seconds (rounded up), 1s..12h; `fallbackSec` when unset. */
 export function leaseSeconds(d: Duration | undefined, field: string, fallbackSec: number): number {
   const ms = durationMs(d, field, 0, Infinity, fallbackSec * 1000);
-  if (ms < 1 || ms > LIMITS.maxLeaseSec * 1000) throw invalid(`${field} must be between 1s and ${fmt(LIMITS.maxLeaseSec * 1000)} (rounded up to whole seconds), got ${fmt(ms)}`);
+  if (ms < 1 || ms > LIMITS.maxLeaseSec * 1000)
+    throw invalid(`${field} must be between 1s and ${fmt(LIMITS.maxLeaseSec * 1000)} (rounded up to whole seconds), got ${fmt(ms)}`);
   return Math.ceil(ms / 1000);
 }
 
@@ -138,7 +141,8 @@ function message(m: Message, i: number, limits: SendLimits): Message {
   }
   if (m.dedupKey.length > LIMITS.dedupKey) throw invalid(`${at}.dedup_key is longer than ${LIMITS.dedupKey} characters`);
   text(m.dedupKey, `${at}.dedup_key`);
-  if (m.inReplyToLeaseToken.length > 1000) throw invalid(`${at}.in_reply_to_lease_token is longer than a lease token: pass the request's lease_token as delivered`);
+  if (m.inReplyToLeaseToken.length > 1000)
+    throw invalid(`${at}.in_reply_to_lease_token is longer than a lease token: pass the request's lease_token as delivered`);
   return { ...m, id: (m.id || randomUUID()).toLowerCase() };
 }
 

@@ -1,8 +1,8 @@
 import type { InboxdClient, QueueConfig } from '@inboxd/sdk';
 import type { Context } from '../scenario.js';
 import type { InboxdServer } from '../server.js';
-import type { QueueLoad, Workload } from '../workload.js';
 import { freePort } from '../util.js';
+import type { QueueLoad, Workload } from '../workload.js';
 
 /** A queue of the workload and its settings (all with the mode's visibility timeout). */
 export interface QueueSpec extends QueueLoad {

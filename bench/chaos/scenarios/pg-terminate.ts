@@ -1,5 +1,5 @@
-import type { Scenario } from '../scenario.js';
 import { connectionKinds, terminateKind } from '../postgres.js';
+import type { Scenario } from '../scenario.js';
 import { sleep } from '../util.js';
 import { loadOnOneServer } from './common.js';
 
@@ -10,7 +10,7 @@ import { loadOnOneServer } from './common.js';
  */
 export const pgTerminate: Scenario = {
   name: 'pg_terminate',
-  about: "pg_terminate_backend of every backend of each inboxd connection kind in turn (rounds: 3; quick 1), load on plain, dedup and bounded queues",
+  about: 'pg_terminate_backend of every backend of each inboxd connection kind in turn (rounds: 3; quick 1), load on plain, dedup and bounded queues',
   quick: true,
   timeoutMs: m => (m.quick ? 60_000 : 240_000),
   async run(ctx) {
@@ -41,7 +41,9 @@ export const pgTerminate: Scenario = {
       }
     }
     ctx.result.faults = `terminate ${Object.keys(terminated).length} kinds ×${rounds}`;
-    ctx.result.extra.terminated = Object.entries(terminated).map(([k, n]) => `${k}:${n}`).join(' ');
+    ctx.result.extra.terminated = Object.entries(terminated)
+      .map(([k, n]) => `${k}:${n}`)
+      .join(' ');
     await ctx.finish(w);
   },
 };

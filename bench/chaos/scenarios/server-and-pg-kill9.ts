@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Scenario } from '../scenario.js';
 import { embeddedPostgresPids } from '../postgres.js';
+import type { Scenario } from '../scenario.js';
 import { alive, freePort, kill, leftovers, postmasterPid, sleep, tempDir, waitFor } from '../util.js';
 import { createQueues } from './common.js';
 
@@ -48,7 +48,8 @@ export const serverAndPgKill9: Scenario = {
       const gone = server.kill9();
       for (const p of pgPids) kill(p, 'SIGKILL');
       await gone;
-      if (!(await waitFor(() => pgPids.every(p => !alive(p)), 10_000, 20))) throw new Error(`Postgres pids ${pgPids.filter(alive).join(', ')} survived kill -9`);
+      if (!(await waitFor(() => pgPids.every(p => !alive(p)), 10_000, 20)))
+        throw new Error(`Postgres pids ${pgPids.filter(alive).join(', ')} survived kill -9`);
       const at = await server.start(60_000);
       ctx.faultEnded(`kill #${i}`, at);
       ctx.log(`  restarted (pid ${server.pid}, postmaster ${postmasterPid(dataDir)})`);

@@ -1,6 +1,6 @@
 import type { Scenario } from '../scenario.js';
-import { codeName } from '../workload.js';
 import { sleep } from '../util.js';
+import { codeName } from '../workload.js';
 import { createQueues, loadOnOneServer } from './common.js';
 
 const SHUTDOWN_TIMEOUT_MS = 5000;

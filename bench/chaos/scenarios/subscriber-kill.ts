@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Scenario } from '../scenario.js';
-import { Tail, leftovers, sleep, waitFor } from '../util.js';
+import { leftovers, sleep, Tail, waitFor } from '../util.js';
 import { loadOnOneServer } from './common.js';
 
 const CHILD = fileURLToPath(new URL('../subscriber-child.js', import.meta.url));

@@ -26,7 +26,13 @@ export const bigMessages: Scenario = {
       for (const q of Object.values(queues)) {
         await client.queues.create(q, { maxAttempts: 5, visibilityTimeout: '30s' });
         const sizes = [...Array(n64).fill(KIB64), ...Array(n1m).fill(MIB)];
-        await Promise.all(sizes.map(n => client.send(q, Buffer.alloc(n, 0x63)).catch(err => void (sendFailed[(err as Error).message.slice(0, 80)] = (sendFailed[(err as Error).message.slice(0, 80)] ?? 0) + 1))));
+        await Promise.all(
+          sizes.map(n =>
+            client
+              .send(q, Buffer.alloc(n, 0x63))
+              .catch(err => void (sendFailed[(err as Error).message.slice(0, 80)] = (sendFailed[(err as Error).message.slice(0, 80)] ?? 0) + 1)),
+          ),
+        );
       }
       const total = n64 + n1m;
       const got = { subscribe: new Set<string>(), lease: new Set<string>(), lease_max100: new Set<string>() };
@@ -40,12 +46,18 @@ export const bigMessages: Scenario = {
       const deadline = Date.now() + limitMs;
       const pull = async (path: 'lease' | 'lease_max100', q: string, max?: number) => {
         while (got[path].size < total && Date.now() < deadline) {
-          const ms = await (client as InboxdClient).lease(q, max ? { max, wait: '1s', retry: { totalTimeout: 10_000 } } : { wait: '1s', retry: { totalTimeout: 10_000 } }).catch(err => (note(path, err), []));
+          const ms = await (client as InboxdClient)
+            .lease(q, max ? { max, wait: '1s', retry: { totalTimeout: 10_000 } } : { wait: '1s', retry: { totalTimeout: 10_000 } })
+            .catch(err => (note(path, err), []));
           for (const m of ms) got[path].add(m.id);
           if (ms.length) await client.ack(ms).catch(err => note(path, err));
         }
       };
-      await Promise.all([pull('lease', queues.lease), pull('lease_max100', queues.lease_max100, 100), waitFor(() => got.subscribe.size >= total, limitMs, 100)]);
+      await Promise.all([
+        pull('lease', queues.lease),
+        pull('lease_max100', queues.lease_max100, 100),
+        waitFor(() => got.subscribe.size >= total, limitMs, 100),
+      ]);
       await sub.close({ timeout: 2000 }).catch(() => {});
       const dead: Record<string, number> = {};
       for (const [k, q] of Object.entries(queues)) dead[k] = (await client.queues.stats(q)).deadLettered;
@@ -55,9 +67,21 @@ export const bigMessages: Scenario = {
       if (sendFails) failures.push(`${sendFails} sends failed`);
       return {
         figure: `delivered: subscribe ${got.subscribe.size}/${total}, lease ${got.lease.size}/${total}, lease(max 100) ${got.lease_max100.size}/${total}; dead-lettered ${dead.subscribe}/${dead.lease}/${dead.lease_max100}`,
-        metrics: { messages_64k: n64, messages_1m: n1m, subscribe_delivered: got.subscribe.size, lease_delivered: got.lease.size, lease_max100_delivered: got.lease_max100.size, subscribe_dead_lettered: dead.subscribe, lease_dead_lettered: dead.lease, lease_max100_dead_lettered: dead.lease_max100 },
+        metrics: {
+          messages_64k: n64,
+          messages_1m: n1m,
+          subscribe_delivered: got.subscribe.size,
+          lease_delivered: got.lease.size,
+          lease_max100_delivered: got.lease_max100.size,
+          subscribe_dead_lettered: dead.subscribe,
+          lease_dead_lettered: dead.lease,
+          lease_max100_dead_lettered: dead.lease_max100,
+        },
         failures,
-        notes: [...(sendFails ? [`send failures: ${JSON.stringify(sendFailed)}`] : []), ...(Object.keys(errors).length ? [`consumer errors: ${JSON.stringify(errors).slice(0, 600)}`] : [])],
+        notes: [
+          ...(sendFails ? [`send failures: ${JSON.stringify(sendFailed)}`] : []),
+          ...(Object.keys(errors).length ? [`consumer errors: ${JSON.stringify(errors).slice(0, 600)}`] : []),
+        ],
       };
     } finally {
       await client.close({ timeout: 1000 }).catch(() => {});

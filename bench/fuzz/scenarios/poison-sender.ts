@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { encodeRaw } from '../schema.js';
 import { RawClient } from '../raw-client.js';
+import { encodeRaw } from '../schema.js';
 import type { Scenario } from './types.js';
 
 const YEAR = 31_556_952;
@@ -41,7 +41,11 @@ export const poisonSender: Scenario = {
       const poisonLoops = poison.map(async (c, k) => {
         for (let i = k; !stop; i++) {
           const [, bad] = POISONS[i % POISONS.length]!;
-          const out = await c.unary(SEND, encodeRaw('inboxd.v1.SendRequest', { messages: [{ id: B(randomUUID()), queue: B('shared'), payload: B('poison'), ...bad }] }), 10_000);
+          const out = await c.unary(
+            SEND,
+            encodeRaw('inboxd.v1.SendRequest', { messages: [{ id: B(randomUUID()), queue: B('shared'), payload: B('poison'), ...bad }] }),
+            10_000,
+          );
           poisonStatus[out.status] = (poisonStatus[out.status] ?? 0) + 1;
         }
       });
@@ -50,7 +54,13 @@ export const poisonSender: Scenario = {
         good.flatMap(c =>
           Array.from({ length: 4 }, async () => {
             for (let i = 0; i < perSender / 4; i++) {
-              const out = await c.unary(SEND, encodeRaw('inboxd.v1.SendRequest', { messages: [{ id: B(randomUUID()), queue: B('shared'), payload: B(`good ${i}`), headers: [{ key: B('n'), value: B(String(i)) }] }] }), 10_000);
+              const out = await c.unary(
+                SEND,
+                encodeRaw('inboxd.v1.SendRequest', {
+                  messages: [{ id: B(randomUUID()), queue: B('shared'), payload: B(`good ${i}`), headers: [{ key: B('n'), value: B(String(i)) }] }],
+                }),
+                10_000,
+              );
               if (out.status === 'OK') goodOk++;
               else goodFailed[`${out.status}: ${out.details.slice(0, 80)}`] = (goodFailed[`${out.status}: ${out.details.slice(0, 80)}`] ?? 0) + 1;
             }
@@ -66,12 +76,21 @@ export const poisonSender: Scenario = {
       if (poisonBad) failures.push(`${poisonBad} poison sends answered INTERNAL/UNKNOWN or hung`);
       return {
         figure: `${failed} of ${goodOk + failed} good sends failed (collateral)`,
-        metrics: { good_sends: goodOk + failed, good_ok: goodOk, collateral_failures: failed, poison_sends: Object.values(poisonStatus).reduce((a, b) => a + b, 0) },
+        metrics: {
+          good_sends: goodOk + failed,
+          good_ok: goodOk,
+          collateral_failures: failed,
+          poison_sends: Object.values(poisonStatus).reduce((a, b) => a + b, 0),
+        },
         failures,
-        notes: [...(poisonStatus.OK ? [`${poisonStatus.OK} poison sends were accepted (OK)`] : []), `poison statuses: ${JSON.stringify(poisonStatus)}`, ...(failed ? [`good sends failed with: ${JSON.stringify(goodFailed)}`] : [])],
+        notes: [
+          ...(poisonStatus.OK ? [`${poisonStatus.OK} poison sends were accepted (OK)`] : []),
+          `poison statuses: ${JSON.stringify(poisonStatus)}`,
+          ...(failed ? [`good sends failed with: ${JSON.stringify(goodFailed)}`] : []),
+        ],
       };
     } finally {
-      raws.forEach(r => r.close());
+      for (const r of raws) r.close();
       await admin.close({ timeout: 1000 }).catch(() => {});
       await world.closeServer(server);
     }

@@ -1,7 +1,7 @@
 import http2 from 'node:http2';
+import { sleep } from '../../chaos/util.js';
 import { canary, health, rssMb } from '../checks.js';
 import { frame, grpcHeaders } from '../http2-abuse.js';
-import { sleep } from '../../chaos/util.js';
 import type { Scenario } from './types.js';
 
 /**
@@ -56,7 +56,18 @@ export const stalledStreams: Scenario = {
       if (!c.ok) failures.push(`canary during the stall: ${c.error}`);
       return {
         figure: `RSS ${before} → ${during} → ${after} MB (before/during/after; bound ${o.rssBoundMb} MB)`,
-        metrics: { streams: n, declared_bytes: declared, sent_bytes_each: part.length, rss_before_mb: before, rss_during_mb: during, rss_after_mb: after, rss_bound_mb: o.rssBoundMb, answered_streams: answeredN, health_ms: h.ok ? h.ms : undefined, canary_ms: c.ok ? c.ms : undefined },
+        metrics: {
+          streams: n,
+          declared_bytes: declared,
+          sent_bytes_each: part.length,
+          rss_before_mb: before,
+          rss_during_mb: during,
+          rss_after_mb: after,
+          rss_bound_mb: o.rssBoundMb,
+          answered_streams: answeredN,
+          health_ms: h.ok ? h.ms : undefined,
+          canary_ms: c.ok ? c.ms : undefined,
+        },
         failures,
         notes: [`streams answered before the end: ${answeredN} ${JSON.stringify(answered)}`],
       };

@@ -1,7 +1,7 @@
 import http2 from 'node:http2';
-import { encodeTyped } from '../schema.js';
-import { frame, grpcHeaders } from '../http2-abuse.js';
 import { sleep, waitFor } from '../../chaos/util.js';
+import { frame, grpcHeaders } from '../http2-abuse.js';
+import { encodeTyped } from '../schema.js';
 import type { Scenario } from './types.js';
 
 /**
@@ -11,7 +11,8 @@ import type { Scenario } from './types.js';
  */
 export const stuckStreams: Scenario = {
   name: 'stuck_streams',
-  about: '200 Subscribe streams that never read next to 1 healthy SDK subscriber on one queue of 2,000 messages: share handled by the healthy one, messages dead-lettered',
+  about:
+    '200 Subscribe streams that never read next to 1 healthy SDK subscriber on one queue of 2,000 messages: share handled by the healthy one, messages dead-lettered',
   quickNote: '50 stuck streams, 500 messages, visibility 2s, 20 s limit',
   async run(world, o) {
     const nStuck = o.quick ? 50 : 200;
@@ -52,7 +53,16 @@ export const stuckStreams: Scenario = {
       if (stats.deadLettered) failures.push(`${stats.deadLettered} dead-lettered`);
       return {
         figure: `healthy handled ${handled.size}/${nMessages} (${share}%), ${stats.deadLettered} dead-lettered`,
-        metrics: { stuck_streams: nStuck, messages: nMessages, healthy_handled: handled.size, healthy_share_pct: share, dead_lettered: stats.deadLettered, leased_at_end: stats.leased, ready_at_end: stats.ready, seconds_to_end: secs },
+        metrics: {
+          stuck_streams: nStuck,
+          messages: nMessages,
+          healthy_handled: handled.size,
+          healthy_share_pct: share,
+          dead_lettered: stats.deadLettered,
+          leased_at_end: stats.leased,
+          ready_at_end: stats.ready,
+          seconds_to_end: secs,
+        },
         failures,
         notes: [],
       };

@@ -43,7 +43,9 @@ export async function migrate(db: Transactions, schema: string, migrations: read
       try {
         await tx.exec({ text: m.up(schema), values: [] });
       } catch (err) {
-        throw new Error(`inboxd migration ${m.version} (${m.name}) failed in schema "${schema}", nothing of it kept: ${(err as Error).message}`, { cause: err });
+        throw new Error(`inboxd migration ${m.version} (${m.name}) failed in schema "${schema}", nothing of it kept: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       await run(sql.recordMigration(schema, m.version, m.name));
       return m;

@@ -1,5 +1,5 @@
 import { PGBOSS_SCHEMA_VERSION } from '../sql.js';
-import { thisBuild, type Build } from './build.js';
+import { type Build, thisBuild } from './build.js';
 
 /**
  * Before pg-boss starts: the pg-boss installed must be the one inboxd's SQL was written for, or
