@@ -119,6 +119,12 @@ export async function spawnServer(databaseUrl: string, env: Record<string, strin
 
 export const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
+/** Waits for `p`, or `ms` at most (then resolves undefined): a cleanup that must not hold the next test. */
+export function bounded<T>(p: Promise<T> | T, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([Promise.resolve(p), new Promise<undefined>(resolve => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
+}
+
 /** Resolves once `cond` holds, checking every 20 ms; rejects after `timeoutMs` naming `what`. */
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
