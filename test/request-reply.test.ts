@@ -73,10 +73,13 @@ describe('request/reply', () => {
     const q = fresh('slow');
     let replyTo = '';
     let replied = 0;
+    // The responder answers once the requester has given up.
+    let late!: () => void;
+    const gaveUp = new Promise<void>(resolve => (late = resolve));
     const sub = await responder.queues.ensure(q).then(() =>
       responder.subscribe(q, async m => {
         replyTo = m.replyTo;
-        await sleep(1200);
+        await gaveUp;
         await m.reply('too late');
         replied++;
       }),
@@ -94,6 +97,7 @@ describe('request/reply', () => {
       expect(err.details).toMatch(/no reply/);
       expect(took).toBeGreaterThanOrEqual(390);
       expect(took).toBeLessThan(1100);
+      late();
 
       await waitFor(() => replied === 1, 5000, 'the late reply to be sent');
       await waitFor(async () => (await requester.queues.stats(replyTo)).acked === ackedBefore + 1, 5000, 'the late reply to be acked and dropped');

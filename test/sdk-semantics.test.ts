@@ -41,7 +41,8 @@ describe('SDK: queue semantics', () => {
     const again = await client.send(q, 'charge card (retry)', { dedupKey: 'payment-77' });
     expect(again).toBe(first);
     await client.send(q, 'stale soon', { ttl: 300 });
-    await sleep(700);
+    // Real time: the SDK sets expires_at from the client's wall clock (300 ms: room for a slow Send).
+    await sleep(350);
     const got = await client.lease(q, { max: 10 });
     expect(got.map(m => m.text())).toEqual(['charge card']);
     await Promise.all(got.map(m => m.ack()));
