@@ -5,7 +5,7 @@ import { LeaseRequest, SubscribeRequest } from '@inboxd/proto/v1/inbox';
 import { createClient, type InboxdClient } from '@inboxd/sdk';
 import http2 from 'node:http2';
 import { SendRequest } from '@inboxd/proto/v1/inbox';
-import { bounded, createDatabase, startServer, spawnServer, connect, call, dur, waitFor, type Clients } from './support/harness.js';
+import { bounded, migratedDatabase, startServer, spawnServer, connect, call, dur, waitFor, type Clients } from './support/harness.js';
 import { dispatcherIdle } from './support/clock.js';
 
 /** Streaming calls a server in this process has open now (its inboxd_open_streams gauge). */
@@ -22,7 +22,7 @@ describe('isolation: big messages and stuck consumers', () => {
   const fresh = (p: string) => `${p}-${++n}-${randomBytes(3).toString('hex')}`;
 
   beforeAll(async () => {
-    srv = await startServer(await createDatabase(), { sweepIntervalMs: 100 });
+    srv = await startServer(await migratedDatabase(), { sweepIntervalMs: 100 });
   });
   afterAll(async () => {
     await srv?.stop();
@@ -157,7 +157,7 @@ describe('isolation: big messages and stuck consumers', () => {
   });
 
   it('refuses a stream past INBOXD_MAX_STREAMS with RESOURCE_EXHAUSTED, and admits one again when another ends', async () => {
-    const own = await startServer(await createDatabase(), { maxStreams: 3 });
+    const own = await startServer(await migratedDatabase(), { maxStreams: 3 });
     try {
       const c = connect(own.app.address);
       await call(c.queues, c.queues.createQueue, { name: 'few' });
@@ -222,7 +222,7 @@ describe('isolation: big messages and stuck consumers', () => {
   });
 
   it('requests partly received are capped in all: past INBOXD_MAX_RECEIVING_BYTES a stalling call is RESOURCE_EXHAUSTED, others are served', async () => {
-    const p = await spawnServer(await createDatabase(), { INBOXD_MAX_RECEIVING_BYTES: String(8 * 1024 * 1024), INBOXD_AUTO_CREATE_QUEUES: 'true' });
+    const p = await spawnServer(await migratedDatabase(), { INBOXD_MAX_RECEIVING_BYTES: String(8 * 1024 * 1024), INBOXD_AUTO_CREATE_QUEUES: 'true' });
     // One connection each: Node's HTTP/2 already caps one connection's memory (about 10 MB),
     // the server-wide cap is for many connections.
     const sessions = Array.from({ length: 20 }, () => http2.connect(`http://${p.address}`).on('error', () => {}));

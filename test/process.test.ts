@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import type { Delivery } from '@inboxd/proto/v1/message';
-import { createDatabase, spawnServer, connect, call, dur, waitFor, ROOT, type ServerProcess, type Clients } from './support/harness.js';
+import { migratedDatabase, spawnServer, connect, call, dur, waitFor, ROOT, type ServerProcess, type Clients } from './support/harness.js';
 
 /** Runs the built server to its exit with extra environment; returns its exit code and output. */
 function runServer(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
@@ -34,7 +34,7 @@ describe('server process', () => {
   const clients: Clients[] = [];
 
   beforeAll(async () => {
-    db = await createDatabase();
+    db = await migratedDatabase();
   });
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();

@@ -16,7 +16,7 @@ import {
 } from '@inboxd/proto/v1/queues';
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import { expectStatus, counts, ZERO } from './support/expect.js';
-import { createDatabase, startServer, call, dur, type Clients } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur, type Clients } from './support/harness.js';
 import { startTimedServer, type ServerClock } from './support/clock.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -66,7 +66,7 @@ let qn = 0;
 const fresh = (tag: string) => `${tag}-${++qn}`;
 
 beforeAll(async () => {
-  [srv, timed] = await Promise.all([startServer(await createDatabase()), startTimedServer()]);
+  [srv, timed] = await Promise.all([startServer(await migratedDatabase()), startTimedServer()]);
   a = api(srv.clients);
   t = api(timed.clients);
   clock = timed.clock;
@@ -211,7 +211,7 @@ describe('ListQueues', () => {
   let l: ReturnType<typeof api>;
   const names = ['alpha', 'Beta', 'gamma-1', 'gamma_2', 'gamma.3', 'Z9', '0zero'];
   beforeAll(async () => {
-    lsrv = await startServer(await createDatabase());
+    lsrv = await startServer(await migratedDatabase());
     l = api(lsrv.clients);
     for (const n of names) await l.create(n, n === 'alpha' ? { maxAttempts: 9 } : undefined);
   });

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { createClient, Code, type InboxdClient, type ReceivedMessage, type Subscriber } from '@inboxd/sdk';
 import { GetQueueRequest } from '@inboxd/proto/v1/queues';
-import { createDatabase, startServer, call, sleep, waitFor } from './support/harness.js';
+import { migratedDatabase, startServer, call, sleep, waitFor } from './support/harness.js';
 import { rejection } from './support/expect.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -34,7 +34,7 @@ async function ackedSoFar(): Promise<number> {
 }
 
 beforeAll(async () => {
-  srv = await startServer(await createDatabase());
+  srv = await startServer(await migratedDatabase());
   requester = createClient({ address: srv.app.address, poolSize: 1 });
   responder = createClient({ address: srv.app.address, poolSize: 1 });
 });

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClient, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
 import { freePort, connectionsTo } from './support/net.js';
-import { createDatabase, spawnServer, sleep, waitFor, ROOT, type ServerProcess } from './support/harness.js';
+import { migratedDatabase, spawnServer, sleep, waitFor, ROOT, type ServerProcess } from './support/harness.js';
 
 let n = 0;
 const queueName = (prefix: string) => `${prefix}-${++n}-${randomUUID().slice(0, 6)}`;
@@ -27,7 +27,7 @@ describe('sdk against server processes', () => {
   const clients: InboxdClient[] = [];
 
   beforeAll(async () => {
-    db = await createDatabase();
+    db = await migratedDatabase();
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map(c => c.close({ timeout: 2000 }).catch(() => {})));

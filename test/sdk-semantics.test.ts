@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';
+import { migratedDatabase, startServer, sleep, waitFor } from './support/harness.js';
 
 describe('SDK: queue semantics', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
@@ -14,7 +14,7 @@ describe('SDK: queue semantics', () => {
   const fresh = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    srv = await startServer(await createDatabase());
+    srv = await startServer(await migratedDatabase());
     client = createClient({ address: srv.app.address });
   });
   afterAll(async () => {

@@ -42,7 +42,7 @@ import {
 import { QueuesClient, QueuesService, ListQueuesRequest, ListTopicsRequest, type ListQueuesResponse, type ListTopicsResponse } from '@inboxd/proto/v1/queues';
 import { AuthClient, AuthService, ListAuditEventsRequest, type ListAuditEventsResponse } from '@inboxd/proto/v1/auth';
 import type { Delivery } from '@inboxd/proto/v1/message';
-import { bounded, createDatabase, startServer, waitFor, sleep, dur } from './support/harness.js';
+import { bounded, migratedDatabase, startServer, waitFor, sleep, dur } from './support/harness.js';
 import { makeTlsFiles } from './support/tls.js';
 import {
   DescriptorSource,
@@ -232,7 +232,7 @@ async function ownedBy(owner: string, queue: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  databaseUrl = await createDatabase();
+  databaseUrl = await migratedDatabase();
   s1 = await startServer(databaseUrl, { auth: 'required', adminKey: ADMIN });
   s2 = await startServer(databaseUrl, { auth: 'required', adminKey: ADMIN });
   admin = sdk(ADMIN);
@@ -567,7 +567,7 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
 
 describe('with auth off (the default on loopback)', () => {
   it('everything is allowed to anyone: WhoAmI says anonymous, auth_required false, and a credential is not even looked at', async () => {
-    const open = await startServer(await createDatabase());
+    const open = await startServer(await migratedDatabase());
     try {
       for (const c of [createClient({ address: open.app.address, ...QUICK }), createClient({ address: open.app.address, apiKey: 'not-a-key-at-all', ...QUICK })]) {
         try {

@@ -12,17 +12,26 @@ import { loadConfig } from '../../server/config.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** A fresh database for one test file, in the run's Postgres. */
-export async function createDatabase(): Promise<string> {
+/** A fresh, empty database for one test file, in the run's Postgres. */
+export async function createDatabase(template?: string): Promise<string> {
   const admin = inject('pgAdminUrl');
   const name = `inboxd_t_${randomBytes(6).toString('hex')}`;
   const c = new pg.Client({ connectionString: admin });
   await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
+  await c.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   await c.end();
   const url = new URL(admin);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/**
+ * A fresh database for one test file with inboxd's schema already in it (pg-boss's and inboxd's
+ * own tables): a copy of one the server migrated at the start of the run. For tests that are not
+ * about a first start on an empty database, which use createDatabase().
+ */
+export function migratedDatabase(): Promise<string> {
+  return createDatabase(inject('migratedTemplate'));
 }
 
 /** Settings for servers under test: the real defaults, with short intervals so tests run fast. */
