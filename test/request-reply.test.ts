@@ -117,7 +117,7 @@ describe('request/reply', () => {
   it('concurrent requests are each matched with their own reply by correlation id', async () => {
     const q = fresh('concurrent');
     // Answers in a scrambled order: later requests are answered first.
-    const sub = await serve(q, m => ({ n: m.json<{ n: number }>().n * 10 }), m => 400 - m.json<{ n: number }>().n * 15);
+    const sub = await serve(q, m => ({ n: m.json<{ n: number }>().n * 10 }), m => 96 - m.json<{ n: number }>().n * 4);
     const replies = await Promise.all(Array.from({ length: 25 }, (_, i) => requester.requestJson(q, { n: i }, { timeout: '10s' })));
     expect(replies.map(r => r.json<{ n: number }>().n)).toEqual(Array.from({ length: 25 }, (_, i) => i * 10));
     expect(new Set(replies.map(r => r.correlationId)).size).toBe(25);
