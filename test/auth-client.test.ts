@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { createDatabase, spawnServer, waitFor, type ServerProcess } from './support/harness.js';
+import { migratedDatabase, spawnServer, waitFor, type ServerProcess } from './support/harness.js';
 import { runCli, type CliResult } from './support/cli.js';
 import { rejection } from './support/expect.js';
 
@@ -42,7 +42,7 @@ describe('auth on the client: CLI and SDK against a server with auth required', 
   const as = (key: string, args: string[]) => cli([...args, '--api-key', key]);
 
   beforeAll(async () => {
-    db = await createDatabase();
+    db = await migratedDatabase();
     server = await spawnServer(db, { INBOXD_AUTH: 'required', INBOXD_ADMIN_KEY: ADMIN_KEY });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inboxd-auth-cli-'));
   });

@@ -3,7 +3,7 @@ import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/
 import http2 from 'node:http2';
 import { SendRequest, LeaseRequest, NackRequest } from '@inboxd/proto/v1/inbox';
 import { UpdateQueueRequest } from '@inboxd/proto/v1/queues';
-import { createDatabase, startServer, call, dur } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur } from './support/harness.js';
 
 type Srv = Awaited<ReturnType<typeof startServer>>;
 
@@ -28,7 +28,7 @@ const outcome = (p: Promise<unknown>) => p.then(() => ({ code: status.OK, detail
 describe('bad input gets a status a person can act on, and touches nobody else', () => {
   let srv: Srv;
   beforeAll(async () => {
-    srv = await startServer(await createDatabase());
+    srv = await startServer(await migratedDatabase());
     await call(srv.clients.queues, srv.clients.queues.createQueue, { name: 'shared' });
   });
   afterAll(async () => {

@@ -16,7 +16,7 @@ import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig } from '@inb
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import { createClient, InboxdError, Code, type InboxdClient } from '@inboxd/sdk';
 import { expectStatus, counts } from './support/expect.js';
-import { createDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -61,7 +61,7 @@ async function listAll(queue: string, o: { state?: MessageState; pageSize?: numb
 const idsIn = (infos: MessageInfo[]) => infos.map(i => i.message!.id);
 
 beforeAll(async () => {
-  const url = await createDatabase();
+  const url = await migratedDatabase();
   srv = await startServer(url);
   a = api(srv.clients);
   db = new pg.Client({ connectionString: url });

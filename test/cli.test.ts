@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createDatabase, spawnServer, ROOT, type ServerProcess } from './support/harness.js';
+import { migratedDatabase, spawnServer, ROOT, type ServerProcess } from './support/harness.js';
 import { freePort } from './support/net.js';
 import { runCli } from './support/cli.js';
 
@@ -18,7 +18,7 @@ describe('inboxd CLI', () => {
   let tmp: string;
 
   beforeAll(async () => {
-    db = await createDatabase();
+    db = await migratedDatabase();
     server = await spawnServer(db);
     cli = (args, opts = {}) => runCli(args, { ...opts, env: { INBOXD_ADDRESS: server.address, ...opts.env } });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inboxd-cli-'));

@@ -6,10 +6,10 @@
  */
 import { it, expect } from 'vitest';
 import { createClient, Code, type InboxdError } from '@inboxd/sdk';
-import { createDatabase, startServer } from './support/harness.js';
+import { migratedDatabase, startServer } from './support/harness.js';
 
 it('sends racing the deletion of their queue end OK or NOT_FOUND, never INTERNAL', async () => {
-  const srv = await startServer(await createDatabase());
+  const srv = await startServer(await migratedDatabase());
   const c = createClient({ address: srv.app.address, poolSize: 2, retry: { maxAttempts: 1 } });
   try {
     const codes = new Map<string, number>();

@@ -15,7 +15,7 @@ import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueS
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import { expectStatus, counts, ZERO } from './support/expect.js';
 import { LeaseTokens } from '../server/queue/lease-token.js';
-import { createDatabase, startServer, call, dur, type Clients } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur, type Clients } from './support/harness.js';
 import { serverWaits, startTimedServer, type ServerClock } from './support/clock.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -61,7 +61,7 @@ let qn = 0;
 const fresh = (tag: string) => `${tag}-${++qn}`;
 
 beforeAll(async () => {
-  databaseUrl = await createDatabase();
+  databaseUrl = await migratedDatabase();
   srv = await startServer(databaseUrl);
   a = api(srv.clients);
   const s = await startTimedServer();

@@ -5,7 +5,13 @@ import { LeaseRequest, SubscribeRequest } from '@inboxd/proto/v1/inbox';
 import { createClient, type InboxdClient } from '@inboxd/sdk';
 import http2 from 'node:http2';
 import { SendRequest } from '@inboxd/proto/v1/inbox';
-import { createDatabase, startServer, spawnServer, connect, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
+import { bounded, migratedDatabase, startServer, spawnServer, connect, call, dur, waitFor, type Clients } from './support/harness.js';
+import { dispatcherIdle } from './support/clock.js';
+
+/** Streaming calls a server in this process has open now (its inboxd_open_streams gauge). */
+async function openStreams(srv: Srv): Promise<number> {
+  return (await srv.app.metrics.openStreams.get()).values.reduce((sum, v) => sum + v.value, 0);
+}
 
 type Srv = Awaited<ReturnType<typeof startServer>>;
 
@@ -16,13 +22,13 @@ describe('isolation: big messages and stuck consumers', () => {
   const fresh = (p: string) => `${p}-${++n}-${randomBytes(3).toString('hex')}`;
 
   beforeAll(async () => {
-    srv = await startServer(await createDatabase(), { sweepIntervalMs: 100 });
+    srv = await startServer(await migratedDatabase(), { sweepIntervalMs: 100 });
   });
   afterAll(async () => {
     await srv?.stop();
   });
   afterEach(async () => {
-    for (const c of closers.splice(0).reverse()) await Promise.race([c(), sleep(5000)]);
+    for (const c of closers.splice(0).reverse()) await bounded(c(), 5000);
   });
   const sdk = (): InboxdClient => {
     const c = createClient({ address: srv.app.address });
@@ -102,7 +108,7 @@ describe('isolation: big messages and stuck consumers', () => {
       s.on('error', () => {});
       s.write(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 100 } }));
     }
-    await sleep(500);
+    await waitFor(async () => (await openStreams(srv)) >= 200, 10_000, 'the 200 streams open on the server');
     const handled = new Set<string>();
     const sub = client.subscribe(queue, async m => void handled.add(m.id));
     closers.push(() => sub.close());
@@ -120,9 +126,11 @@ describe('isolation: big messages and stuck consumers', () => {
     const { inbox } = raw();
     const stream = inbox.subscribe();
     const deliveries: { token: string; id: string; attempt: number }[] = [];
-    stream.on('data', (r: { deliveries: { leaseToken: string; attempt: number; message?: { id: string } }[] }) =>
-      r.deliveries.forEach(d => deliveries.push({ token: d.leaseToken, id: d.message!.id, attempt: d.attempt })),
-    );
+    let ackAnswers = 0;
+    stream.on('data', (r: { deliveries: { leaseToken: string; attempt: number; message?: { id: string } }[]; ackResults?: unknown }) => {
+      r.deliveries.forEach(d => deliveries.push({ token: d.leaseToken, id: d.message!.id, attempt: d.attempt }));
+      if (r.ackResults) ackAnswers++;
+    });
     stream.on('error', (_: ServiceError) => {});
     stream.write(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 1 }, visibilityTimeout: dur(1) }));
     await waitFor(() => deliveries.length === 1, 5000, 'the first delivery');
@@ -141,7 +149,7 @@ describe('isolation: big messages and stuck consumers', () => {
     expect(deliveries).toHaveLength(1);
     // A late ack of the expired delivery is stale, and gives the stream its slot back.
     stream.write(SubscribeRequest.fromPartial({ ackLeaseTokens: [deliveries[0].token] }));
-    await sleep(300);
+    await waitFor(() => ackAnswers === 1, 5000, 'the answer to the late ack');
     const [next] = await Promise.all([client.send(queue, 'two')]);
     await waitFor(() => deliveries.length === 2, 5000, 'a new message pushed to the freed slot');
     expect(deliveries[1]).toMatchObject({ id: next, attempt: 1 });
@@ -149,29 +157,31 @@ describe('isolation: big messages and stuck consumers', () => {
   });
 
   it('refuses a stream past INBOXD_MAX_STREAMS with RESOURCE_EXHAUSTED, and admits one again when another ends', async () => {
-    const own = await startServer(await createDatabase(), { maxStreams: 3 });
+    const own = await startServer(await migratedDatabase(), { maxStreams: 3 });
     try {
       const c = connect(own.app.address);
       await call(c.queues, c.queues.createQueue, { name: 'few' });
+      // A stream is admitted once a request after its first is answered (an extend of a token no
+      // server issued); refused, it ends with an error instead.
       const open = (): { stream: ReturnType<typeof c.inbox.subscribe>; err: Promise<ServiceError | undefined> } => {
         const stream = c.inbox.subscribe();
         const err = new Promise<ServiceError | undefined>(resolve => {
           stream.on('error', (e: ServiceError) => resolve(e));
-          setTimeout(() => resolve(undefined), 1000);
+          stream.on('data', (r: { extendResults?: unknown }) => r.extendResults && resolve(undefined));
         });
-        stream.on('data', () => {});
         stream.write(SubscribeRequest.fromPartial({ queue: 'few', flowControl: { maxOutstandingMessages: 10 } }));
+        stream.write(SubscribeRequest.fromPartial({ extendLeaseTokens: ['probe'] }));
         return { stream, err };
       };
       const three = [open(), open(), open()];
-      await sleep(300);
+      for (const s of three) expect(await s.err).toBeUndefined();
       const fourth = open();
       const refused = await fourth.err;
       expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
       expect(refused?.details).toContain('INBOXD_MAX_STREAMS');
       for (const s of three) expect(await s.err).toBeUndefined();
       three[0].stream.cancel();
-      await sleep(300);
+      await waitFor(async () => (await openStreams(own)) === 2, 5000, 'the cancelled stream to end on the server');
       const fifth = open();
       expect(await fifth.err).toBeUndefined();
       for (const s of [...three, fifth]) s.stream.cancel();
@@ -187,45 +197,63 @@ describe('isolation: big messages and stuck consumers', () => {
     await client.queues.create(queue);
     const payload = randomBytes(1024 * 1024);
     await Promise.all(Array.from({ length: 100 }, () => client.send(queue, payload)));
-    const { inbox } = raw();
-    const stream = inbox.subscribe();
+    // Asks for 30 (more than 16 MiB of them: the window is not what stops it; a window of 1,000
+    // only made each fetch read the whole queue to keep one) and never reads a byte: a bare HTTP/2
+    // stream whose data nobody consumes, so flow control holds the server back. (grpc-js would go
+    // on reading into its own buffers for an application that does not: a reader, to the server.)
+    const session = http2.connect(`http://${srv.app.address}`).on('error', () => {});
+    closers.push(() => session.destroy());
+    const stream = session.request({ ':method': 'POST', ':path': '/inboxd.v1.Inbox/Subscribe', 'content-type': 'application/grpc', te: 'trailers' });
     stream.on('error', () => {});
-    // Asks for 1,000 and never reads a byte.
-    stream.write(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 1000 }, visibilityTimeout: dur(60) }));
+    const first = Buffer.from(SubscribeRequest.encode(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 30 }, visibilityTimeout: dur(60) })).finish());
+    const frame = Buffer.alloc(5);
+    frame.writeUInt32BE(first.length, 1);
+    stream.write(Buffer.concat([frame, first]));
     await waitFor(() => srv.app.core.dispatcher.buffers.used > 0, 10_000, 'deliveries written and left unread');
-    await sleep(1000);
+    // Until the dispatcher stops on its own: all it would write to the stream is written.
+    await dispatcherIdle(srv.app.core, queue, 30_000);
+    await dispatcherIdle(srv.app.core, queue, 30_000);
     const buffered = srv.app.core.dispatcher.buffers.used;
     expect(buffered).toBeLessThanOrEqual(16 * 1024 * 1024 + 3 * 1024 * 1024);
     const stats = await client.queues.stats(queue);
     expect(stats.leased).toBeLessThanOrEqual(20);
     expect(stats.ready).toBeGreaterThanOrEqual(80);
-    stream.cancel();
+    stream.close();
     await waitFor(() => srv.app.core.dispatcher.buffers.used === 0, 5000, 'the buffer to be freed when the stream ends');
   });
 
   it('requests partly received are capped in all: past INBOXD_MAX_RECEIVING_BYTES a stalling call is RESOURCE_EXHAUSTED, others are served', async () => {
-    const p = await spawnServer(await createDatabase(), { INBOXD_MAX_RECEIVING_BYTES: String(8 * 1024 * 1024), INBOXD_AUTO_CREATE_QUEUES: 'true' });
+    const p = await spawnServer(await migratedDatabase(), { INBOXD_MAX_RECEIVING_BYTES: String(8 * 1024 * 1024), INBOXD_AUTO_CREATE_QUEUES: 'true' });
     // One connection each: Node's HTTP/2 already caps one connection's memory (about 10 MB),
     // the server-wide cap is for many connections.
     const sessions = Array.from({ length: 20 }, () => http2.connect(`http://${p.address}`).on('error', () => {}));
     try {
-      // 20 Sends that each declare a 3 MB message, send 1 MB of it, and stall.
+      // 20 Sends that each declare a 3 MB message, send 1 MB of it, and stall. Once 11 are refused,
+      // at most 9 can be held; a call neither refused nor ended within 5 s is held (-1).
+      let finished = 0;
+      let enoughRefused!: () => void;
+      const decided = new Promise<void>(resolve => (enoughRefused = resolve));
       const statuses = sessions.map(session => {
         const req = session.request({ ':method': 'POST', ':path': '/inboxd.v1.Inbox/Send', 'content-type': 'application/grpc', te: 'trailers' });
-        const done = new Promise<number | undefined>(resolve => {
-          req.on('trailers', t => resolve(Number(t['grpc-status'])));
-          req.on('response', h => h['grpc-status'] !== undefined && resolve(Number(h['grpc-status'])));
-          req.on('error', () => resolve(undefined));
-          req.on('close', () => resolve(undefined));
-          setTimeout(() => resolve(-1), 5000);
-        });
+        let outcome: number | undefined = -1;
+        const end = (code: number | undefined) => {
+          if (outcome !== -1) return;
+          outcome = code;
+          if (++finished >= 11) enoughRefused();
+        };
+        req.on('trailers', t => end(Number(t['grpc-status'])));
+        req.on('response', h => h['grpc-status'] !== undefined && end(Number(h['grpc-status'])));
+        req.on('error', () => end(undefined));
+        req.on('close', () => end(undefined));
+        const done = () => outcome;
         req.on('data', () => {});
         const header = Buffer.alloc(5);
         header.writeUInt32BE(3_000_000, 1);
         req.write(Buffer.concat([header, Buffer.alloc(1024 * 1024, 1)]));
         return { req, done };
       });
-      const codes = await Promise.all(statuses.map(s => s.done));
+      await bounded(decided, 5000);
+      const codes = statuses.map(s => s.done());
       const refused = codes.filter(c => c === status.RESOURCE_EXHAUSTED).length;
       const stalled = codes.filter(c => c === -1).length;
       // About 8 MiB of the 20 MiB sent is held; the calls that went past it were refused.

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import { startApp } from '../server/app.js';
 import { createLogger } from '../server/logger.js';
-import { createDatabase, spawnServer, connect, call, testOptions, waitFor, ROOT } from './support/harness.js';
+import { migratedDatabase, spawnServer, connect, call, testOptions, waitFor, ROOT } from './support/harness.js';
 
 const SECRET = 'PAYLOAD-SECRET-7f3a91';
 // The secret as text, hex, and the base64 any payload starting with it begins with.
@@ -17,7 +17,7 @@ const forms = [SECRET, Buffer.from(SECRET).toString('hex'), Buffer.from(SECRET.s
 
 describe('logs', () => {
   it('are JSON lines with level, msg and, for each call, reqId, method and queue; never a payload', async () => {
-    const server = await spawnServer(await createDatabase(), { INBOXD_LOG_LEVEL: 'debug' });
+    const server = await spawnServer(await migratedDatabase(), { INBOXD_LOG_LEVEL: 'debug' });
     const c = connect(server.address);
     try {
       await call(c.queues, c.queues.createQueue, { name: 'logs-q' });
@@ -98,7 +98,7 @@ describe('logs', () => {
         done();
       },
     });
-    const app = await startApp(testOptions(await createDatabase()), createLogger('info', 'json', sink));
+    const app = await startApp(testOptions(await migratedDatabase()), createLogger('info', 'json', sink));
     const c = connect(app.address);
     try {
       await call(c.queues, c.queues.createQueue, { name: 'deep-q' });
@@ -126,7 +126,7 @@ describe('logs', () => {
   });
 
   it('are readable text when pretty (a terminal, or INBOXD_LOG_FORMAT=pretty)', async () => {
-    const db = await createDatabase();
+    const db = await migratedDatabase();
     const proc = spawn(process.execPath, [`${ROOT}/dist/server/main.js`], {
       env: { ...process.env, DATABASE_URL: db, INBOXD_PORT: '0', INBOXD_METRICS_PORT: 'off', INBOXD_LOG_FORMAT: 'pretty', INBOXD_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { SendRequest, LeaseRequest, NackRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
-import { createDatabase, spawnServer, connect, call, dur, waitFor, type ServerProcess, type Clients } from './support/harness.js';
+import { migratedDatabase, spawnServer, connect, call, dur, waitFor, type ServerProcess, type Clients } from './support/harness.js';
 
 /** Samples of a Prometheus text exposition: name, labels, value. */
 function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
@@ -28,7 +28,7 @@ describe('metrics endpoint', () => {
   let url: string;
 
   beforeAll(async () => {
-    server = await spawnServer(await createDatabase());
+    server = await spawnServer(await migratedDatabase());
     url = /"metrics":"(http:\/\/[^"]+)"/.exec(server.output())![1];
     c = connect(server.address);
   });

@@ -16,7 +16,8 @@ import {
 } from '@inboxd/proto/v1/queues';
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import { expectStatus, counts, ZERO } from './support/expect.js';
-import { createDatabase, startServer, call, dur, sleep, type Clients } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur, type Clients } from './support/harness.js';
+import { startTimedServer, type ServerClock } from './support/clock.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -57,14 +58,23 @@ const DEFAULTS: QueueConfig = {
 
 let srv: Server;
 let a: ReturnType<typeof api>;
+/** For the tests about time (a message's age): a server whose clock the test advances. */
+let timed: Awaited<ReturnType<typeof startTimedServer>>;
+let t: ReturnType<typeof api>;
+let clock: ServerClock;
 let qn = 0;
 const fresh = (tag: string) => `${tag}-${++qn}`;
 
 beforeAll(async () => {
-  srv = await startServer(await createDatabase());
+  [srv, timed] = await Promise.all([startServer(await migratedDatabase()), startTimedServer()]);
   a = api(srv.clients);
+  t = api(timed.clients);
+  clock = timed.clock;
 });
-afterAll(() => srv?.stop());
+afterAll(async () => {
+  await srv?.stop();
+  await timed?.stop();
+});
 
 describe('CreateQueue', () => {
   it('fills in the defaults of an empty config and reports when it was created', async () => {
@@ -201,7 +211,7 @@ describe('ListQueues', () => {
   let l: ReturnType<typeof api>;
   const names = ['alpha', 'Beta', 'gamma-1', 'gamma_2', 'gamma.3', 'Z9', '0zero'];
   beforeAll(async () => {
-    lsrv = await startServer(await createDatabase());
+    lsrv = await startServer(await migratedDatabase());
     l = api(lsrv.clients);
     for (const n of names) await l.create(n, n === 'alpha' ? { maxAttempts: 9 } : undefined);
   });
@@ -410,16 +420,16 @@ describe('GetQueueStats', () => {
 
   it('counts ready, delayed, leased, dead-lettered and acked messages, and the age of the oldest waiting one', async () => {
     const name = fresh('stats');
-    await a.create(name, { maxAttempts: 1 });
-    await a.sendTo(name, 5);
-    await a.send([{ queue: name, payload: Buffer.from('later'), deliverAt: new Date(Date.now() + 3600_000) }]);
-    const ds = (await a.lease(name, 3)).deliveries;
+    await t.create(name, { maxAttempts: 1 });
+    await t.sendTo(name, 5);
+    await t.send([{ queue: name, payload: Buffer.from('later'), deliverAt: new Date(clock.now() + 3600_000) }]);
+    const ds = (await t.lease(name, 3)).deliveries;
     expect(ds).toHaveLength(3);
-    await a.ack(ds[0].leaseToken);
+    await t.ack(ds[0].leaseToken);
     // max_attempts 1: a nack is its last attempt.
-    expect(await a.nack([ds[1].leaseToken])).toEqual({ requeued: 0, deadLettered: 1 });
-    await sleep(400);
-    const s = await a.stats(name);
+    expect(await t.nack([ds[1].leaseToken])).toEqual({ requeued: 0, deadLettered: 1 });
+    await clock.advance(400);
+    const s = await t.stats(name);
     expect(s.queue).toBe(name);
     expect(counts(s)).toEqual({ depth: 3, ready: 2, delayed: 1, leased: 1, deadLettered: 1, acked: 1 });
     const age = secs(s.oldestAge)!;
@@ -429,18 +439,18 @@ describe('GetQueueStats', () => {
 
   it('oldest_age grows while a message waits, and goes to zero when nothing waits', async () => {
     const name = fresh('stats-age');
-    await a.create(name);
-    await a.sendTo(name, 1);
-    await sleep(300);
-    const a1 = secs((await a.stats(name)).oldestAge)!;
-    await sleep(700);
-    const a2 = secs((await a.stats(name)).oldestAge)!;
+    await t.create(name);
+    await t.sendTo(name, 1);
+    await clock.advance(300);
+    const a1 = secs((await t.stats(name)).oldestAge)!;
+    await clock.advance(700);
+    const a2 = secs((await t.stats(name)).oldestAge)!;
     expect(a1).toBeGreaterThan(0.2);
     expect(a2).toBeGreaterThan(a1 + 0.5);
-    const d = (await a.lease(name)).deliveries[0];
-    expect(secs((await a.stats(name)).oldestAge)).toBe(0);
-    await a.ack(d.leaseToken);
-    expect(counts(await a.stats(name))).toEqual({ ...ZERO, acked: 1 });
+    const d = (await t.lease(name)).deliveries[0];
+    expect(secs((await t.stats(name)).oldestAge)).toBe(0);
+    await t.ack(d.leaseToken);
+    expect(counts(await t.stats(name))).toEqual({ ...ZERO, acked: 1 });
   });
 
   it('NOT_FOUND for a missing queue, INVALID_ARGUMENT for a bad name', async () => {

@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import { Client, credentials } from '@grpc/grpc-js';
-import { createDatabase, startServer } from './support/harness.js';
+import { migratedDatabase, startServer } from './support/harness.js';
 import { DescriptorSource, ReflectionClient, buildRoot, describeService, formatDuration, invokeJson, linkErrors, parseDuration, type Reflected } from './support/reflection-client.js';
 
 /** Set REFLECTION_TEST_PRINT=1 to see each call as the grpcurl command and its JSON answer. */
@@ -21,7 +21,7 @@ describe('server reflection (grpcurl without .proto files)', () => {
   let client: Client;
 
   beforeAll(async () => {
-    srv = await startServer(await createDatabase());
+    srv = await startServer(await migratedDatabase());
     reflection = new ReflectionClient(srv.app.address);
     source = new DescriptorSource(reflection);
     client = new Client(srv.app.address, credentials.createInsecure());

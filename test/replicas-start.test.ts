@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import * as sql from '../server/queue/sql.js';
 import { auth } from '../server/queue/migrations/002-auth.js';
-import { createDatabase } from './support/harness.js';
+import { createDatabase, waitFor } from './support/harness.js';
 
 describe('the shared server secret', () => {
   it('a replica whose insert races another one still gets the secret, the same one', async () => {
@@ -24,10 +24,16 @@ describe('the shared server secret', () => {
       await first.query(auth.up('inboxd'));
       const a = sql.serverSecret('inboxd', 'auth', randomBytes(32));
       const b = sql.serverSecret('inboxd', 'auth', randomBytes(32));
+      const secondPid = (await second.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
       await first.query('BEGIN');
       const mine = (await first.query(a.text, a.values)).rows[0].value as Buffer;
       const theirs = second.query(b.text, b.values); // waits on the first one's row
-      await new Promise(r => setTimeout(r, 200));
+      // Until Postgres shows the second session waiting on a lock (the first one's row).
+      await waitFor(
+        async () => (await first.query('SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1', [secondPid])).rows[0]?.wait_event_type === 'Lock',
+        10_000,
+        "the second insert to wait on the first one's row",
+      );
       await first.query('COMMIT');
       const got = (await theirs).rows[0]?.value as Buffer | undefined;
       expect(got?.toString('hex')).toBe(mine.toString('hex'));

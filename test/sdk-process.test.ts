@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClient, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
 import { freePort, connectionsTo } from './support/net.js';
-import { createDatabase, spawnServer, sleep, waitFor, ROOT, type ServerProcess } from './support/harness.js';
+import { migratedDatabase, spawnServer, sleep, waitFor, ROOT, type ServerProcess } from './support/harness.js';
 
 let n = 0;
 const queueName = (prefix: string) => `${prefix}-${++n}-${randomUUID().slice(0, 6)}`;
@@ -27,7 +27,7 @@ describe('sdk against server processes', () => {
   const clients: InboxdClient[] = [];
 
   beforeAll(async () => {
-    db = await createDatabase();
+    db = await migratedDatabase();
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map(c => c.close({ timeout: 2000 }).catch(() => {})));
@@ -60,8 +60,8 @@ describe('sdk against server processes', () => {
     const queue = queueName('pool');
     await c3.queues.create(queue);
     for (let i = 0; i < 6; i++) await c3.queues.stats(queue);
+    // The calls are done: every connection they opened is open (and established, once counted).
     await waitFor(() => connectionsTo(port) >= 3, 10_000, 'three connections');
-    await sleep(200);
     expect(connectionsTo(port)).toBe(3);
     await c3.close();
     await waitFor(() => connectionsTo(port) === 0, 10_000, 'the connections to close');
@@ -69,7 +69,7 @@ describe('sdk against server processes', () => {
     const c1 = newClient({ address: p.address, poolSize: 1 });
     for (let i = 0; i < 6; i++) await c1.queues.stats(queue);
     await Promise.all([0, 1, 2, 3].map(() => c1.send(queue, 'x')));
-    await sleep(300);
+    await waitFor(() => connectionsTo(port) >= 1, 10_000, 'one connection');
     expect(connectionsTo(port)).toBe(1);
   });
 
@@ -103,8 +103,9 @@ describe('sdk against server processes', () => {
     }
     expect(connectionsTo(portOf(a.address))).toBe(0);
     const got: ReceivedMessage[] = [];
+    // Every send was answered, so everything is stored: lease until a lease finds nothing.
     for (;;) {
-      const batch = await c.lease(queue, { max: 1000, wait: 500 });
+      const batch = await c.lease(queue, { max: 1000 });
       if (batch.length === 0) break;
       got.push(...batch);
       await c.ack(batch);
@@ -114,8 +115,9 @@ describe('sdk against server processes', () => {
     // The subscriber whose server died reconnects to the survivor: all later messages are handled.
     const late = await Promise.all(Array.from({ length: 40 }, (_, i) => c.send(subQueue, `late-${i}`)));
     await waitFor(() => late.every(id => handled.has(id)), 20_000, 'the subscribers to handle the later messages');
-    await sleep(1000);
-    expect(consumed.pool.channels.filter(ch => ch.address === b.address).reduce((sum, ch) => sum + ch.streams, 0)).toBe(2);
+    const onSurvivor = () => consumed.pool.channels.filter(ch => ch.address === b.address).reduce((sum, ch) => sum + ch.streams, 0);
+    await waitFor(() => onSurvivor() === 2, 10_000, 'both streams on the survivor');
+    expect(onSurvivor()).toBe(2);
     await Promise.all(subs.map(s => s.close()));
     expect(await c.queues.stats(subQueue)).toMatchObject({ depth: 0, leased: 0, acked: 60 });
   });
@@ -130,12 +132,11 @@ describe('sdk against server processes', () => {
 
     // A long poll in flight when the server dies…
     const polling = c.lease(queue, { wait: '20s' });
-    await sleep(300);
+    await sleep(100);
     await kill9(p1);
-    // …and calls made while it is down.
+    // …and calls made while it is down (until the new server listens: a process start).
     const sending = c.send(queue, 'sent while down');
     const stats = c.queues.stats(queue);
-    await sleep(1000);
     await start(port);
 
     const id = await sending;
@@ -172,7 +173,7 @@ describe('sdk against server processes', () => {
     await kill9(p1);
     const handledAtKill = handled.length;
     expect(handledAtKill).toBeLessThan(500);
-    await sleep(500);
+    // Down for as long as a process start takes.
     await start(port);
 
     // Usually a few seconds: the leases held at the kill end after 2s. But a kill between the

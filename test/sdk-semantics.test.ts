@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';
+import { migratedDatabase, startServer, sleep, waitFor } from './support/harness.js';
 
 describe('SDK: queue semantics', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
@@ -14,7 +14,7 @@ describe('SDK: queue semantics', () => {
   const fresh = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    srv = await startServer(await createDatabase());
+    srv = await startServer(await migratedDatabase());
     client = createClient({ address: srv.app.address });
   });
   afterAll(async () => {
@@ -41,7 +41,8 @@ describe('SDK: queue semantics', () => {
     const again = await client.send(q, 'charge card (retry)', { dedupKey: 'payment-77' });
     expect(again).toBe(first);
     await client.send(q, 'stale soon', { ttl: 300 });
-    await sleep(700);
+    // Real time: the SDK sets expires_at from the client's wall clock (300 ms: room for a slow Send).
+    await sleep(350);
     const got = await client.lease(q, { max: 10 });
     expect(got.map(m => m.text())).toEqual(['charge card']);
     await Promise.all(got.map(m => m.ack()));

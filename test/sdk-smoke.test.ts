@@ -1,12 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createClient, type InboxdClient } from '@inboxd/sdk';
-import { createDatabase, startServer } from './support/harness.js';
+import { migratedDatabase, startServer } from './support/harness.js';
 
 describe('sdk smoke', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
   let client: InboxdClient;
   beforeAll(async () => {
-    srv = await startServer(await createDatabase());
+    srv = await startServer(await migratedDatabase());
     client = createClient({ address: srv.app.address, poolSize: 2 });
   });
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage, type Subscriber, type Handler, type SubscriberOptions } from '@inboxd/sdk';
 import type { PooledChannel } from '../sdk/channel-pool.js';
 import { connectionsTo } from './support/net.js';
-import { createDatabase, startServer, sleep, waitFor } from './support/harness.js';
+import { migratedDatabase, startServer, sleep, waitFor } from './support/harness.js';
 import { dispatcherIdle, serverWaits } from './support/clock.js';
 
 /** Streaming calls the server has open now (its inboxd_open_streams gauge). */
@@ -46,7 +46,7 @@ describe('sdk against an in-process server', () => {
   };
 
   beforeAll(async () => {
-    db = await createDatabase();
+    db = await migratedDatabase();
     srv = await startServer(db);
     client = createClient({ address: srv.app.address, poolSize: 2 });
   });

@@ -42,7 +42,7 @@ import {
 import { QueuesClient, QueuesService, ListQueuesRequest, ListTopicsRequest, type ListQueuesResponse, type ListTopicsResponse } from '@inboxd/proto/v1/queues';
 import { AuthClient, AuthService, ListAuditEventsRequest, type ListAuditEventsResponse } from '@inboxd/proto/v1/auth';
 import type { Delivery } from '@inboxd/proto/v1/message';
-import { createDatabase, startServer, waitFor, sleep, dur } from './support/harness.js';
+import { bounded, migratedDatabase, startServer, waitFor, sleep, dur } from './support/harness.js';
 import { makeTlsFiles } from './support/tls.js';
 import {
   DescriptorSource,
@@ -232,7 +232,7 @@ async function ownedBy(owner: string, queue: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  databaseUrl = await createDatabase();
+  databaseUrl = await migratedDatabase();
   s1 = await startServer(databaseUrl, { auth: 'required', adminKey: ADMIN });
   s2 = await startServer(databaseUrl, { auth: 'required', adminKey: ADMIN });
   admin = sdk(ADMIN);
@@ -567,7 +567,7 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
 
 describe('with auth off (the default on loopback)', () => {
   it('everything is allowed to anyone: WhoAmI says anonymous, auth_required false, and a credential is not even looked at', async () => {
-    const open = await startServer(await createDatabase());
+    const open = await startServer(await migratedDatabase());
     try {
       for (const c of [createClient({ address: open.app.address, ...QUICK }), createClient({ address: open.app.address, apiKey: 'not-a-key-at-all', ...QUICK })]) {
         try {
@@ -866,7 +866,7 @@ describe('open streams end when their key, principal or grant goes, on every rep
 
     const t0 = Date.now();
     await admin.auth.revokeKey((await admin.auth.listKeys('rev-sender'))[0].id);
-    const outcome = await Promise.race([ended, sleep(STREAM_END_MS + 500).then(() => undefined)]);
+    const outcome = await bounded(ended, STREAM_END_MS + 500);
     // Whether or not it ended: nothing more may be stored with the revoked key.
     call.write(SendStreamRequest.fromPartial({ sequence: '2', messages: [{ queue: 'revsend.q', payload: Buffer.from('after revocation') }] }));
     const second = await Promise.race([
@@ -1162,6 +1162,7 @@ describe('per-principal quotas (a replica with INBOXD_PRINCIPAL_MAX_STREAMS=2, I
     const waitMs = Number(/retry in (\d+) ms/.exec(over.details)![1]);
     expect(waitMs).toBeGreaterThan(0);
     expect(waitMs).toBeLessThanOrEqual(1000);
+    // Real time: the rate limiter's bucket refills by the server's wall clock.
     await sleep(waitMs + 100);
     expect((await send(key, 5)).results).toHaveLength(5);
 
@@ -1288,6 +1289,7 @@ describe('a key with an expiry', () => {
     await admin.auth.addGrant('exp-e', 'exp.q', ['consume', 'send']);
     await admin.queues.create('exp.q');
     await admin.send('exp.q', 'before expiry');
+    // Real time: keys expire by the server's wall clock.
     const expiresAt = new Date(Date.now() + 1500);
     const { key, secret } = await admin.auth.createKey('exp-e', { expiresAt });
     expect(Math.abs(key.expiresAt!.getTime() - expiresAt.getTime())).toBeLessThan(5);

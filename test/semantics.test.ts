@@ -20,7 +20,7 @@ import {
   type QueueStats,
 } from '@inboxd/proto/v1/queues';
 import { expectStatus, counts } from './support/expect.js';
-import { createDatabase, startServer, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
 import { startTimedServer, type ServerClock } from './support/clock.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -55,7 +55,7 @@ let clock: ServerClock;
 const fresh = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}`;
 
 beforeAll(async () => {
-  databaseUrl = await createDatabase();
+  databaseUrl = await migratedDatabase();
   [srv, timed] = await Promise.all([startServer(databaseUrl), startTimedServer()]);
   a = api(srv.clients);
   t = api(timed.clients);

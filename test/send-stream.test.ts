@@ -1,12 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { SendStreamRequest, type SendStreamResponse, LeaseRequest } from '@inboxd/proto/v1/inbox';
-import { createDatabase, startServer, call, dur } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur } from './support/harness.js';
 
 describe('SendStream', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
   beforeAll(async () => {
-    srv = await startServer(await createDatabase());
+    srv = await startServer(await migratedDatabase());
     await call(srv.clients.queues, srv.clients.queues.createQueue, { name: 'piped' });
   });
   afterAll(() => srv?.stop());

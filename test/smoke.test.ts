@@ -1,13 +1,13 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { SendRequest, LeaseRequest } from '@inboxd/proto/v1/inbox';
-import { createDatabase, startServer, call, dur } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur } from './support/harness.js';
 import { failure } from './support/expect.js';
 
 describe('smoke', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
   beforeAll(async () => {
-    srv = await startServer(await createDatabase());
+    srv = await startServer(await migratedDatabase());
   });
   afterAll(() => srv?.stop());
 

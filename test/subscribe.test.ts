@@ -12,7 +12,7 @@ import {
 } from '@inboxd/proto/v1/inbox';
 import type { Delivery } from '@inboxd/proto/v1/message';
 import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
-import { createDatabase, startServer, call, dur, sleep, waitFor } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur, sleep, waitFor } from './support/harness.js';
 import { dispatcherIdle, startTimedServer, type ServerClock } from './support/clock.js';
 import type { QueueCore } from '../server/queue/core.js';
 
@@ -154,7 +154,7 @@ describe('Subscribe', () => {
   const open: Subscriber[] = [];
 
   beforeAll(async () => {
-    databaseUrl = await createDatabase();
+    databaseUrl = await migratedDatabase();
     [srv, timed] = await Promise.all([startServer(databaseUrl), startTimedServer()]);
     clock = timed.clock;
   });

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import * as jose from 'jose';
 import { createClient, Code, type InboxdClient } from '@inboxd/sdk';
-import { createDatabase, startServer } from './support/harness.js';
+import { migratedDatabase, startServer } from './support/harness.js';
 import { runCli } from './support/cli.js';
 import { makeTlsFiles, type TlsFiles } from './support/tls.js';
 
@@ -39,7 +39,7 @@ const open = (o: Parameters<typeof createClient>[0]) => {
 
 beforeAll(async () => {
   files = makeTlsFiles();
-  databaseUrl = await createDatabase();
+  databaseUrl = await migratedDatabase();
   // The principals the certificates and tokens name, made once on a plaintext server sharing the database.
   const setup = await startServer(databaseUrl, { auth: 'required', adminKey: ADMIN });
   const admin = createClient({ address: setup.app.address, apiKey: ADMIN });

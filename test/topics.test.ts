@@ -15,7 +15,7 @@ import {
 } from '@inboxd/proto/v1/queues';
 import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
 import { expectStatus, counts } from './support/expect.js';
-import { createDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
+import { migratedDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -57,7 +57,7 @@ async function allTopics(pageSize = 0): Promise<Topic[]> {
 }
 
 beforeAll(async () => {
-  srv = await startServer(await createDatabase());
+  srv = await startServer(await migratedDatabase());
   a = api(srv.clients);
   client = createClient({ address: srv.app.address, poolSize: 1 });
 });

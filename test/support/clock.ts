@@ -3,7 +3,7 @@ import { TestClock } from 'pg-boss';
 import pg from 'pg';
 import type { CoreOptions, QueueCore } from '../../server/queue/core.js';
 import type { AppOptions } from '../../server/app.js';
-import { createDatabase, startServer } from './harness.js';
+import { migratedDatabase, startServer } from './harness.js';
 
 /**
  * Time for a server under test, moved by hand: pg-boss's TestClock, which the server's core takes
@@ -151,7 +151,7 @@ export async function startTimedServer(
   shared?: { clock: ServerClock; databaseUrl: string },
 ): Promise<Awaited<ReturnType<typeof startServer>> & { clock: ServerClock; databaseUrl: string }> {
   const clock = shared?.clock ?? new ServerClock();
-  const databaseUrl = shared?.databaseUrl ?? (await createDatabase());
+  const databaseUrl = shared?.databaseUrl ?? (await migratedDatabase());
   const srv = await startServer(databaseUrl, { ...overrides, clock: clock.clock });
   await clock.attach(srv.app.core);
   return {

@@ -12,17 +12,26 @@ import { loadConfig } from '../../server/config.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** A fresh database for one test file, in the run's Postgres. */
-export async function createDatabase(): Promise<string> {
+/** A fresh, empty database for one test file, in the run's Postgres. */
+export async function createDatabase(template?: string): Promise<string> {
   const admin = inject('pgAdminUrl');
   const name = `inboxd_t_${randomBytes(6).toString('hex')}`;
   const c = new pg.Client({ connectionString: admin });
   await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
+  await c.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   await c.end();
   const url = new URL(admin);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/**
+ * A fresh database for one test file with inboxd's schema already in it (pg-boss's and inboxd's
+ * own tables): a copy of one the server migrated at the start of the run. For tests that are not
+ * about a first start on an empty database, which use createDatabase().
+ */
+export function migratedDatabase(): Promise<string> {
+  return createDatabase(inject('migratedTemplate'));
 }
 
 /** Settings for servers under test: the real defaults, with short intervals so tests run fast. */
@@ -118,6 +127,12 @@ export async function spawnServer(databaseUrl: string, env: Record<string, strin
 }
 
 export const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
+
+/** Waits for `p`, or `ms` at most (then resolves undefined): a cleanup that must not hold the next test. */
+export function bounded<T>(p: Promise<T> | T, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([Promise.resolve(p), new Promise<undefined>(resolve => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
+}
 
 /** Resolves once `cond` holds, checking every 20 ms; rejects after `timeoutMs` naming `what`. */
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
