@@ -4,16 +4,17 @@
  * and INBOXD_API_KEY, exit code 5 for UNAUTHENTICATED and PERMISSION_DENIED, and the SDK's
  * createClient({ apiKey }) on unary calls and streams, and client.auth.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { migratedDatabase, spawnServer, waitFor, type ServerProcess } from './support/harness.js';
-import { runCli, type CliResult } from './support/cli.js';
+import { Code, createClient, type InboxdClient, InboxdError, type ReceivedMessage } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, runCli } from './support/cli.js';
 import { rejection } from './support/expect.js';
+import { migratedDatabase, type ServerProcess, spawnServer, waitFor } from './support/harness.js';
 
 /** 40 random characters. */
 const ADMIN_KEY = randomBytes(30).toString('base64url').slice(0, 40);
@@ -54,11 +55,17 @@ describe('auth on the client: CLI and SDK against a server with auth required', 
   });
 
   it('help lists the auth commands and the credential flags; exit code 5 is documented', async () => {
-    const [top, create, keys, grants] = await Promise.all([cli(['--help']), cli(['queues', 'create', '--help']), cli(['keys', '--help']), cli(['grants', 'add', '--help'])]);
+    const [top, create, keys, grants] = await Promise.all([
+      cli(['--help']),
+      cli(['queues', 'create', '--help']),
+      cli(['keys', '--help']),
+      cli(['grants', 'add', '--help']),
+    ]);
     expect(top.code).toBe(0);
     for (const c of ['whoami', 'principals', 'keys', 'grants', 'audit']) expect(top.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
     expect(top.stdout).toContain('5 not allowed');
-    for (const flag of ['--api-key <key>', 'env: INBOXD_API_KEY', '--tls ', '--tls-ca <file>', '--tls-cert <file>', '--tls-key <file>']) expect(create.stdout).toContain(flag);
+    for (const flag of ['--api-key <key>', 'env: INBOXD_API_KEY', '--tls ', '--tls-ca <file>', '--tls-cert <file>', '--tls-key <file>'])
+      expect(create.stdout).toContain(flag);
     for (const c of ['create', 'list', 'revoke']) expect(keys.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
     expect(grants.stdout).toContain('--verbs <verbs>');
   });
@@ -166,7 +173,11 @@ describe('auth on the client: CLI and SDK against a server with auth required', 
     // A principal lists its own keys without naming itself.
     const own = await as(k.key, ['keys', 'list', '--json']);
     expect(own.code).toBe(0);
-    expect(json<{ id: string }[]>(own.stdout).map(x => x.id).sort()).toEqual(keys.map(x => x.id).sort());
+    expect(
+      json<{ id: string }[]>(own.stdout)
+        .map(x => x.id)
+        .sort(),
+    ).toEqual(keys.map(x => x.id).sort());
 
     const revoked = await admin(['keys', 'revoke', k.id]);
     expect(revoked.code).toBe(0);
@@ -182,7 +193,7 @@ describe('auth on the client: CLI and SDK against a server with auth required', 
     expect(listed.find(x => x.id === k.id)).toMatchObject({ state: 'revoked', revokedAt: expect.any(String) });
   });
 
-  it('grants: add, list, remove; a call without the grant exits 5 with the server\'s words', async () => {
+  it("grants: add, list, remove; a call without the grant exits 5 with the server's words", async () => {
     expect((await admin(['principals', 'create', 'grantee'])).code).toBe(0);
     const key = (await admin(['keys', 'create', 'grantee'])).stdout.trim();
     expect((await admin(['queues', 'create', 'team-a.jobs'])).code).toBe(0);
@@ -362,6 +373,7 @@ describe('auth on the client: CLI and SDK against a server with auth required', 
     expect(() => createClient({ address, tls: true, credentials: credentials.createInsecure() })).toThrow(RangeError);
     expect(() => createClient({ address, apiKey: '' })).toThrow(RangeError);
     expect(() => createClient({ address, apiKey: 'ibx_a_b\n' })).toThrow(RangeError);
-    for (const c of [createClient({ address, tls: true, apiKey: 'k' }), createClient({ address, credentials: credentials.createInsecure(), apiKey: 'k' })]) c.pool.close();
+    for (const c of [createClient({ address, tls: true, apiKey: 'k' }), createClient({ address, credentials: credentials.createInsecure(), apiKey: 'k' })])
+      c.pool.close();
   });
 });

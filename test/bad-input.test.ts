@@ -1,9 +1,9 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import http2 from 'node:http2';
-import { SendRequest, LeaseRequest, NackRequest } from '@inboxd/proto/v1/inbox';
+import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { LeaseRequest, NackRequest, SendRequest } from '@inboxd/proto/v1/inbox';
 import { UpdateQueueRequest } from '@inboxd/proto/v1/queues';
-import { migratedDatabase, startServer, call, dur } from './support/harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, dur, migratedDatabase, startServer } from './support/harness.js';
 
 type Srv = Awaited<ReturnType<typeof startServer>>;
 
@@ -23,7 +23,11 @@ function raw(address: string, path: string, body: Buffer): Promise<{ code: numbe
   ).finally(() => client.close());
 }
 
-const outcome = (p: Promise<unknown>) => p.then(() => ({ code: status.OK, details: '' }), (e: ServiceError) => ({ code: e.code, details: e.details }));
+const outcome = (p: Promise<unknown>) =>
+  p.then(
+    () => ({ code: status.OK, details: '' }),
+    (e: ServiceError) => ({ code: e.code, details: e.details }),
+  );
 
 describe('bad input gets a status a person can act on, and touches nobody else', () => {
   let srv: Srv;
@@ -67,7 +71,9 @@ describe('bad input gets a status a person can act on, and touches nobody else',
   });
 
   it('a poison sender next to good senders on the same queue: only the poison fails', async () => {
-    const good = Array.from({ length: 8 }, (_, i) => Array.from({ length: 20 }, (_, j) => send([{ queue: 'shared', payload: Buffer.from(`g${i}.${j}`) }]))).flat();
+    const good = Array.from({ length: 8 }, (_, i) =>
+      Array.from({ length: 20 }, (_, j) => send([{ queue: 'shared', payload: Buffer.from(`g${i}.${j}`) }])),
+    ).flat();
     const poison = Array.from({ length: 20 }, (_, j) =>
       send([{ queue: 'shared', payload: Buffer.from('p'), ...(j % 2 ? { headers: { h: '\u0000' } } : { deliverAt: new Date(Date.UTC(200000, 0, 1)) }) }]),
     );
@@ -91,7 +97,11 @@ describe('bad input gets a status a person can act on, and touches nobody else',
 
   it('refuses a Duration with nanos of a second or more', async () => {
     const r = await outcome(
-      call(srv.clients.inbox, srv.clients.inbox.lease, LeaseRequest.fromPartial({ queue: 'shared', visibilityTimeout: { seconds: '1', nanos: 1_500_000_000 } })),
+      call(
+        srv.clients.inbox,
+        srv.clients.inbox.lease,
+        LeaseRequest.fromPartial({ queue: 'shared', visibilityTimeout: { seconds: '1', nanos: 1_500_000_000 } }),
+      ),
     );
     expect(r.code).toBe(status.INVALID_ARGUMENT);
     expect(r.details).toContain('visibility_timeout.nanos');
@@ -119,7 +129,7 @@ describe('bad input gets a status a person can act on, and touches nobody else',
     expect(queues.details).toContain('GetQueue');
   });
 
-  it('a compressed flag on a body that is not compressed is INVALID_ARGUMENT, not grpc-js\'s INTERNAL', async () => {
+  it("a compressed flag on a body that is not compressed is INVALID_ARGUMENT, not grpc-js's INTERNAL", async () => {
     const session = http2.connect(`http://${srv.app.address}`);
     try {
       const req = session.request({
@@ -145,9 +155,7 @@ describe('bad input gets a status a person can act on, and touches nobody else',
 
   it('an error quoting a huge input stays a short status, and the connection keeps working', async () => {
     const { queues, inbox } = srv.clients;
-    const r = await outcome(
-      call(queues, queues.updateQueue, UpdateQueueRequest.fromPartial({ name: 'shared', config: {}, updateMask: ['é'.repeat(70_000)] })),
-    );
+    const r = await outcome(call(queues, queues.updateQueue, UpdateQueueRequest.fromPartial({ name: 'shared', config: {}, updateMask: ['é'.repeat(70_000)] })));
     expect(r.code).toBe(status.INVALID_ARGUMENT);
     expect(r.details.length).toBeLessThanOrEqual(500);
     // The same connection serves the next call.

@@ -1,22 +1,14 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { status } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import {
-  SendRequest,
-  LeaseRequest,
-  AckRequest,
-  NackRequest,
-  ListMessagesRequest,
-  GetMessageRequest,
-  type ListMessagesResponse,
-} from '@inboxd/proto/v1/inbox';
-import { MessageState, type Message, type MessageInfo } from '@inboxd/proto/v1/message';
-import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig } from '@inboxd/proto/v1/queues';
+import { status } from '@grpc/grpc-js';
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
-import { createClient, InboxdError, Code, type InboxdClient } from '@inboxd/sdk';
-import { expectStatus, counts } from './support/expect.js';
-import { migratedDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
+import { AckRequest, GetMessageRequest, LeaseRequest, ListMessagesRequest, type ListMessagesResponse, NackRequest, SendRequest } from '@inboxd/proto/v1/inbox';
+import { type Message, type MessageInfo, MessageState } from '@inboxd/proto/v1/message';
+import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig } from '@inboxd/proto/v1/queues';
+import { Code, createClient, type InboxdClient, InboxdError } from '@inboxd/sdk';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { counts, expectStatus } from './support/expect.js';
+import { type Clients, call, dur, migratedDatabase, startServer, waitFor } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -34,7 +26,8 @@ function api(c: Clients) {
     nack: (leaseTokens: string[], o: { delay?: Duration; error?: string } = {}) => call(inbox, inbox.nack, NackRequest.fromPartial({ leaseTokens, ...o })),
     list: (queue: string, o: { state?: MessageState; pageSize?: number; pageToken?: string; newestFirst?: boolean } = {}): Promise<ListMessagesResponse> =>
       call(inbox, inbox.listMessages, ListMessagesRequest.fromPartial({ queue, ...o })),
-    get: async (queue: string, id: string): Promise<MessageInfo> => (await call(inbox, inbox.getMessage, GetMessageRequest.fromPartial({ queue, id }))).message!,
+    get: async (queue: string, id: string): Promise<MessageInfo> =>
+      (await call(inbox, inbox.getMessage, GetMessageRequest.fromPartial({ queue, id }))).message!,
     stats: async (name: string) => counts((await call(queues, queues.getQueueStats, GetQueueStatsRequest.fromPartial({ name }))).stats!),
   };
 }
@@ -80,12 +73,24 @@ describe('GetMessage and ListMessages: states', () => {
     await a.createQueue(q);
     const before = Date.now();
     const [r] = (
-      await a.send([{ queue: q, payload: Buffer.from('hello'), contentType: 'text/plain', headers: { h: '1' }, subject: 's', correlationId: 'c', replyTo: q, priority: 2 }])
+      await a.send([
+        { queue: q, payload: Buffer.from('hello'), contentType: 'text/plain', headers: { h: '1' }, subject: 's', correlationId: 'c', replyTo: q, priority: 2 },
+      ])
     ).results;
     const info = await a.get(q, r.id);
     expect(info.state).toBe(MessageState.MESSAGE_STATE_QUEUED);
     expect(info.attempts).toBe(0);
-    expect(info.message).toMatchObject({ id: r.id, queue: q, contentType: 'text/plain', headers: { h: '1' }, subject: 's', correlationId: 'c', replyTo: q, priority: 2, contentHash: r.contentHash });
+    expect(info.message).toMatchObject({
+      id: r.id,
+      queue: q,
+      contentType: 'text/plain',
+      headers: { h: '1' },
+      subject: 's',
+      correlationId: 'c',
+      replyTo: q,
+      priority: 2,
+      contentHash: r.contentHash,
+    });
     expect(text(info.message!.payload)).toBe('hello');
     expect(info.createdAt!.getTime()).toBeGreaterThanOrEqual(before - 5000);
     expect(info.startedAt).toBeUndefined();
@@ -192,8 +197,14 @@ describe('GetMessage and ListMessages: states', () => {
     await a.createQueue(q);
     const [exp, drop, live] = await a.sendTo(q, 'expired', 'dropped', 'live');
     // As the TTL sweep and the overflow policy leave them.
-    await db.query(`UPDATE inboxd.job SET state = 'cancelled', completed_on = now(), output = '{"expired": true}'::jsonb WHERE name = $1 AND id = $2`, [q, exp]);
-    await db.query(`UPDATE inboxd.job SET state = 'cancelled', completed_on = now(), output = '{"dropped": "drop_oldest"}'::jsonb WHERE name = $1 AND id = $2`, [q, drop]);
+    await db.query(`UPDATE inboxd.job SET state = 'cancelled', completed_on = now(), output = '{"expired": true}'::jsonb WHERE name = $1 AND id = $2`, [
+      q,
+      exp,
+    ]);
+    await db.query(
+      `UPDATE inboxd.job SET state = 'cancelled', completed_on = now(), output = '{"dropped": "drop_oldest"}'::jsonb WHERE name = $1 AND id = $2`,
+      [q, drop],
+    );
 
     const e = await a.get(q, exp);
     expect(e.state).toBe(MessageState.MESSAGE_STATE_EXPIRED);

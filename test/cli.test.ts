@@ -2,14 +2,15 @@
  * The `inboxd` command line, run as its own process against a real server: what it prints, in
  * tables and as JSON, and how it exits (0 ok, 1 refused, 2 usage, 3 unavailable, 4 not found).
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { migratedDatabase, spawnServer, ROOT, type ServerProcess } from './support/harness.js';
-import { freePort } from './support/net.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
+import { migratedDatabase, ROOT, type ServerProcess, spawnServer } from './support/harness.js';
+import { freePort } from './support/net.js';
 
 describe('inboxd CLI', () => {
   let db: string;
@@ -97,7 +98,19 @@ describe('inboxd CLI', () => {
     const [header, row] = created.stdout.trim().split('\n');
     expect(header).toMatch(/^NAME\s+VISIBILITY\s+MAX ATTEMPTS\s+DEAD LETTER QUEUE\s+RETRY DELAY\s+ACKED RETENTION\s+TTL\s+MAX DEPTH\s+DEDUP\s+CREATED$/);
     expect(row).toMatch(/^cli-q\s+45s\s+3\s+-\s+2s\s+1h\s+-\s+-\s+5m\s+\d{4}-\d\d-\d\dT/);
-    const bounded = await cli(['queues', 'create', 'cli-bounded', '--max-depth', '10', '--overflow', 'drop_oldest', '--message-ttl', '10m', '--content-dedup', '--json']);
+    const bounded = await cli([
+      'queues',
+      'create',
+      'cli-bounded',
+      '--max-depth',
+      '10',
+      '--overflow',
+      'drop_oldest',
+      '--message-ttl',
+      '10m',
+      '--content-dedup',
+      '--json',
+    ]);
     expect(bounded.code).toBe(0);
     expect(json(bounded.stdout)).toMatchObject({ maxDepth: 10, overflow: 'drop_oldest', messageTtlMs: 600_000, contentDedup: true });
     const badOverflow = await cli(['queues', 'create', 'cli-bad', '--overflow', 'sometimes']);
@@ -106,7 +119,9 @@ describe('inboxd CLI', () => {
 
     const again = await cli(['queues', 'create', 'cli-q']);
     expect(again).toMatchObject({ code: 1, stdout: '' });
-    expect(again.stderr).toMatch(/^inboxd: queue cli-q already exists with other settings \(visibility_timeout, max_attempts, retry_delay\): UpdateQueue changes settings \(request [\w-]+\)\n$/);
+    expect(again.stderr).toMatch(
+      /^inboxd: queue cli-q already exists with other settings \(visibility_timeout, max_attempts, retry_delay\): UpdateQueue changes settings \(request [\w-]+\)\n$/,
+    );
     const ensured = await cli(['queues', 'create', 'cli-q', '--if-not-exists', '--json']);
     expect(ensured.code).toBe(0);
     expect(json(ensured.stdout)).toMatchObject({ name: 'cli-q', maxAttempts: 3, visibilityTimeoutMs: 45_000 });
@@ -147,7 +162,11 @@ describe('inboxd CLI', () => {
     expect(await cli(['queues', 'delete', 'cli-q2'])).toMatchObject({ code: 0, stdout: 'deleted queue cli-q2\n' });
     expect(json((await cli(['queues', 'delete', 'cli-q', '--json'])).stdout)).toEqual({ deleted: 'cli-q' });
 
-    const [gone, goneJson, goneStats] = await Promise.all([cli(['queues', 'get', 'cli-q']), cli(['queues', 'get', 'cli-q', '--json']), cli(['queues', 'stats', 'cli-q'])]);
+    const [gone, goneJson, goneStats] = await Promise.all([
+      cli(['queues', 'get', 'cli-q']),
+      cli(['queues', 'get', 'cli-q', '--json']),
+      cli(['queues', 'stats', 'cli-q']),
+    ]);
     expect(gone.code).toBe(4);
     expect(gone.stderr).toContain('queue cli-q not found');
     expect(json(goneJson.stderr).error).toMatchObject({ code: 'NOT_FOUND', exitCode: 4, message: expect.stringContaining('cli-q') });
@@ -194,8 +213,18 @@ describe('inboxd CLI', () => {
     const rest = json<any[]>((await cli(['lease', 'cli-send', '--max', '10', '--json'])).stdout);
     expect(rest).toHaveLength(4);
     const task = rest.find(m => m.contentType === 'application/json');
-    expect(task).toMatchObject({ queue: 'cli-send', attempt: 1, text: '{"task":"summarise"}', payload: Buffer.from('{"task":"summarise"}').toString('base64') });
-    expect(rest.filter(m => m.contentType === 'application/octet-stream').map(m => m.text).sort()).toEqual(['l1', 'l2', 'l3']);
+    expect(task).toMatchObject({
+      queue: 'cli-send',
+      attempt: 1,
+      text: '{"task":"summarise"}',
+      payload: Buffer.from('{"task":"summarise"}').toString('base64'),
+    });
+    expect(
+      rest
+        .filter(m => m.contentType === 'application/octet-stream')
+        .map(m => m.text)
+        .sort(),
+    ).toEqual(['l1', 'l2', 'l3']);
 
     const acked = await cli(['ack', task.leaseToken]);
     expect(acked).toMatchObject({ code: 0, stdout: 'acked 1\n' });
@@ -250,7 +279,10 @@ describe('inboxd CLI', () => {
     const exited = new Promise<number | null>(resolve => proc.on('close', code => resolve(code)));
     await cli(['send', 'cli-tail', '{"n":3}', '--as', 'json']);
     expect(await exited).toBe(0);
-    const got = out.trim().split('\n').map(l => JSON.parse(l));
+    const got = out
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l));
     expect(got.map(m => m.text).sort()).toEqual(['first', 'second', '{"n":3}']);
     for (const m of got) expect(m).toMatchObject({ queue: 'cli-tail', leaseToken: expect.any(String), id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     const consumed = json<any[]>((await cli(['queues', 'stats', 'cli-tail', '--json'])).stdout)[0];
@@ -258,7 +290,10 @@ describe('inboxd CLI', () => {
 
     // Stopped by a signal: exits 0, giving back what it held.
     await cli(['send', 'cli-tail', 'held']);
-    const held = spawn(process.execPath, [`${ROOT}/dist/cli/main.js`, 'tail', 'cli-tail'], { env: { ...process.env, INBOXD_ADDRESS: server.address }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const held = spawn(process.execPath, [`${ROOT}/dist/cli/main.js`, 'tail', 'cli-tail'], {
+      env: { ...process.env, INBOXD_ADDRESS: server.address },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let heldOut = '';
     held.stdout.on('data', d => (heldOut += d));
     const heldExit = new Promise<number | null>(resolve => held.on('close', code => resolve(code)));
@@ -296,7 +331,10 @@ describe('inboxd CLI', () => {
     await cli(['queues', 'create', 'cli-work2', '--max-attempts', '9', '--dead-letter-queue', 'cli-dead']);
     await cli(['send', 'cli-work2', 'poison']);
     const poison = json<any[]>((await cli(['lease', 'cli-work2', '--json'])).stdout);
-    expect(json((await cli(['nack', poison[0].leaseToken, '--dead-letter', '--error', 'schema v3 unsupported', '--json'])).stdout)).toEqual({ requeued: 0, deadLettered: 1 });
+    expect(json((await cli(['nack', poison[0].leaseToken, '--dead-letter', '--error', 'schema v3 unsupported', '--json'])).stdout)).toEqual({
+      requeued: 0,
+      deadLettered: 1,
+    });
     const dead = await cli(['dlq', 'list', 'cli-dead']);
     expect(dead.stdout).toMatch(/\s+cli-work2\s+1\s+schema v3 unsupported\s+.*poison$/m);
     await cli(['ack', again[0].leaseToken]);
@@ -308,7 +346,9 @@ describe('inboxd CLI', () => {
     expect(bad.stderr).toContain('bad configuration: flag --port (INBOXD_PORT / --port): "70000" must be an integer from 0 to 65535');
     const badEnv = await runCli(['serve'], { env: { DATABASE_URL: db, INBOXD_METRICS_PORT: 'nine' } });
     expect(badEnv.code).toBe(2);
-    expect(badEnv.stderr).toContain('environment INBOXD_METRICS_PORT (INBOXD_METRICS_PORT / --metrics-port): "nine" must be an integer from 0 to 65535, or off');
+    expect(badEnv.stderr).toContain(
+      'environment INBOXD_METRICS_PORT (INBOXD_METRICS_PORT / --metrics-port): "nine" must be an integer from 0 to 65535, or off',
+    );
     const help = await runCli(['serve', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--metrics-port <value>');

@@ -4,12 +4,13 @@
  * check, and that the commands it runs are the project's own (package.json scripts, the README's
  * quick start) and documented (docs/operations.md).
  */
-import { describe, it, expect } from 'vitest';
+
 import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, SETTINGS } from '../server/config.js';
-import { ROOT } from './support/harness.js';
 import { runCli } from './support/cli.js';
+import { ROOT } from './support/harness.js';
 
 const read = (f: string) => fs.readFileSync(`${ROOT}/${f}`, 'utf8');
 const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; bin: Record<string, string>; workspaces: string[] };
@@ -40,7 +41,10 @@ function interpolate(text: string, env: Record<string, string>): string {
 
 describe('docker-compose.yml', () => {
   const ADMIN_KEY = 'c0ffee'.repeat(8);
-  const compose = parse(interpolate(read('docker-compose.yml'), { INBOXD_ADMIN_KEY: ADMIN_KEY })) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+  const compose = parse(interpolate(read('docker-compose.yml'), { INBOXD_ADMIN_KEY: ADMIN_KEY })) as {
+    services: Record<string, Service>;
+    volumes: Record<string, unknown>;
+  };
   const { postgres, inboxd } = compose.services;
 
   it('runs inboxd with auth required, its admin key from the environment (refusing to start without one), ports on loopback only', () => {
@@ -79,7 +83,7 @@ describe('docker-compose.yml', () => {
     expect(db.pathname).toBe(`/${postgres.environment!.POSTGRES_DB}`);
   });
 
-  it("sets only settings inboxd knows, with values it accepts, and publishes its gRPC and metrics ports", () => {
+  it('sets only settings inboxd knows, with values it accepts, and publishes its gRPC and metrics ports', () => {
     const env = inboxd.environment!;
     const known = new Set(SETTINGS.map(s => s.env));
     for (const k of Object.keys(env)) expect(known, k).toContain(k);
@@ -146,11 +150,7 @@ describe('Dockerfile', () => {
     expect(hc).toHaveLength(1);
     const cmd = jsonArgs(hc[0].slice(hc[0].indexOf('CMD') + 3));
     expect(cmd.slice(0, 3)).toEqual(['node', pkg.bin.inboxd, 'health']);
-    const env = Object.fromEntries(
-      finalStage
-        .filter(i => i.startsWith('ENV'))
-        .flatMap(i => [...i.slice(3).matchAll(/(\w+)=(\S+)/g)].map(m => [m[1], m[2]])),
-    );
+    const env = Object.fromEntries(finalStage.filter(i => i.startsWith('ENV')).flatMap(i => [...i.slice(3).matchAll(/(\w+)=(\S+)/g)].map(m => [m[1], m[2]])));
     // The health command's default address (INBOXD_ADDRESS) is the port the server listens on.
     expect(env.INBOXD_ADDRESS).toBe(`127.0.0.1:${env.INBOXD_PORT}`);
     expect(env.INBOXD_HOST).toBe('0.0.0.0');
@@ -160,7 +160,12 @@ describe('Dockerfile', () => {
   });
 
   it("runs the project's own commands: the README's install, package.json's build, and what npm start runs", () => {
-    const runs = of('RUN').flatMap(i => i.slice(3).split('&&').map(c => c.trim()));
+    const runs = of('RUN').flatMap(i =>
+      i
+        .slice(3)
+        .split('&&')
+        .map(c => c.trim()),
+    );
     const npm = runs.filter(c => c.startsWith('npm '));
     expect(npm[0]).toMatch(/^npm install\b/);
     // The README's quick start installs with npm install, as does CI.

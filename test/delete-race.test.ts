@@ -4,8 +4,9 @@
  * refused it at commit; found by npm run fuzz through a Publish to a topic whose subscribed queue
  * another call deleted).
  */
-import { it, expect } from 'vitest';
-import { createClient, Code, type InboxdError } from '@inboxd/sdk';
+
+import { Code, createClient, type InboxdError } from '@inboxd/sdk';
+import { expect, it } from 'vitest';
 import { migratedDatabase, startServer } from './support/harness.js';
 
 it('sends racing the deletion of their queue end OK or NOT_FOUND, never INTERNAL', async () => {
@@ -21,7 +22,11 @@ it('sends racing the deletion of their queue end OK or NOT_FOUND, never INTERNAL
       const ops: Promise<unknown>[] = [];
       for (let i = 0; i < 10; i++) ops.push(c.send(q, `m${i}`, { dedupKey: `k${i}` }));
       for (let i = 0; i < 10; i++) ops.push(c.send(q, `p${i}`));
-      ops.splice(5, 0, c.queues.delete(q).catch(() => undefined));
+      ops.splice(
+        5,
+        0,
+        c.queues.delete(q).catch(() => undefined),
+      );
       for (const x of await Promise.allSettled(ops)) {
         const code = x.status === 'fulfilled' ? 'OK' : Code[(x.reason as InboxdError).code];
         codes.set(code, (codes.get(code) ?? 0) + 1);

@@ -1,11 +1,11 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { status, type ServiceError } from '@grpc/grpc-js';
 import net from 'node:net';
+import { type ServiceError, status } from '@grpc/grpc-js';
 import { LeaseRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import { createClient, type InboxdClient } from '@inboxd/sdk';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChaosPostgres } from '../bench/chaos/postgres.js';
-import { bounded, call, connect, dur, sleep, spawnServer, waitFor, type Clients, type ServerProcess } from './support/harness.js';
 import { freePort } from '../bench/lib/postgres.js';
+import { bounded, type Clients, call, connect, dur, type ServerProcess, sleep, spawnServer, waitFor } from './support/harness.js';
 
 const alive = (p: ServerProcess) => p.proc.exitCode === null && p.proc.signalCode === null;
 
@@ -85,7 +85,13 @@ describe('faults: shutdown and restarts of the server', () => {
     const producer = (async () => {
       // 1,000 msgs/s: 10 every 10 ms.
       for (let i = 0; producing; i++) {
-        for (let j = 0; j < 10; j++) outcomes.push(client.send('steady', `m${i}.${j}`).then(() => (ok++, 'ok' as const), e => String(e.code ?? e)));
+        for (let j = 0; j < 10; j++)
+          outcomes.push(
+            client.send('steady', `m${i}.${j}`).then(
+              () => (ok++, 'ok' as const),
+              e => String(e.code ?? e),
+            ),
+          );
         await sleep(10);
       }
     })();

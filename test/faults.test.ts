@@ -2,13 +2,15 @@
  * The database fails under a running server: backends terminated, Postgres stopped and crashed, a
  * statement that hangs. (Server shutdown and restarts: faults-restarts.test.ts.)
  */
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+
+import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { LeaseRequest, SendRequest } from '@inboxd/proto/v1/inbox';
+import type { Delivery } from '@inboxd/proto/v1/message';
 import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
 import { createClient, type InboxdClient } from '@inboxd/sdk';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChaosPostgres } from '../bench/chaos/postgres.js';
-import { bounded, call, connect, dur, sleep, spawnServer, waitFor, type ServerProcess } from './support/harness.js';
+import { bounded, call, connect, dur, type ServerProcess, sleep, spawnServer, waitFor } from './support/harness.js';
 
 /** grpc.health.v1.Health/Check of the server as a whole: 'SERVING', 'NOT_SERVING', or the error. */
 function health(address: string): Promise<string> {
@@ -89,7 +91,9 @@ describe('faults: the database fails under a running server', () => {
     const producer = produce();
     const dbName = new URL(db).pathname.slice(1);
     const backends = async () =>
-      Number((await pg.admin(c => c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'inboxd%'`, [dbName]))).rows[0].n);
+      Number(
+        (await pg.admin(c => c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'inboxd%'`, [dbName]))).rows[0].n,
+      );
     // Ten rounds of ending every backend of this server, mid-traffic: each once the server has
     // connected again (the first round, once the traffic has started).
     const kinds = new Set<string>();
@@ -126,7 +130,10 @@ describe('faults: the database fails under a running server', () => {
     const notServingAfter = Date.now() - lost;
     // Calls fail fast and say why, the process stays up.
     const t0 = Date.now();
-    const err = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'h', payload: Buffer.from('x') }] })).then(() => ({ code: status.OK }), (e: ServiceError) => e);
+    const err = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'h', payload: Buffer.from('x') }] })).then(
+      () => ({ code: status.OK }),
+      (e: ServiceError) => e,
+    );
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(Date.now() - t0).toBeLessThan(1000);
     // Real time: while the database is away the probe asks every 250 ms; it stays NOT_SERVING over two of them.
@@ -186,10 +193,12 @@ describe('faults: the database fails under a running server', () => {
       await pg.crash();
       await pg.start();
       // The lease runs out (or never was), and the message is delivered again.
-      let second;
+      let second: Delivery | undefined;
       await waitFor(
         async () => {
-          const res = await call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue: 'crash', maxMessages: 1, visibilityTimeout: dur(30) }), 3000).catch(() => undefined);
+          const res = await call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue: 'crash', maxMessages: 1, visibilityTimeout: dur(30) }), 3000).catch(
+            () => undefined,
+          );
           second = res?.deliveries[0];
           return second !== undefined;
         },
@@ -201,7 +210,10 @@ describe('faults: the database fails under a running server', () => {
       expect(again.leaseToken).not.toBe(first.leaseToken);
       expect(again.attempt).toBeGreaterThan(first.attempt);
       // The old token settles nothing; the new one acks.
-      const stale = await call(c.inbox, c.inbox.ack, { leaseTokens: [first.leaseToken] }).then(() => ({ code: status.OK }), (e: ServiceError) => e);
+      const stale = await call(c.inbox, c.inbox.ack, { leaseTokens: [first.leaseToken] }).then(
+        () => ({ code: status.OK }),
+        (e: ServiceError) => e,
+      );
       expect(stale.code).toBe(status.FAILED_PRECONDITION);
       await call(c.inbox, c.inbox.ack, { leaseTokens: [again.leaseToken] });
     }
@@ -218,7 +230,10 @@ describe('faults: the database fails under a running server', () => {
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE inboxd.job IN ACCESS EXCLUSIVE MODE');
     const t0 = Date.now();
-    const err = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'locked', payload: Buffer.from('x') }] }), 20_000).then(() => ({ code: status.OK }), (e: ServiceError) => e);
+    const err = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'locked', payload: Buffer.from('x') }] }), 20_000).then(
+      () => ({ code: status.OK }),
+      (e: ServiceError) => e,
+    );
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(Date.now() - t0).toBeLessThan(5000);
     await locker.query('ROLLBACK');

@@ -6,18 +6,19 @@
  * request id and gets the same deliveries (else they would sit leased to nobody); a call that is
  * not idempotent is repeated only when it never reached a server.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
+
 import { randomUUID } from 'node:crypto';
-import { createClient, Code, type InboxdClient } from '@inboxd/sdk';
-import { createDatabase, startServer } from './support/harness.js';
-import { freePort } from './support/net.js';
-import { rejection } from './support/expect.js';
-import { idempotencyOf, mayRetry, notApplied } from '../sdk/idempotency.js';
-import { InboxdError } from '../sdk/errors.js';
+import { InterceptingCall, type Interceptor, Metadata, status } from '@grpc/grpc-js';
+import { AuthDefinition } from '@inboxd/proto/v1/auth';
 import { InboxDefinition } from '@inboxd/proto/v1/inbox';
 import { QueuesDefinition } from '@inboxd/proto/v1/queues';
-import { AuthDefinition } from '@inboxd/proto/v1/auth';
+import { Code, createClient, type InboxdClient } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InboxdError } from '../sdk/errors.js';
+import { idempotencyOf, mayRetry, notApplied } from '../sdk/idempotency.js';
+import { rejection } from './support/expect.js';
+import { createDatabase, startServer } from './support/harness.js';
+import { freePort } from './support/net.js';
 
 const ADMIN = `admin-${randomUUID()}`;
 const fast = { initialBackoff: 10, maxBackoff: 50, totalTimeout: '10s' } as const;
@@ -232,7 +233,11 @@ describe('retries after a lost answer', () => {
       if (options.method_definition.path === '/inboxd.v1.Inbox/Lease') attempts++;
       return new InterceptingCall(nextCall(options));
     };
-    const c = createClient({ address: `127.0.0.1:${port}`, retry: { initialBackoff: 10, maxBackoff: 50, totalTimeout: '1s', attemptTimeout: '300ms' }, interceptors: [counting] });
+    const c = createClient({
+      address: `127.0.0.1:${port}`,
+      retry: { initialBackoff: 10, maxBackoff: 50, totalTimeout: '1s', attemptTimeout: '300ms' },
+      interceptors: [counting],
+    });
     clients.push(c);
     const err = await rejection(c.lease('nowhere', { max: 1 }));
     expect([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED]).toContain(err.code);

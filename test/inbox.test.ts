@@ -1,22 +1,14 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { status } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  SendRequest,
-  LeaseRequest,
-  AckRequest,
-  NackRequest,
-  ExtendLeaseRequest,
-  type SendResponse,
-  type LeaseResponse,
-} from '@inboxd/proto/v1/inbox';
+import { status } from '@grpc/grpc-js';
+import type { Duration } from '@inboxd/proto/google/protobuf/duration';
+import { AckRequest, ExtendLeaseRequest, LeaseRequest, type LeaseResponse, NackRequest, SendRequest, type SendResponse } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
 import { CreateQueueRequest, GetQueueStatsRequest, type QueueConfig, type QueueStats } from '@inboxd/proto/v1/queues';
-import type { Duration } from '@inboxd/proto/google/protobuf/duration';
-import { expectStatus, counts, ZERO } from './support/expect.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseTokens } from '../server/queue/lease-token.js';
-import { migratedDatabase, startServer, call, dur, type Clients } from './support/harness.js';
-import { serverWaits, startTimedServer, type ServerClock } from './support/clock.js';
+import { type ServerClock, serverWaits, startTimedServer } from './support/clock.js';
+import { counts, expectStatus, ZERO } from './support/expect.js';
+import { type Clients, call, dur, migratedDatabase, startServer } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -44,7 +36,8 @@ function api(c: Clients) {
       ),
     ack: (...tokens: string[]) => call(inbox, inbox.ack, AckRequest.fromPartial({ leaseTokens: tokens })),
     nack: (tokens: string[], delay?: Duration) => call(inbox, inbox.nack, NackRequest.fromPartial({ leaseTokens: tokens, delay })),
-    extend: (tokens: string[], vis?: Duration) => call(inbox, inbox.extendLease, ExtendLeaseRequest.fromPartial({ leaseTokens: tokens, visibilityTimeout: vis })),
+    extend: (tokens: string[], vis?: Duration) =>
+      call(inbox, inbox.extendLease, ExtendLeaseRequest.fromPartial({ leaseTokens: tokens, visibilityTimeout: vis })),
     stats: async (name: string): Promise<QueueStats> => (await call(queues, queues.getQueueStats, GetQueueStatsRequest.fromPartial({ name }))).stats!,
   };
 }
@@ -121,7 +114,7 @@ describe('Send', () => {
       queue: q,
       payload,
       contentType: 'application/octet-stream',
-      headers: { 'x-trace': 'abc123', tenant: 'acme', empty: '', 'ünïcode': 'välüe ✓' },
+      headers: { 'x-trace': 'abc123', tenant: 'acme', empty: '', ünïcode: 'välüe ✓' },
       subject: 'orders.created',
       correlationId: 'corr-42',
       replyTo: 'replies.q-1',
@@ -141,7 +134,7 @@ describe('Send', () => {
     expect(m.queue).toBe(q);
     expect(Buffer.from(m.payload).equals(payload)).toBe(true);
     expect(m.contentType).toBe('application/octet-stream');
-    expect(m.headers).toEqual({ 'x-trace': 'abc123', tenant: 'acme', empty: '', 'ünïcode': 'välüe ✓' });
+    expect(m.headers).toEqual({ 'x-trace': 'abc123', tenant: 'acme', empty: '', ünïcode: 'välüe ✓' });
     expect(m.subject).toBe('orders.created');
     expect(m.correlationId).toBe('corr-42');
     expect(m.replyTo).toBe('replies.q-1');
@@ -260,9 +253,7 @@ describe('Send', () => {
     await a.createQueue(q);
     const calls = 50;
     const per = 20;
-    const responses = await Promise.all(
-      Array.from({ length: calls }, (_, c) => a.sendTo(q, ...Array.from({ length: per }, (_, i) => `c${c}-m${i}`))),
-    );
+    const responses = await Promise.all(Array.from({ length: calls }, (_, c) => a.sendTo(q, ...Array.from({ length: per }, (_, i) => `c${c}-m${i}`))));
     const ids = responses.flatMap(r => r.results.map(x => x.id));
     expect(ids).toHaveLength(calls * per);
     expect(new Set(ids).size).toBe(calls * per);
@@ -755,7 +746,11 @@ describe('bad input', () => {
   it('Send: bad queue names name the message and the rule, and nothing of the batch is stored', async () => {
     const q = fresh('bad-name');
     await a.createQueue(q);
-    await expectStatus(a.send([{ queue: 'bad name!', payload: Buffer.from('x') }]), status.INVALID_ARGUMENT, 'messages[0].queue "bad name!" is not a valid queue name');
+    await expectStatus(
+      a.send([{ queue: 'bad name!', payload: Buffer.from('x') }]),
+      status.INVALID_ARGUMENT,
+      'messages[0].queue "bad name!" is not a valid queue name',
+    );
     await expectStatus(a.send([{ queue: '', payload: Buffer.from('x') }]), status.INVALID_ARGUMENT, 'messages[0].queue is required');
     await expectStatus(a.send([{ queue: 'a'.repeat(101) }]), status.INVALID_ARGUMENT, 'not a valid queue name');
     await expectStatus(a.send([{ queue: '-leading-dash' }]), status.INVALID_ARGUMENT, 'starting with a letter or digit');

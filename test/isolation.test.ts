@@ -1,12 +1,12 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { status, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { LeaseRequest, SubscribeRequest } from '@inboxd/proto/v1/inbox';
-import { createClient, type InboxdClient } from '@inboxd/sdk';
 import http2 from 'node:http2';
-import { SendRequest } from '@inboxd/proto/v1/inbox';
-import { bounded, migratedDatabase, startServer, spawnServer, connect, call, dur, waitFor, type Clients } from './support/harness.js';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import { LeaseRequest, SendRequest, SubscribeRequest } from '@inboxd/proto/v1/inbox';
+import type { Delivery } from '@inboxd/proto/v1/message';
+import { createClient, type InboxdClient } from '@inboxd/sdk';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dispatcherIdle } from './support/clock.js';
+import { bounded, type Clients, call, connect, dur, migratedDatabase, spawnServer, startServer, waitFor } from './support/harness.js';
 
 /** Streaming calls a server in this process has open now (its inboxd_open_streams gauge). */
 async function openStreams(srv: Srv): Promise<number> {
@@ -135,7 +135,7 @@ describe('isolation: big messages and stuck consumers', () => {
     stream.write(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 1 }, visibilityTimeout: dur(1) }));
     await waitFor(() => deliveries.length === 1, 5000, 'the first delivery');
     // The lease runs out; the message is free for others, not pushed again to the stream that holds it.
-    let again;
+    let again: Delivery | undefined;
     await waitFor(
       async () => {
         again = (await call(inbox, inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages: 1, visibilityTimeout: dur(30) }))).deliveries[0];
@@ -205,7 +205,9 @@ describe('isolation: big messages and stuck consumers', () => {
     closers.push(() => session.destroy());
     const stream = session.request({ ':method': 'POST', ':path': '/inboxd.v1.Inbox/Subscribe', 'content-type': 'application/grpc', te: 'trailers' });
     stream.on('error', () => {});
-    const first = Buffer.from(SubscribeRequest.encode(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 30 }, visibilityTimeout: dur(60) })).finish());
+    const first = Buffer.from(
+      SubscribeRequest.encode(SubscribeRequest.fromPartial({ queue, flowControl: { maxOutstandingMessages: 30 }, visibilityTimeout: dur(60) })).finish(),
+    );
     const frame = Buffer.alloc(5);
     frame.writeUInt32BE(first.length, 1);
     stream.write(Buffer.concat([frame, first]));

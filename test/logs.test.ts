@@ -2,14 +2,15 @@
  * The server's logs: JSON lines with a level and a message; every call's lines name its request
  * id, method and queue; a client's x-request-id is used and sent back; payloads never appear.
  */
-import { describe, it, expect } from 'vitest';
-import { Metadata, type ServiceError } from '@grpc/grpc-js';
+
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import { LeaseRequest, SendRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import { describe, expect, it } from 'vitest';
 import { startApp } from '../server/app.js';
 import { createLogger } from '../server/logger.js';
-import { migratedDatabase, spawnServer, connect, call, testOptions, waitFor, ROOT } from './support/harness.js';
+import { call, connect, migratedDatabase, ROOT, spawnServer, testOptions, waitFor } from './support/harness.js';
 
 const SECRET = 'PAYLOAD-SECRET-7f3a91';
 // The secret as text, hex, and the base64 any payload starting with it begins with.
@@ -22,9 +23,15 @@ describe('logs', () => {
     try {
       await call(c.queues, c.queues.createQueue, { name: 'logs-q' });
       // Payloads in every place a message goes: send (and its failure), lease, a stream, a dead letter.
-      await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [1, 2, 3].map(i => ({ queue: 'logs-q', payload: Buffer.from(`${SECRET} ${i}`), headers: { h: 'v' } })) }));
+      await call(
+        c.inbox,
+        c.inbox.send,
+        SendRequest.fromPartial({ messages: [1, 2, 3].map(i => ({ queue: 'logs-q', payload: Buffer.from(`${SECRET} ${i}`), headers: { h: 'v' } })) }),
+      );
       await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'no-such-queue', payload: Buffer.from(SECRET) }] })).catch(() => {});
-      await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'logs-q', payload: Buffer.alloc(2 * 1024 * 1024, SECRET) }] })).catch(() => {});
+      await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'logs-q', payload: Buffer.alloc(2 * 1024 * 1024, SECRET) }] })).catch(
+        () => {},
+      );
       const leased = (await call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue: 'logs-q', maxMessages: 1 }))).deliveries;
       await call(c.inbox, c.inbox.ack, { leaseTokens: [leased[0].leaseToken] });
       await call(c.inbox, c.inbox.ack, { leaseTokens: ['bm90IGEgdG9rZW4'] }).catch(() => {});
@@ -75,7 +82,8 @@ describe('logs', () => {
     }
     // Request ids are per call.
     expect(new Set(calls.map(e => e.reqId)).size).toBe(calls.length);
-    const find = (method: string, code: string, queue?: string) => calls.find(e => e.method === method && e.code === code && (queue === undefined || e.queue === queue));
+    const find = (method: string, code: string, queue?: string) =>
+      calls.find(e => e.method === method && e.code === code && (queue === undefined || e.queue === queue));
     expect(find('Queues/CreateQueue', 'OK', 'logs-q')).toBeDefined();
     expect(find('Inbox/Send', 'OK', 'logs-q')).toBeDefined();
     expect(find('Inbox/Send', 'NOT_FOUND', 'no-such-queue')).toBeDefined();

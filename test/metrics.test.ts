@@ -2,11 +2,12 @@
  * The Prometheus endpoint of a server process: scraped before and after traffic, the counters
  * moved by what was done, and the gauges read from the database.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, NackRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import { LeaseRequest, NackRequest, SendRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
-import { migratedDatabase, spawnServer, connect, call, dur, waitFor, type ServerProcess, type Clients } from './support/harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Clients, call, connect, dur, migratedDatabase, type ServerProcess, spawnServer, waitFor } from './support/harness.js';
 
 /** Samples of a Prometheus text exposition: name, labels, value. */
 function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
@@ -46,7 +47,8 @@ describe('metrics endpoint', () => {
   };
   /** The value of `name` with exactly these labels (0 when absent: a counter not yet moved). */
   const value = (s: ReturnType<typeof samples>, name: string, labels: Record<string, string> = {}) =>
-    s.find(x => x.name === name && Object.keys(x.labels).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value ?? 0;
+    s.find(x => x.name === name && Object.keys(x.labels).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => x.labels[k] === v))
+      ?.value ?? 0;
 
   it('logs its address at start, serves GET /metrics, and 404 elsewhere', async () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
@@ -119,7 +121,9 @@ describe('metrics endpoint', () => {
 
     // Latency histograms and call counts, by method; the open stream.
     expect(value(s, 'inboxd_rpc_duration_seconds_count', { method: 'Inbox/Send' }) - sendsBefore).toBe(3);
-    expect(value(s, 'inboxd_rpc_duration_seconds_bucket', { method: 'Inbox/Send', le: '+Inf' })).toBe(value(s, 'inboxd_rpc_duration_seconds_count', { method: 'Inbox/Send' }));
+    expect(value(s, 'inboxd_rpc_duration_seconds_bucket', { method: 'Inbox/Send', le: '+Inf' })).toBe(
+      value(s, 'inboxd_rpc_duration_seconds_count', { method: 'Inbox/Send' }),
+    );
     expect(value(s, 'inboxd_rpc_duration_seconds_sum', { method: 'Inbox/Lease' })).toBeGreaterThan(0);
     expect(value(s, 'inboxd_rpc_duration_seconds_count', { method: 'Inbox/Ack' })).toBe(1);
     expect(value(s, 'inboxd_rpc_handled_total', { method: 'Queues/CreateQueue', code: 'OK' })).toBe(2);
@@ -136,7 +140,16 @@ describe('metrics endpoint', () => {
     // Message TTL: an expired message is counted (in Postgres, read at scrape time).
     const t = `m-t-${randomUUID().slice(0, 6)}`;
     await call(c.queues, c.queues.createQueue, CreateQueueRequest.fromPartial({ name: t, config: { messageTtl: dur(1) } }));
-    await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: [{ queue: t, payload: Buffer.from('z') }, { queue: t, payload: Buffer.from('z') }] }));
+    await call(
+      c.inbox,
+      c.inbox.send,
+      SendRequest.fromPartial({
+        messages: [
+          { queue: t, payload: Buffer.from('z') },
+          { queue: t, payload: Buffer.from('z') },
+        ],
+      }),
+    );
     await waitFor(async () => value(await scrape(), 'inboxd_messages_expired_total', { queue: t }) === 2, 10_000, 'two messages to expire by TTL');
     const ttl = await scrape();
     expect(value(ttl, 'inboxd_queue_depth', { queue: t })).toBe(0);

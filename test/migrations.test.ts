@@ -2,14 +2,15 @@
  * inboxd's own tables under numbered migrations, and the pg-boss schema it was written for: what
  * an operator sees when starting servers on fresh, old, newer and foreign databases.
  */
-import { describe, it, expect } from 'vitest';
-import pg from 'pg';
+
 import { CreateQueueRequest, GetQueueRequest } from '@inboxd/proto/v1/queues';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../server/queue/migrations/index.js';
 import { migrate } from '../server/queue/migrations/migrate.js';
 import { checkInstalledPgBoss } from '../server/queue/migrations/pg-boss-schema.js';
 import { PGBOSS_SCHEMA_VERSION } from '../server/queue/sql.js';
-import { call, createDatabase, startServer, dur } from './support/harness.js';
+import { call, createDatabase, dur, startServer } from './support/harness.js';
 import { clientTransactions } from './support/transactions.js';
 
 async function query<T = Record<string, unknown>>(url: string, text: string, values: unknown[] = []): Promise<T[]> {

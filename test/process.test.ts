@@ -1,10 +1,10 @@
-import { describe, it, expect, beforeAll, afterEach } from 'vitest';
-import { status, type ServiceError } from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import { LeaseRequest, SendRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import type { Delivery } from '@inboxd/proto/v1/message';
-import { migratedDatabase, spawnServer, connect, call, dur, waitFor, ROOT, type ServerProcess, type Clients } from './support/harness.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Clients, call, connect, dur, migratedDatabase, ROOT, type ServerProcess, spawnServer, waitFor } from './support/harness.js';
 
 /** Runs the built server to its exit with extra environment; returns its exit code and output. */
 function runServer(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
@@ -82,7 +82,11 @@ describe('server process', () => {
     const { p, c } = await start();
     const queue = `drain-${randomUUID().slice(0, 8)}`;
     await call(c.queues, c.queues.createQueue, { name: queue });
-    const first = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: Array.from({ length: 10 }, (_, i) => ({ queue, payload: Buffer.from(`m${i}`) })) }));
+    const first = await call(
+      c.inbox,
+      c.inbox.send,
+      SendRequest.fromPartial({ messages: Array.from({ length: 10 }, (_, i) => ({ queue, payload: Buffer.from(`m${i}`) })) }),
+    );
     const ids = first.results.map(r => r.id);
 
     // A subscriber holding 4 deliveries on 60s leases, unacked.
@@ -161,7 +165,11 @@ describe('server process', () => {
 
     const sent: string[] = [];
     for (let b = 0; b < 4; b++) {
-      const res = await call(c.inbox, c.inbox.send, SendRequest.fromPartial({ messages: Array.from({ length: 500 }, (_, i) => ({ queue, payload: Buffer.from(`${b}-${i}`) })) }));
+      const res = await call(
+        c.inbox,
+        c.inbox.send,
+        SendRequest.fromPartial({ messages: Array.from({ length: 500 }, (_, i) => ({ queue, payload: Buffer.from(`${b}-${i}`) })) }),
+      );
       sent.push(...res.results.map(r => r.id));
     }
     expect(new Set(sent).size).toBe(2000);
@@ -174,7 +182,11 @@ describe('server process', () => {
       [300, 1],
     ]) {
       while (leased.length < want) {
-        const res = await call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages: want - leased.length, visibilityTimeout: dur(vis), wait: dur(1) }));
+        const res = await call(
+          c.inbox,
+          c.inbox.lease,
+          LeaseRequest.fromPartial({ queue, maxMessages: want - leased.length, visibilityTimeout: dur(vis), wait: dur(1) }),
+        );
         leased.push(...res.deliveries);
       }
       if (want === 100) expect((await call(c.inbox, c.inbox.ack, { leaseTokens: leased.map(d => d.leaseToken) })).acked).toBe(100);
@@ -202,7 +214,12 @@ describe('server process', () => {
     expect(new Set(gotIds)).toEqual(want);
     // The leased-unacked came back as their second attempt; the rest as their first.
     const unackedLeased = new Set(leased.slice(100).map(d => d.message!.id));
-    expect(got.filter(d => d.attempt === 2).map(d => d.message!.id).sort()).toEqual([...unackedLeased].sort());
+    expect(
+      got
+        .filter(d => d.attempt === 2)
+        .map(d => d.message!.id)
+        .sort(),
+    ).toEqual([...unackedLeased].sort());
 
     const st = (await call(c2.queues, c2.queues.getQueueStats, { name: queue })).stats!;
     expect(Number(st.depth)).toBe(0);

@@ -1,23 +1,23 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse } from '@inboxd/proto/v1/inbox';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import type { Duration } from '@inboxd/proto/google/protobuf/duration';
+import { AckRequest, LeaseRequest, NackRequest, SendRequest, type SendResponse } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
 import {
   CreateQueueRequest,
-  OverflowPolicy,
-  GetQueueRequest,
-  ListQueuesRequest,
   DeleteQueueRequest,
-  PurgeQueueRequest,
+  GetQueueRequest,
   GetQueueStatsRequest,
+  ListQueuesRequest,
+  OverflowPolicy,
+  PurgeQueueRequest,
+  type Queue,
   type QueueConfig,
   type QueueStats,
-  type Queue,
 } from '@inboxd/proto/v1/queues';
-import type { Duration } from '@inboxd/proto/google/protobuf/duration';
-import { expectStatus, counts, ZERO } from './support/expect.js';
-import { migratedDatabase, startServer, call, dur, type Clients } from './support/harness.js';
-import { startTimedServer, type ServerClock } from './support/clock.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServerClock, startTimedServer } from './support/clock.js';
+import { counts, expectStatus, ZERO } from './support/expect.js';
+import { type Clients, call, dur, migratedDatabase, startServer } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -168,7 +168,11 @@ describe('CreateQueue', () => {
   it('a queue cannot be its own dead_letter_queue, and the dead_letter_queue name is checked', async () => {
     const name = fresh('dlq-self');
     await expectStatus(a.create(name, { deadLetterQueue: name }), status.INVALID_ARGUMENT, `queue ${name} cannot be its own dead_letter_queue`);
-    await expectStatus(a.create(name, { deadLetterQueue: 'bad name!' }), status.INVALID_ARGUMENT, 'config.dead_letter_queue "bad name!" is not a valid queue name');
+    await expectStatus(
+      a.create(name, { deadLetterQueue: 'bad name!' }),
+      status.INVALID_ARGUMENT,
+      'config.dead_letter_queue "bad name!" is not a valid queue name',
+    );
     await expectStatus(a.get(name), status.NOT_FOUND, 'not found');
   });
 
@@ -181,15 +185,35 @@ describe('CreateQueue', () => {
     const name = fresh('bad-config');
     await expectStatus(a.create(name, { maxAttempts: 1001 }), status.INVALID_ARGUMENT, 'config.max_attempts must be between 1 and 1000, got 1001');
     await expectStatus(a.create(name, { maxAttempts: -1 }), status.INVALID_ARGUMENT, 'config.max_attempts must be between 1 and 1000, got -1');
-    await expectStatus(a.create(name, { visibilityTimeout: dur(13 * 3600) }), status.INVALID_ARGUMENT, /config\.visibility_timeout must be between 1s and (12h|43200s)/);
+    await expectStatus(
+      a.create(name, { visibilityTimeout: dur(13 * 3600) }),
+      status.INVALID_ARGUMENT,
+      /config\.visibility_timeout must be between 1s and (12h|43200s)/,
+    );
     await expectStatus(a.create(name, { visibilityTimeout: dur(0) }), status.INVALID_ARGUMENT, 'config.visibility_timeout must be between');
-    await expectStatus(a.create(name, { visibilityTimeout: { seconds: '-1', nanos: 0 } }), status.INVALID_ARGUMENT, 'config.visibility_timeout must not be negative');
+    await expectStatus(
+      a.create(name, { visibilityTimeout: { seconds: '-1', nanos: 0 } }),
+      status.INVALID_ARGUMENT,
+      'config.visibility_timeout must not be negative',
+    );
     await expectStatus(a.create(name, { retryDelay: { seconds: '0', nanos: -1 } }), status.INVALID_ARGUMENT, 'config.retry_delay must not be negative');
     await expectStatus(a.create(name, { retryDelay: dur(2 * 24 * 3600) }), status.INVALID_ARGUMENT, 'config.retry_delay must be between');
-    await expectStatus(a.create(name, { ackedRetention: { seconds: '0', nanos: 500_000_000 } }), status.INVALID_ARGUMENT, 'config.acked_retention must be between');
-    await expectStatus(a.create(name, { retryBackoff: true, retryDelayMax: dur(8 * 24 * 3600) }), status.INVALID_ARGUMENT, 'config.retry_delay_max must be between');
+    await expectStatus(
+      a.create(name, { ackedRetention: { seconds: '0', nanos: 500_000_000 } }),
+      status.INVALID_ARGUMENT,
+      'config.acked_retention must be between',
+    );
+    await expectStatus(
+      a.create(name, { retryBackoff: true, retryDelayMax: dur(8 * 24 * 3600) }),
+      status.INVALID_ARGUMENT,
+      'config.retry_delay_max must be between',
+    );
     // A cap on the backed-off delay means nothing without backoff.
-    await expectStatus(a.create(name, { retryDelayMax: dur(60) }), status.INVALID_ARGUMENT, 'config.retry_delay_max caps the backed-off retry delay: set config.retry_backoff');
+    await expectStatus(
+      a.create(name, { retryDelayMax: dur(60) }),
+      status.INVALID_ARGUMENT,
+      'config.retry_delay_max caps the backed-off retry delay: set config.retry_backoff',
+    );
     // None of them created it.
     await expectStatus(a.get(name), status.NOT_FOUND, 'not found');
     expect((await a.create(name)).queue!.config).toEqual(DEFAULTS);

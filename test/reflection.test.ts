@@ -3,11 +3,22 @@
  * through server reflection (following imports), link them, and call methods with JSON bodies.
  * The JSON bodies and method names here are the ones docs/grpcurl.md shows with grpcurl (checked below).
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import fs from 'node:fs';
 import { Client, credentials } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratedDatabase, startServer } from './support/harness.js';
-import { DescriptorSource, ReflectionClient, buildRoot, describeService, formatDuration, invokeJson, linkErrors, parseDuration, type Reflected } from './support/reflection-client.js';
+import {
+  buildRoot,
+  DescriptorSource,
+  describeService,
+  formatDuration,
+  invokeJson,
+  linkErrors,
+  parseDuration,
+  type Reflected,
+  ReflectionClient,
+} from './support/reflection-client.js';
 
 /** Set REFLECTION_TEST_PRINT=1 to see each call as the grpcurl command and its JSON answer. */
 const show = (cmd: string, res: unknown) => {
@@ -43,7 +54,13 @@ describe('server reflection (grpcurl without .proto files)', () => {
     show('grpcurl -plaintext 127.0.0.1:50051 list', [...services].sort());
     expect(reflection.version).toBe('v1');
     expect(services).toEqual(
-      expect.arrayContaining(['inboxd.v1.Inbox', 'inboxd.v1.Queues', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']),
+      expect.arrayContaining([
+        'inboxd.v1.Inbox',
+        'inboxd.v1.Queues',
+        'grpc.health.v1.Health',
+        'grpc.reflection.v1.ServerReflection',
+        'grpc.reflection.v1alpha.ServerReflection',
+      ]),
     );
   });
 
@@ -80,16 +97,44 @@ describe('server reflection (grpcurl without .proto files)', () => {
     const r = await reflect('inboxd.v1.Inbox');
     const methods = describeService(r.root, 'inboxd.v1.Inbox');
     show('grpcurl -plaintext 127.0.0.1:50051 describe inboxd.v1.Inbox', methods);
-    expect(methods.map(m => m.name)).toEqual(['Send', 'SendStream', 'Lease', 'Subscribe', 'Ack', 'Nack', 'ExtendLease', 'Publish', 'ListMessages', 'GetMessage']);
+    expect(methods.map(m => m.name)).toEqual([
+      'Send',
+      'SendStream',
+      'Lease',
+      'Subscribe',
+      'Ack',
+      'Nack',
+      'ExtendLease',
+      'Publish',
+      'ListMessages',
+      'GetMessage',
+    ]);
     const byName = Object.fromEntries(methods.map(m => [m.name, m]));
-    expect(byName.Send).toMatchObject({ requestStream: false, responseStream: false, requestType: 'inboxd.v1.SendRequest', responseType: 'inboxd.v1.SendResponse' });
+    expect(byName.Send).toMatchObject({
+      requestStream: false,
+      responseStream: false,
+      requestType: 'inboxd.v1.SendRequest',
+      responseType: 'inboxd.v1.SendResponse',
+    });
     expect(byName.SendStream).toMatchObject({ requestStream: true, responseStream: true });
     expect(byName.Subscribe).toMatchObject({ requestStream: true, responseStream: true });
     expect(byName.Lease).toMatchObject({ requestStream: false, responseStream: false, requestType: 'inboxd.v1.LeaseRequest' });
     // A map field survives reflection as a map.
     const message = r.root.lookupType('inboxd.v1.Message');
     expect(r.mapEntries.has(message.fields.headers.resolvedType!.fullName.slice(1))).toBe(true);
-    expect(describeService(r.root, 'inboxd.v1.Queues').map(m => m.name)).toEqual(['CreateQueue', 'GetQueue', 'ListQueues', 'DeleteQueue', 'PurgeQueue', 'GetQueueStats', 'UpdateQueue', 'Redrive', 'AddTopicSubscription', 'RemoveTopicSubscription', 'ListTopics']);
+    expect(describeService(r.root, 'inboxd.v1.Queues').map(m => m.name)).toEqual([
+      'CreateQueue',
+      'GetQueue',
+      'ListQueues',
+      'DeleteQueue',
+      'PurgeQueue',
+      'GetQueueStats',
+      'UpdateQueue',
+      'Redrive',
+      'AddTopicSubscription',
+      'RemoveTopicSubscription',
+      'ListTopics',
+    ]);
   });
 
   it('creates a queue, sends, leases and acks with JSON bodies', async () => {
@@ -97,7 +142,9 @@ describe('server reflection (grpcurl without .proto files)', () => {
     const inbox = await reflect('inboxd.v1.Inbox');
 
     const createBody = { name: 'demo' };
-    const created = (await invokeJson(client, queues, 'inboxd.v1.Queues/CreateQueue', createBody)) as { queue: { name: string; config: Record<string, unknown>; createdAt: string } };
+    const created = (await invokeJson(client, queues, 'inboxd.v1.Queues/CreateQueue', createBody)) as {
+      queue: { name: string; config: Record<string, unknown>; createdAt: string };
+    };
     show(`grpcurl -plaintext -d '${JSON.stringify(createBody)}' 127.0.0.1:50051 inboxd.v1.Queues/CreateQueue`, created);
     expect(created.queue.name).toBe('demo');
     expect(created.queue.config).toMatchObject({ visibilityTimeout: '30s', maxAttempts: 5 });

@@ -5,11 +5,12 @@
  * returned no row, while its own snapshot could not see the first one's either. Here the race is
  * made deterministic: the first insert is held uncommitted while the second runs.
  */
-import { describe, it, expect } from 'vitest';
+
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import * as sql from '../server/queue/sql.js';
+import { describe, expect, it } from 'vitest';
 import { auth } from '../server/queue/migrations/002-auth.js';
+import * as sql from '../server/queue/sql.js';
 import { createDatabase, waitFor } from './support/harness.js';
 
 describe('the shared server secret', () => {

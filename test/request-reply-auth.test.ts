@@ -4,11 +4,12 @@
  * grant on that queue may answer there — only with the lease token of a request that named it as
  * reply_to and came from its owner. Anything else is PERMISSION_DENIED.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { randomBytes } from 'node:crypto';
-import { createClient, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { migratedDatabase, startServer, waitFor } from './support/harness.js';
+import { Code, createClient, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejection } from './support/expect.js';
+import { migratedDatabase, startServer, waitFor } from './support/harness.js';
 
 const ADMIN = randomBytes(24).toString('hex');
 let srv: Awaited<ReturnType<typeof startServer>>;
@@ -16,7 +17,6 @@ const clients: InboxdClient[] = [];
 let asker: InboxdClient;
 let responder: InboxdClient;
 let mallory: InboxdClient;
-
 
 beforeAll(async () => {
   srv = await startServer(await migratedDatabase(), { auth: 'required', adminKey: ADMIN });

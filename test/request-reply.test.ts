@@ -1,9 +1,9 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createClient, Code, type InboxdClient, type ReceivedMessage, type Subscriber } from '@inboxd/sdk';
 import { GetQueueRequest } from '@inboxd/proto/v1/queues';
-import { migratedDatabase, startServer, call, sleep, waitFor } from './support/harness.js';
+import { Code, createClient, type InboxdClient, type ReceivedMessage, type Subscriber } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejection } from './support/expect.js';
+import { call, migratedDatabase, sleep, startServer, waitFor } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -14,7 +14,6 @@ let requester: InboxdClient;
 let responder: InboxdClient;
 let n = 0;
 const fresh = (tag: string) => `${tag}-${++n}`;
-
 
 /** A service on `queue` answering each request with `answer(request)` after `delayMs(request)`. */
 async function serve(queue: string, answer: (m: ReceivedMessage) => unknown, delayMs: (m: ReceivedMessage) => number = () => 0): Promise<Subscriber> {
@@ -117,7 +116,11 @@ describe('request/reply', () => {
   it('concurrent requests are each matched with their own reply by correlation id', async () => {
     const q = fresh('concurrent');
     // Answers in a scrambled order: later requests are answered first.
-    const sub = await serve(q, m => ({ n: m.json<{ n: number }>().n * 10 }), m => 96 - m.json<{ n: number }>().n * 4);
+    const sub = await serve(
+      q,
+      m => ({ n: m.json<{ n: number }>().n * 10 }),
+      m => 96 - m.json<{ n: number }>().n * 4,
+    );
     const replies = await Promise.all(Array.from({ length: 25 }, (_, i) => requester.requestJson(q, { n: i }, { timeout: '10s' })));
     expect(replies.map(r => r.json<{ n: number }>().n)).toEqual(Array.from({ length: 25 }, (_, i) => i * 10));
     expect(new Set(replies.map(r => r.correlationId)).size).toBe(25);
@@ -126,7 +129,11 @@ describe('request/reply', () => {
 
   it('a caller-chosen correlation id is kept; a second request with it while the first waits is refused', async () => {
     const q = fresh('own-cid');
-    const sub = await serve(q, m => m.correlationId, () => 300);
+    const sub = await serve(
+      q,
+      m => m.correlationId,
+      () => 300,
+    );
     const cid = `order-${randomUUID()}`;
     const first = requester.request(q, 'a', { correlationId: cid, timeout: '5s' });
     const dup = await rejection(requester.request(q, 'b', { correlationId: cid, timeout: '5s' }));

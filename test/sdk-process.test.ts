@@ -1,19 +1,16 @@
-import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createClient, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { freePort, connectionsTo } from './support/net.js';
-import { migratedDatabase, spawnServer, sleep, waitFor, ROOT, type ServerProcess } from './support/harness.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { migratedDatabase, type ServerProcess, sleep, spawnServer, waitFor } from './support/harness.js';
+import { connectionsTo, freePort } from './support/net.js';
 
 let n = 0;
 const queueName = (prefix: string) => `${prefix}-${++n}-${randomUUID().slice(0, 6)}`;
 
 const portOf = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));
 
-function run(file: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
+function _run(file: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise(resolve =>
     execFile(file, args, { cwd, timeout: 30_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr }),
@@ -179,11 +176,7 @@ describe('sdk against server processes', () => {
     // Usually a few seconds: the leases held at the kill end after 2s. But a kill between the
     // server's lease fetch and its lease-length update leaves those leases at the queue's default
     // (30s): the wait allows for that.
-    await waitFor(
-      async () => new Set(handled).size === 500 && (await c.queues.stats(queue)).acked === 500,
-      45_000,
-      'every message handled and acked',
-    );
+    await waitFor(async () => new Set(handled).size === 500 && (await c.queues.stats(queue)).acked === 500, 45_000, 'every message handled and acked');
     expect(reconnects).toBeGreaterThan(0);
     expect(handled.length).toBeGreaterThanOrEqual(500);
     expect(new Set(handled)).toEqual(new Set(sent));

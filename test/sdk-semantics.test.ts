@@ -3,10 +3,11 @@
  * dead-letter queue with an error (on a stream and pulled), redrive, queue settings and update,
  * and the stats counters.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { randomUUID } from 'node:crypto';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { migratedDatabase, startServer, sleep, waitFor } from './support/harness.js';
+import { Code, createClient, type InboxdClient, InboxdError, type ReceivedMessage } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migratedDatabase, sleep, startServer, waitFor } from './support/harness.js';
 
 describe('SDK: queue semantics', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;
@@ -24,7 +25,14 @@ describe('SDK: queue semantics', () => {
 
   it('creates a queue with every setting and reads them back; update changes only what it names', async () => {
     const name = fresh('cfg');
-    const info = await client.queues.create(name, { messageTtl: '10m', dedupWindow: '2m', contentDedup: true, maxDepth: 100, overflow: 'drop_oldest', maxAttempts: 4 });
+    const info = await client.queues.create(name, {
+      messageTtl: '10m',
+      dedupWindow: '2m',
+      contentDedup: true,
+      maxDepth: 100,
+      overflow: 'drop_oldest',
+      maxAttempts: 4,
+    });
     expect(info).toMatchObject({ messageTtlMs: 600_000, dedupWindowMs: 120_000, contentDedup: true, maxDepth: 100, overflow: 'drop_oldest', maxAttempts: 4 });
     const updated = await client.queues.update(name, { maxDepth: 0, overflow: 'reject', contentDedup: false });
     expect(updated).toMatchObject({ maxDepth: 0, overflow: 'reject', contentDedup: false, messageTtlMs: 600_000, maxAttempts: 4 });

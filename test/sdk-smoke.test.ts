@@ -1,5 +1,5 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createClient, type InboxdClient } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratedDatabase, startServer } from './support/harness.js';
 
 describe('sdk smoke', () => {
@@ -21,10 +21,14 @@ describe('sdk smoke', () => {
     const seen = new Set<string>();
     let done!: () => void;
     const all = new Promise<void>(r => (done = r));
-    const sub = client.subscribe('sdk-smoke', m => {
-      seen.add(m.id);
-      if (seen.size === 1000) done();
-    }, { maxOutstandingMessages: 50 });
+    const sub = client.subscribe(
+      'sdk-smoke',
+      m => {
+        seen.add(m.id);
+        if (seen.size === 1000) done();
+      },
+      { maxOutstandingMessages: 50 },
+    );
     await all;
     await sub.close();
     expect(sub.maxHeld).toBeLessThanOrEqual(50);

@@ -1,15 +1,16 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage, type Subscriber, type Handler, type SubscriberOptions } from '@inboxd/sdk';
+import { Code, createClient, type Handler, type InboxdClient, InboxdError, type ReceivedMessage, type Subscriber, type SubscriberOptions } from '@inboxd/sdk';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PooledChannel } from '../sdk/channel-pool.js';
-import { connectionsTo } from './support/net.js';
-import { migratedDatabase, startServer, sleep, waitFor } from './support/harness.js';
 import { dispatcherIdle, serverWaits } from './support/clock.js';
+import { migratedDatabase, sleep, startServer, waitFor } from './support/harness.js';
+import { connectionsTo } from './support/net.js';
 
 /** Streaming calls the server has open now (its inboxd_open_streams gauge). */
 async function openStreams(srv: { app: { metrics: { openStreams: { get(): Promise<{ values: { value: number }[] }> } } } }): Promise<number> {
   return (await srv.app.metrics.openStreams.get()).values.reduce((sum, v) => sum + v.value, 0);
 }
+
 import { rejection } from './support/expect.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
@@ -654,7 +655,14 @@ describe('sdk against an in-process server', () => {
     it('create, ensure, get, list (every page), purge, stats, delete', async () => {
       const prefix = `admin-${randomUUID().slice(0, 6)}`;
       const info = await client.queues.create(`${prefix}-0`, { visibilityTimeout: '45s', maxAttempts: 7, retryDelay: '2s', ackedRetention: '2h' });
-      expect(info).toMatchObject({ name: `${prefix}-0`, visibilityTimeoutMs: 45_000, maxAttempts: 7, retryDelayMs: 2000, ackedRetentionMs: 7_200_000, deadLetterQueue: '' });
+      expect(info).toMatchObject({
+        name: `${prefix}-0`,
+        visibilityTimeoutMs: 45_000,
+        maxAttempts: 7,
+        retryDelayMs: 2000,
+        ackedRetentionMs: 7_200_000,
+        deadLetterQueue: '',
+      });
       expect(info.createdAt).toBeInstanceOf(Date);
 
       const dup = await rejection(client.queues.create(`${prefix}-0`));
@@ -676,7 +684,15 @@ describe('sdk against an in-process server', () => {
       expect(lists.count).toBeGreaterThanOrEqual(4);
 
       await sendMany(`${prefix}-2`, 5);
-      expect(await client.queues.stats(`${prefix}-2`)).toMatchObject({ queue: `${prefix}-2`, depth: 5, ready: 5, delayed: 0, leased: 0, acked: 0, deadLettered: 0 });
+      expect(await client.queues.stats(`${prefix}-2`)).toMatchObject({
+        queue: `${prefix}-2`,
+        depth: 5,
+        ready: 5,
+        delayed: 0,
+        leased: 0,
+        acked: 0,
+        deadLettered: 0,
+      });
       expect(await client.queues.purge(`${prefix}-2`)).toBe(5);
       expect(await client.queues.stats(`${prefix}-2`)).toMatchObject({ depth: 0, ready: 0 });
 

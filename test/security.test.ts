@@ -17,46 +17,42 @@
  *
  * test/auth-client.test.ts covers the CLI and the SDK's credential options; this file the server's rules.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { Client, Metadata, credentials, status, type CallOptions, type ClientDuplexStream, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { createClient, InboxdError, Code, type InboxdClient, type CreateClientOptions } from '@inboxd/sdk';
+import { type CallOptions, Client, type ClientDuplexStream, type ClientUnaryCall, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { AuthClient, AuthService, ListAuditEventsRequest, type ListAuditEventsResponse } from '@inboxd/proto/v1/auth';
 import {
   InboxClient,
   InboxService,
-  SendRequest,
-  LeaseRequest,
-  AckRequest,
-  NackRequest,
-  ExtendLeaseRequest,
-  SubscribeRequest,
-  SendStreamRequest,
   PublishRequest,
-  type SubscribeResponse,
-  type SendStreamResponse,
+  SendRequest,
   type SendResponse,
-  type LeaseResponse,
+  SendStreamRequest,
+  type SendStreamResponse,
+  SubscribeRequest,
+  type SubscribeResponse,
 } from '@inboxd/proto/v1/inbox';
-import { QueuesClient, QueuesService, ListQueuesRequest, ListTopicsRequest, type ListQueuesResponse, type ListTopicsResponse } from '@inboxd/proto/v1/queues';
-import { AuthClient, AuthService, ListAuditEventsRequest, type ListAuditEventsResponse } from '@inboxd/proto/v1/auth';
 import type { Delivery } from '@inboxd/proto/v1/message';
-import { bounded, migratedDatabase, startServer, waitFor, sleep, dur } from './support/harness.js';
-import { makeTlsFiles } from './support/tls.js';
+import { ListQueuesRequest, type ListQueuesResponse, ListTopicsRequest, type ListTopicsResponse, QueuesClient, QueuesService } from '@inboxd/proto/v1/queues';
+import { Code, type CreateClientOptions, createClient, type InboxdClient, InboxdError } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from './support/expect.js';
+import { bounded, dur, migratedDatabase, sleep, startServer, waitFor } from './support/harness.js';
 import {
-  DescriptorSource,
-  ReflectionClient,
   bearer,
   buildRoot,
+  DescriptorSource,
   grpcurlClient,
   headers,
   invokeJson,
   invokeStreamJson,
-  tlsCredentials,
   type Reflected,
+  ReflectionClient,
+  tlsCredentials,
 } from './support/reflection-client.js';
-import { rejection } from './support/expect.js';
+import { makeTlsFiles } from './support/tls.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -75,7 +71,6 @@ function md(key?: string): Metadata {
   if (key !== undefined) m.set('authorization', `Bearer ${key}`);
   return m;
 }
-
 
 /** Rejects PERMISSION_DENIED with the server's message naming `verb` and `name` (and nothing about whether it exists). */
 async function denied(p: Promise<unknown>, verb: string, name: string, what = 'queue'): Promise<InboxdError> {
@@ -255,7 +250,7 @@ afterAll(async () => {
 
 // ─── 1. the inbox matrix, through the SDK ─────────────────────────────────────────────────────
 
-describe('the inbox matrix (SDK): A may send to B\'s inbox, B owns it, C holds nothing', () => {
+describe("the inbox matrix (SDK): A may send to B's inbox, B owns it, C holds nothing", () => {
   it('who is who: whoami shows the grant of A and the queues each owns', async () => {
     const [a, b, c] = await Promise.all(['agent-a', 'agent-b', 'agent-c'].map(p => sdk(keyOf[p]).auth.whoami()));
     expect(a).toMatchObject({ principal: 'agent-a', admin: false, method: 'api_key', authRequired: true, ownedQueues: ['agent-a.inbox'] });
@@ -291,7 +286,12 @@ describe('the inbox matrix (SDK): A may send to B\'s inbox, B owns it, C holds n
     const id1 = await A.send(Q, 'hello from a');
     // A claims to be the admin in `sender`: the server ignores it.
     const { inbox } = raw();
-    const forged: SendResponse = await rpc(inbox, inbox.send, SendRequest.fromPartial({ messages: [{ queue: Q, payload: Buffer.from('i am admin'), sender: 'admin' }] }), keyOf['agent-a']);
+    const forged: SendResponse = await rpc(
+      inbox,
+      inbox.send,
+      SendRequest.fromPartial({ messages: [{ queue: Q, payload: Buffer.from('i am admin'), sender: 'admin' }] }),
+      keyOf['agent-a'],
+    );
     const id2 = forged.results[0].id;
 
     // Everything but send: PERMISSION_DENIED naming the verb and the queue.
@@ -396,7 +396,12 @@ describe('the inbox matrix (SDK): A may send to B\'s inbox, B owns it, C holds n
     expect(await A.auth.removeGrant('agent-c', 'agent-a.inbox')).toMatchObject({ verbs: [] });
     await denied(sdk(keyOf['agent-c']).send('agent-a.inbox', 'taken back'), 'send', 'agent-a.inbox');
     // Not on a prefix wider than what it owns, not on others' queues, not for itself elsewhere.
-    for (const [who, name] of [['agent-c', 'agent-a.*'], ['agent-a', 'tok.b'], ['agent-a', '*'], ['agent-c', 'agent-b.inbox']]) {
+    for (const [who, name] of [
+      ['agent-c', 'agent-a.*'],
+      ['agent-a', 'tok.b'],
+      ['agent-a', '*'],
+      ['agent-c', 'agent-b.inbox'],
+    ]) {
       const err = await rejection(A.auth.addGrant(who, name, ['admin']));
       expect(err.code, `${who} on ${name}`).toBe(Code.PERMISSION_DENIED);
       expect(err.details).toContain(`may not change grants on ${name}`);
@@ -445,7 +450,7 @@ describe('the inbox matrix (SDK): A may send to B\'s inbox, B owns it, C holds n
 
 // ─── 2. the same through raw gRPC and server reflection (grpcurl) ─────────────────────────────
 
-describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer …\'', () => {
+describe("raw gRPC with server reflection, as grpcurl -H 'authorization: Bearer …'", () => {
   let source: DescriptorSource;
   let reflection: ReflectionClient;
   let client: Client;
@@ -464,7 +469,12 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
     source = new DescriptorSource(reflection);
     client = grpcurlClient(s1.app.address);
     grpcClients.push(client);
-    [inboxR, queuesR, authR, healthR] = [await reflect('inboxd.v1.Inbox'), await reflect('inboxd.v1.Queues'), await reflect('inboxd.v1.Auth'), await reflect('grpc.health.v1.Health')];
+    [inboxR, queuesR, authR, healthR] = [
+      await reflect('inboxd.v1.Inbox'),
+      await reflect('inboxd.v1.Queues'),
+      await reflect('inboxd.v1.Auth'),
+      await reflect('grpc.health.v1.Health'),
+    ];
   });
   afterAll(() => reflection?.close());
 
@@ -485,9 +495,15 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
     expect(noKey.details).toContain('authorization: Bearer');
     expect((await rejection(invokeJson(client, authR, 'inboxd.v1.Auth/WhoAmI', {}))).code).toBe(Code.UNAUTHENTICATED);
     expect((await rejection(invokeStreamJson(client, inboxR, 'inboxd.v1.Inbox/Subscribe', [{ queue: 'raw.b' }]))).code).toBe(Code.UNAUTHENTICATED);
-    expect(await invokeJson(client, authR, 'inboxd.v1.Auth/WhoAmI', {}, as(keyOf['agent-a']))).toMatchObject({ principal: 'agent-a', method: 'api_key', authRequired: true });
+    expect(await invokeJson(client, authR, 'inboxd.v1.Auth/WhoAmI', {}, as(keyOf['agent-a']))).toMatchObject({
+      principal: 'agent-a',
+      method: 'api_key',
+      authRequired: true,
+    });
     // grpcurl's header syntax, any case.
-    expect(await invokeJson(client, authR, 'inboxd.v1.Auth/WhoAmI', {}, { metadata: headers([`Authorization:   Bearer ${keyOf['agent-b']}`]) })).toMatchObject({ principal: 'agent-b' });
+    expect(await invokeJson(client, authR, 'inboxd.v1.Auth/WhoAmI', {}, { metadata: headers([`Authorization:   Bearer ${keyOf['agent-b']}`]) })).toMatchObject({
+      principal: 'agent-b',
+    });
   });
 
   it('Send, Lease, ListMessages, PurgeQueue, DeleteQueue: A sends only, B (granted) does all, C nothing', async () => {
@@ -496,7 +512,8 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
     await admin.auth.addGrant('agent-a', Q, ['send']);
     await admin.auth.addGrant('agent-b', Q, ['consume', 'browse', 'admin']);
     const [A, B, C] = [as(keyOf['agent-a']), as(keyOf['agent-b']), as(keyOf['agent-c'])];
-    const send = (who: object, sender = '') => invokeJson(client, inboxR, 'inboxd.v1.Inbox/Send', { messages: [{ queue: Q, payload: 'aGVsbG8=', sender }] }, who);
+    const send = (who: object, sender = '') =>
+      invokeJson(client, inboxR, 'inboxd.v1.Inbox/Send', { messages: [{ queue: Q, payload: 'aGVsbG8=', sender }] }, who);
     const lease = (who: object) => invokeJson(client, inboxR, 'inboxd.v1.Inbox/Lease', { queue: Q, maxMessages: 10 }, who);
     const list = (who: object) => invokeJson(client, inboxR, 'inboxd.v1.Inbox/ListMessages', { queue: Q }, who);
     const purge = (who: object) => invokeJson(client, queuesR, 'inboxd.v1.Queues/PurgeQueue', { name: Q }, who);
@@ -506,13 +523,20 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
     expect(sent.results).toHaveLength(1);
     await send(A);
     // And a SendStream (grpcurl -d @ with one batch): one answer, then the server ends the call.
-    const streamed = await invokeStreamJson(client, inboxR, 'inboxd.v1.Inbox/SendStream', [{ sequence: '7', messages: [{ queue: Q, payload: 'aGk=', sender: 'admin' }] }], A);
+    const streamed = await invokeStreamJson(
+      client,
+      inboxR,
+      'inboxd.v1.Inbox/SendStream',
+      [{ sequence: '7', messages: [{ queue: Q, payload: 'aGk=', sender: 'admin' }] }],
+      A,
+    );
     expect(streamed).toMatchObject([{ sequence: '7', results: [{ queue: Q }] }]);
     await denied(lease(A), 'consume', Q);
     await denied(list(A), 'browse', Q);
     await denied(purge(A), 'admin', Q);
     await denied(del(A), 'admin', Q);
-    for (const call of [send, lease, list, purge, del]) await denied(call(C), call === send ? 'send' : call === lease ? 'consume' : call === list ? 'browse' : 'admin', Q);
+    for (const call of [send, lease, list, purge, del])
+      await denied(call(C), call === send ? 'send' : call === lease ? 'consume' : call === list ? 'browse' : 'admin', Q);
     for (const call of [send, lease, list, purge, del]) expect((await rejection(call({}))).code).toBe(Code.UNAUTHENTICATED);
     // B was granted everything but send.
     await denied(send(B), 'send', Q);
@@ -543,7 +567,10 @@ describe('raw gRPC with server reflection, as grpcurl -H \'authorization: Bearer
       const src = new DescriptorSource(r);
       const auth = buildRoot(src.closure(await src.fileContainingSymbol('inboxd.v1.Auth')));
       expect((await rejection(invokeJson(c, auth, 'inboxd.v1.Auth/WhoAmI', {}, 5000))).code).toBe(Code.UNAUTHENTICATED);
-      expect(await invokeJson(c, auth, 'inboxd.v1.Auth/WhoAmI', {}, { metadata: bearer(keyOf['agent-c']) })).toMatchObject({ principal: 'agent-c', method: 'api_key' });
+      expect(await invokeJson(c, auth, 'inboxd.v1.Auth/WhoAmI', {}, { metadata: bearer(keyOf['agent-c']) })).toMatchObject({
+        principal: 'agent-c',
+        method: 'api_key',
+      });
       // Plaintext to a TLS port: no connection at all, whatever the header says.
       expect((await rejection(invokeJson(plain, auth, 'inboxd.v1.Auth/WhoAmI', {}, { timeoutMs: 3000, metadata: bearer(ADMIN) }))).code).toBe(Code.UNAVAILABLE);
       // The SDK over TLS with the same key.
@@ -569,9 +596,20 @@ describe('with auth off (the default on loopback)', () => {
   it('everything is allowed to anyone: WhoAmI says anonymous, auth_required false, and a credential is not even looked at', async () => {
     const open = await startServer(await migratedDatabase());
     try {
-      for (const c of [createClient({ address: open.app.address, ...QUICK }), createClient({ address: open.app.address, apiKey: 'not-a-key-at-all', ...QUICK })]) {
+      for (const c of [
+        createClient({ address: open.app.address, ...QUICK }),
+        createClient({ address: open.app.address, apiKey: 'not-a-key-at-all', ...QUICK }),
+      ]) {
         try {
-          expect(await c.auth.whoami()).toEqual({ principal: 'anonymous', admin: true, method: 'none', keyId: '', grants: [], ownedQueues: [], authRequired: false });
+          expect(await c.auth.whoami()).toEqual({
+            principal: 'anonymous',
+            admin: true,
+            method: 'none',
+            keyId: '',
+            grants: [],
+            ownedQueues: [],
+            authRequired: false,
+          });
           const q = `open.${randomBytes(4).toString('hex')}`;
           expect((await c.queues.create(q)).owner).toBe('');
           await c.send(q, 'hi', { headers: { h: '1' } });
@@ -590,7 +628,11 @@ describe('with auth off (the default on loopback)', () => {
 });
 
 describe('without a valid credential every Inbox, Queues and Auth method is UNAUTHENTICATED', () => {
-  const methods: { path: string; requestStream: boolean; responseStream: boolean }[] = [...Object.values(InboxService), ...Object.values(QueuesService), ...Object.values(AuthService)];
+  const methods: { path: string; requestStream: boolean; responseStream: boolean }[] = [
+    ...Object.values(InboxService),
+    ...Object.values(QueuesService),
+    ...Object.values(AuthService),
+  ];
   const unknownKey = `ibx_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('base64url')}`;
   const cases: [string, Metadata, RegExp][] = [
     ['no credential', new Metadata(), /requires authentication.*authorization: Bearer/],
@@ -609,11 +651,12 @@ describe('without a valid credential every Inbox, Queues and Auth method is UNAU
         client.makeUnaryRequest(m.path, id, id, Buffer.alloc(0), metadata.clone(), { deadline }, err => done(err));
         return;
       }
-      const call = m.requestStream && m.responseStream
-        ? client.makeBidiStreamRequest(m.path, id, id, metadata.clone(), { deadline })
-        : m.responseStream
-          ? client.makeServerStreamRequest(m.path, id, id, Buffer.alloc(0), metadata.clone(), { deadline })
-          : client.makeClientStreamRequest(m.path, id, id, metadata.clone(), { deadline }, () => {});
+      const call =
+        m.requestStream && m.responseStream
+          ? client.makeBidiStreamRequest(m.path, id, id, metadata.clone(), { deadline })
+          : m.responseStream
+            ? client.makeServerStreamRequest(m.path, id, id, Buffer.alloc(0), metadata.clone(), { deadline })
+            : client.makeClientStreamRequest(m.path, id, id, metadata.clone(), { deadline }, () => {});
       call.on('error', () => {});
       call.on('data', () => {});
       // Nothing written, the stream left open: it must be refused as it opens.
@@ -659,14 +702,19 @@ describe('lease tokens are bound to the principal that leased', () => {
     await admin.auth.addGrant('agent-b', 'tok.shared', ['consume']);
   });
 
-  it('unary: A (a consumer itself) cannot ack, nack or extend B\'s lease; an altered token is INVALID_ARGUMENT; B\'s ack works after', async () => {
+  it("unary: A (a consumer itself) cannot ack, nack or extend B's lease; an altered token is INVALID_ARGUMENT; B's ack works after", async () => {
     const A = sdk(keyOf['agent-a']);
     const B = sdk(keyOf['agent-b']);
     for (let i = 0; i < 3; i++) await admin.send('tok.b', `m${i}`);
     const [m1, m2, m3] = await B.lease('tok.b', { max: 3, visibilityTimeout: '60s' });
     expect([m1, m2, m3].every(Boolean)).toBe(true);
 
-    for (const attempt of [() => A.ack(m1.leaseToken), () => A.nack(m1.leaseToken), () => A.extend(m1.leaseToken, '1s'), () => A.nack(m2.leaseToken, { deadLetter: true, error: 'x' })]) {
+    for (const attempt of [
+      () => A.ack(m1.leaseToken),
+      () => A.nack(m1.leaseToken),
+      () => A.extend(m1.leaseToken, '1s'),
+      () => A.nack(m2.leaseToken, { deadLetter: true, error: 'x' }),
+    ]) {
       const err = await rejection(attempt());
       expect(err.code).toBe(Code.PERMISSION_DENIED);
       expect(err.details).toContain('issued to another principal');
@@ -679,7 +727,9 @@ describe('lease tokens are bound to the principal that leased', () => {
       expect(err.details).toContain('not issued by this server');
     }
     // A made-up one too.
-    expect((await rejection(A.ack(`${Buffer.from(`tok.b\n${randomUUID()}\n0\nagent-a`).toString('base64url')}.${'A'.repeat(22)}`))).code).toBe(Code.INVALID_ARGUMENT);
+    expect((await rejection(A.ack(`${Buffer.from(`tok.b\n${randomUUID()}\n0\nagent-a`).toString('base64url')}.${'A'.repeat(22)}`))).code).toBe(
+      Code.INVALID_ARGUMENT,
+    );
 
     // Nothing changed: all three still leased to B, for about the 60 s B asked.
     expect(await admin.queues.stats('tok.b')).toMatchObject({ ready: 0, leased: 3 });
@@ -750,7 +800,7 @@ describe('open streams end when their key, principal or grant goes, on every rep
     await admin.send(name, 'to show the stream is open');
   }
 
-  it('revoking B\'s key through replica 1 ends B\'s streams on both replicas UNAUTHENTICATED', async () => {
+  it("revoking B's key through replica 1 ends B's streams on both replicas UNAUTHENTICATED", async () => {
     const key = await principal('rev-b');
     await admin.auth.addGrant('rev-b', 'rev.*', ['consume']);
     await queueWithMessage('rev.q1');
@@ -770,8 +820,14 @@ describe('open streams end when their key, principal or grant goes, on every rep
     const t0 = Date.now();
     await admin.auth.revokeKey(keyId);
     const [e1, e2, e3] = await Promise.all([on1.ended, on2.ended, sdkError]);
-    expect({ code: status[e1.code], details: e1.details }).toMatchObject({ code: 'UNAUTHENTICATED', details: expect.stringContaining(`API key ${keyId} was revoked`) });
-    expect({ code: status[e2.code], details: e2.details }).toMatchObject({ code: 'UNAUTHENTICATED', details: expect.stringContaining(`API key ${keyId} was revoked`) });
+    expect({ code: status[e1.code], details: e1.details }).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      details: expect.stringContaining(`API key ${keyId} was revoked`),
+    });
+    expect({ code: status[e2.code], details: e2.details }).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      details: expect.stringContaining(`API key ${keyId} was revoked`),
+    });
     expect(e3.err.code).toBe(Code.UNAUTHENTICATED);
     for (const at of [e1.at, e2.at, e3.at]) expect(at - t0).toBeLessThan(STREAM_END_MS);
     // The messages they held were released, and the key is refused on both replicas at once.
@@ -780,7 +836,7 @@ describe('open streams end when their key, principal or grant goes, on every rep
     await waitFor(async () => (await admin.queues.stats('rev.q1')).leased === 0, 5000, 'rev.q1 released');
   });
 
-  it('removing B\'s consume grant (B does not own the queue) ends its stream PERMISSION_DENIED; other grants keep theirs', async () => {
+  it("removing B's consume grant (B does not own the queue) ends its stream PERMISSION_DENIED; other grants keep theirs", async () => {
     const key = await principal('grant-b');
     await admin.auth.addGrant('grant-b', 'grant.q1', ['consume', 'browse']);
     await admin.auth.addGrant('grant-b', 'grant.q2', ['consume']);
@@ -794,7 +850,10 @@ describe('open streams end when their key, principal or grant goes, on every rep
     // Through replica 1; the stream is on replica 2. Browse stays: only consume goes.
     await admin.auth.removeGrant('grant-b', 'grant.q1', ['consume']);
     const e = await doomed.ended;
-    expect({ code: status[e.code], details: e.details }).toMatchObject({ code: 'PERMISSION_DENIED', details: expect.stringContaining('may no longer consume on queue grant.q1') });
+    expect({ code: status[e.code], details: e.details }).toMatchObject({
+      code: 'PERMISSION_DENIED',
+      details: expect.stringContaining('may no longer consume on queue grant.q1'),
+    });
     expect(e.at - t0).toBeLessThan(STREAM_END_MS);
     // The other stream is untouched: it still gets what is sent.
     await admin.send('grant.q2', 'after');
@@ -874,7 +933,11 @@ describe('open streams end when their key, principal or grant goes, on every rep
       answered(2).then(() => (responses[1].errorCode === 0 ? 'stored' : `refused ${status[responses[1].errorCode]}`)),
     ]);
     const end = outcome ? `${status[outcome.code]} ${outcome.at - t0 < STREAM_END_MS ? 'within 2 s' : 'late'}` : 'still open';
-    expect({ end, second, stored: (await admin.queues.stats('revsend.q')).ready }).toEqual({ end: 'UNAUTHENTICATED within 2 s', second: 'stream ended', stored: 1 });
+    expect({ end, second, stored: (await admin.queues.stats('revsend.q')).ready }).toEqual({
+      end: 'UNAUTHENTICATED within 2 s',
+      second: 'stream ended',
+      stored: 1,
+    });
   });
 });
 
@@ -958,11 +1021,7 @@ describe('ListQueues and ListTopics show only names the caller holds a verb on, 
       pages.push(res.queues.map(q => q.name));
       pageToken = res.nextPageToken;
     } while (pageToken && pages.length < 20);
-    expect(pages).toEqual([
-      ['list.own', 'list.q02'],
-      ['list.q07', 'list.q10'],
-      ['list.q11'],
-    ]);
+    expect(pages).toEqual([['list.own', 'list.q02'], ['list.q07', 'list.q10'], ['list.q11']]);
     // The SDK's iterator gets the same; an admin sees every queue; C (no grant) sees none.
     const viaSdk: string[] = [];
     for await (const q of L.queues.list(3)) viaSdk.push(q.name);
@@ -993,11 +1052,7 @@ describe('ListQueues and ListTopics show only names the caller holds a verb on, 
       pages.push(res.topics);
       pageToken = res.nextPageToken;
     } while (pageToken && pages.length < 20);
-    expect(pages.map(p => p.map(t => t.name))).toEqual([
-      ['list.t2', 'list.tt0', 'list.tt1'],
-      ['list.tt2', 'list.tt3', 'list.tt4'],
-      ['list.tt5'],
-    ]);
+    expect(pages.map(p => p.map(t => t.name))).toEqual([['list.t2', 'list.tt0', 'list.tt1'], ['list.tt2', 'list.tt3', 'list.tt4'], ['list.tt5']]);
     const byName = Object.fromEntries(pages.flat().map(t => [t.name, t.queues]));
     expect(byName['list.t2']).toEqual(['list.q02']);
     expect(byName['list.tt0']).toEqual(['list.q10']);
@@ -1044,7 +1099,10 @@ describe('per-principal quotas (a replica with INBOXD_PRINCIPAL_MAX_STREAMS=2, I
     await second.delivery();
     const third = subscribe(inbox, key, 'quota.s3', 1);
     const e = await third.ended;
-    expect({ code: status[e.code], details: e.details }).toMatchObject({ code: 'RESOURCE_EXHAUSTED', details: expect.stringContaining('INBOXD_PRINCIPAL_MAX_STREAMS') });
+    expect({ code: status[e.code], details: e.details }).toMatchObject({
+      code: 'RESOURCE_EXHAUSTED',
+      details: expect.stringContaining('INBOXD_PRINCIPAL_MAX_STREAMS'),
+    });
     // Another principal: its own count.
     const others = subscribe(inbox, other, 'quota.s3', 1);
     await others.delivery();
@@ -1068,7 +1126,7 @@ describe('per-principal quotas (a replica with INBOXD_PRINCIPAL_MAX_STREAMS=2, I
     for (const s of [second, others, elsewhere, again!]) s.close();
   });
 
-  it('streams: a principal\'s own max_streams overrides the server\'s', async () => {
+  it("streams: a principal's own max_streams overrides the server's", async () => {
     const key = await principal('quota-big', { maxStreams: 3 }, () => quotaAdmin);
     const small = await principal('quota-small', { maxStreams: 1 }, () => quotaAdmin);
     await admin.auth.addGrant('quota-big', 'quota.*', ['consume']);
@@ -1091,7 +1149,7 @@ describe('per-principal quotas (a replica with INBOXD_PRINCIPAL_MAX_STREAMS=2, I
     for (const s of [...open, s1st]) s.close();
   });
 
-  it('streams: SendStream counts against the principal\'s streams as Subscribe does', async () => {
+  it("streams: SendStream counts against the principal's streams as Subscribe does", async () => {
     const key = await principal('quota-ss', {}, () => quotaAdmin);
     await admin.auth.addGrant('quota-ss', 'quota.*', ['send']);
     const { inbox } = raw(s3);
@@ -1138,7 +1196,12 @@ describe('per-principal quotas (a replica with INBOXD_PRINCIPAL_MAX_STREAMS=2, I
     await admin.topics.subscribe('quota.rate-topic', 'quota.rate');
     const { inbox } = raw(s3);
     const send = (k: string, n: number) =>
-      rpc<SendRequest, SendResponse>(inbox, inbox.send, SendRequest.fromPartial({ messages: Array.from({ length: n }, (_, i) => ({ queue: 'quota.rate', payload: Buffer.from(`m${i}`) })) }), k);
+      rpc<SendRequest, SendResponse>(
+        inbox,
+        inbox.send,
+        SendRequest.fromPartial({ messages: Array.from({ length: n }, (_, i) => ({ queue: 'quota.rate', payload: Buffer.from(`m${i}`) })) }),
+        k,
+      );
 
     // Batches of a whole second's worth: the refusals below hold unless a second passes between them.
     const five = Array.from({ length: 5 }, (_, i) => ({ queue: 'quota.rate', payload: Buffer.from(`p${i}`) }));
@@ -1157,7 +1220,16 @@ describe('per-principal quotas (a replica with INBOXD_PRINCIPAL_MAX_STREAMS=2, I
     expect(await answer).toMatchObject({ sequence: '1', errorCode: status.RESOURCE_EXHAUSTED });
     call.cancel();
     // Another replica keeps its own bucket (no limit there).
-    expect((await rpc<SendRequest, SendResponse>(raw(s1).inbox, raw(s1).inbox.send, SendRequest.fromPartial({ messages: [{ queue: 'quota.rate', payload: Buffer.from('elsewhere') }] }), key)).results).toHaveLength(1);
+    expect(
+      (
+        await rpc<SendRequest, SendResponse>(
+          raw(s1).inbox,
+          raw(s1).inbox.send,
+          SendRequest.fromPartial({ messages: [{ queue: 'quota.rate', payload: Buffer.from('elsewhere') }] }),
+          key,
+        )
+      ).results,
+    ).toHaveLength(1);
     // After the wait it names, there is room again.
     const waitMs = Number(/retry in (\d+) ms/.exec(over.details)![1]);
     expect(waitMs).toBeGreaterThan(0);
@@ -1183,7 +1255,9 @@ describe('audit: denials and changes in Auth.ListAuditEvents, and inboxd_auth_de
   async function deniedCount(labels: { reason: string; verb?: string }, server: Server = s1): Promise<number> {
     const metric = server.app.metrics.registry.getSingleMetric('inboxd_auth_denied_total');
     const values = (await metric!.get()).values;
-    return values.filter(v => v.labels.reason === labels.reason && (labels.verb === undefined || v.labels.verb === labels.verb)).reduce((n, v) => n + v.value, 0);
+    return values
+      .filter(v => v.labels.reason === labels.reason && (labels.verb === undefined || v.labels.verb === labels.verb))
+      .reduce((n, v) => n + v.value, 0);
   }
 
   it('a denied call, a missing credential, keys created and revoked, grants added and removed, principals created and deleted', async () => {
@@ -1200,7 +1274,8 @@ describe('audit: denials and changes in Auth.ListAuditEvents, and inboxd_auth_de
     await admin.auth.deletePrincipal('auditee');
 
     const events = await admin.auth.auditEvents({ limit: 1000 });
-    const find = (action: string, match: Partial<(typeof events)[number]>) => events.find(e => e.action === action && Object.entries(match).every(([k, v]) => (e as never)[k] === v));
+    const find = (action: string, match: Partial<(typeof events)[number]>) =>
+      events.find(e => e.action === action && Object.entries(match).every(([k, v]) => (e as never)[k] === v));
     expect(find('principal.created', { principal: 'admin', target: 'auditee' })).toBeDefined();
     expect(find('key.created', { principal: 'admin', target: keyId })?.detail).toContain('for auditee');
     expect(find('grant.added', { principal: 'admin', target: 'audit.q' })?.detail).toMatch(/^auditee: .*send/);
@@ -1208,8 +1283,15 @@ describe('audit: denials and changes in Auth.ListAuditEvents, and inboxd_auth_de
     expect(find('key.revoked', { principal: 'admin', target: keyId })?.detail).toBe('of auditee');
     expect(find('principal.deleted', { principal: 'admin', target: 'auditee' })).toBeDefined();
     const d = find('denied', { principal: 'auditee', verb: 'consume', target: 'audit.q' });
-    expect(d).toMatchObject({ method: expect.stringContaining('inboxd.v1.Inbox/Lease'), detail: expect.stringMatching(/^no_grant: /), peer: expect.stringContaining('127.0.0.1'), at: expect.any(Date) });
-    const anon = events.find(e => e.action === 'denied' && e.principal === '' && e.method.includes('inboxd.v1.Inbox/Lease') && e.detail.startsWith('missing_credential'));
+    expect(d).toMatchObject({
+      method: expect.stringContaining('inboxd.v1.Inbox/Lease'),
+      detail: expect.stringMatching(/^no_grant: /),
+      peer: expect.stringContaining('127.0.0.1'),
+      at: expect.any(Date),
+    });
+    const anon = events.find(
+      e => e.action === 'denied' && e.principal === '' && e.method.includes('inboxd.v1.Inbox/Lease') && e.detail.startsWith('missing_credential'),
+    );
     expect(anon).toBeDefined();
     // Filters.
     const onlyDenied = await admin.auth.auditEvents({ actions: ['denied'], principal: 'auditee' });
@@ -1237,7 +1319,12 @@ describe('audit: denials and changes in Auth.ListAuditEvents, and inboxd_auth_de
     const paged: string[] = [];
     let pageToken = '';
     do {
-      const res: ListAuditEventsResponse = await rpc(client, client.listAuditEvents, ListAuditEventsRequest.fromPartial({ pageSize: 10, pageToken, actions: changes }), ADMIN);
+      const res: ListAuditEventsResponse = await rpc(
+        client,
+        client.listAuditEvents,
+        ListAuditEventsRequest.fromPartial({ pageSize: 10, pageToken, actions: changes }),
+        ADMIN,
+      );
       paged.push(...res.events.map(e => e.id));
       pageToken = res.nextPageToken;
     } while (pageToken && paged.length < 5000);
@@ -1299,7 +1386,10 @@ describe('a key with an expiry', () => {
     await s.delivery();
 
     const e = await s.ended;
-    expect({ code: status[e.code], details: e.details }).toMatchObject({ code: 'UNAUTHENTICATED', details: expect.stringContaining(`API key ${key.id} expired`) });
+    expect({ code: status[e.code], details: e.details }).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      details: expect.stringContaining(`API key ${key.id} expired`),
+    });
     expect(e.at).toBeGreaterThanOrEqual(expiresAt.getTime());
     expect(e.at - expiresAt.getTime()).toBeLessThan(STREAM_END_MS);
     await unauthenticated(E.auth.whoami(), 'expired');

@@ -4,24 +4,25 @@
  * restart), bounded queues with each overflow policy (drop_oldest under concurrent senders),
  * priority with delay, UpdateQueue, stats counters, and the settings' validation.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { status } from '@grpc/grpc-js';
+
 import { createHash, randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, AckRequest, NackRequest, type SendResponse, type LeaseResponse } from '@inboxd/proto/v1/inbox';
+import { status } from '@grpc/grpc-js';
+import { AckRequest, LeaseRequest, type LeaseResponse, NackRequest, SendRequest, type SendResponse } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
 import {
   CreateQueueRequest,
   DeleteQueueRequest,
   GetQueueStatsRequest,
   OverflowPolicy,
-  RedriveRequest,
-  UpdateQueueRequest,
   type QueueConfig,
   type QueueStats,
+  RedriveRequest,
+  UpdateQueueRequest,
 } from '@inboxd/proto/v1/queues';
-import { expectStatus, counts } from './support/expect.js';
-import { migratedDatabase, startServer, call, dur, sleep, waitFor, type Clients } from './support/harness.js';
-import { startTimedServer, type ServerClock } from './support/clock.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServerClock, startTimedServer } from './support/clock.js';
+import { counts, expectStatus } from './support/expect.js';
+import { type Clients, call, dur, migratedDatabase, sleep, startServer, waitFor } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -139,13 +140,19 @@ describe('dead letters and redrive', () => {
     await a.create(q, { maxAttempts: 1, deadLetterQueue: dlq });
     await a.send(['a', 'b', 'c'].map(p => msg(q, p)));
     const { deliveries } = await a.lease(q);
-    await a.nack(deliveries.map(d => d.leaseToken), { error: 'boom' });
+    await a.nack(
+      deliveries.map(d => d.leaseToken),
+      { error: 'boom' },
+    );
     expect(Number((await a.stats(dlq)).depth)).toBe(3);
 
     // Browse the dead-letter queue without leasing: lease and nack them straight back.
     const held = (await a.lease(dlq, 10, 30)).deliveries;
     const byPayload = new Map(held.map(d => [text(d.message!.payload), d.message!.id]));
-    await a.nack(held.map(d => d.leaseToken), { delay: dur(0) });
+    await a.nack(
+      held.map(d => d.leaseToken),
+      { delay: dur(0) },
+    );
 
     const one = await a.redrive({ queue: dlq, messageIds: [byPayload.get('a')!] });
     expect(one).toEqual({ redriven: '1', failed: [] });

@@ -1,7 +1,7 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { SendStreamRequest, type SendStreamResponse, LeaseRequest } from '@inboxd/proto/v1/inbox';
-import { migratedDatabase, startServer, call, dur } from './support/harness.js';
+import { LeaseRequest, SendStreamRequest, type SendStreamResponse } from '@inboxd/proto/v1/inbox';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, dur, migratedDatabase, startServer } from './support/harness.js';
 
 describe('SendStream', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;

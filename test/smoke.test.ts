@@ -1,8 +1,8 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { SendRequest, LeaseRequest } from '@inboxd/proto/v1/inbox';
-import { migratedDatabase, startServer, call, dur } from './support/harness.js';
+import { LeaseRequest, SendRequest } from '@inboxd/proto/v1/inbox';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { failure } from './support/expect.js';
+import { call, dur, migratedDatabase, startServer } from './support/harness.js';
 
 describe('smoke', () => {
   let srv: Awaited<ReturnType<typeof startServer>>;

@@ -5,15 +5,16 @@
  * first: a statement that no longer fits pg-boss's tables fails here, named, rather than in a
  * user's call. A statement added to sql.ts without a case here fails the first test.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createRequire } from 'node:module';
+
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
-import * as sql from '../server/queue/sql.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../server/queue/migrations/index.js';
 import { migrate } from '../server/queue/migrations/migrate.js';
-import { QUEUE_DEFAULTS, extraOf, toBossOptions } from '../server/queue/queue-config.js';
+import { extraOf, QUEUE_DEFAULTS, toBossOptions } from '../server/queue/queue-config.js';
+import * as sql from '../server/queue/sql.js';
 import { createDatabase } from './support/harness.js';
 import { clientTransactions } from './support/transactions.js';
 
@@ -39,7 +40,11 @@ async function queue(o: { owner?: string } = {}): Promise<string> {
 /** Messages stored as a Send stores them (pg-boss's insert, inboxd's data). */
 async function send(name: string, count = 1, data: Record<string, unknown> = {}, startAfter?: Date): Promise<string[]> {
   const ids = Array.from({ length: count }, () => randomUUID()).sort();
-  await boss.insert(name, ids.map(id => ({ id, data: { p: '', n: 0, hash: '', at: Date.now(), ...data }, startAfter })), { returnId: true });
+  await boss.insert(
+    name,
+    ids.map(id => ({ id, data: { p: '', n: 0, hash: '', at: Date.now(), ...data }, startAfter })),
+    { returnId: true },
+  );
   return ids;
 }
 
@@ -276,7 +281,9 @@ const cases: Record<string, () => Promise<void>> = {
   async browseMessage() {
     const q = await queue();
     const [id] = await send(q, 1, { rt: 'reply.x' });
-    expect(await rows(sql.browseMessage(S, q, id))).toEqual([expect.objectContaining({ id, name: q, state: 'created', notDue: false, data: expect.objectContaining({ rt: 'reply.x' }) })]);
+    expect(await rows(sql.browseMessage(S, q, id))).toEqual([
+      expect.objectContaining({ id, name: q, state: 'created', notDue: false, data: expect.objectContaining({ rt: 'reply.x' }) }),
+    ]);
   },
 
   async lockMigrations() {

@@ -1,20 +1,12 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { status, type ClientDuplexStream, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import {
-  SendRequest,
-  LeaseRequest,
-  NackRequest,
-  SubscribeRequest,
-  type InboxClient,
-  type SubscribeResponse,
-  type SettleResults,
-} from '@inboxd/proto/v1/inbox';
+import { type ClientDuplexStream, type ServiceError, type StatusObject, status } from '@grpc/grpc-js';
+import { type InboxClient, LeaseRequest, NackRequest, SendRequest, type SettleResults, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
 import type { Delivery } from '@inboxd/proto/v1/message';
 import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
-import { migratedDatabase, startServer, call, dur, sleep, waitFor } from './support/harness.js';
-import { dispatcherIdle, startTimedServer, type ServerClock } from './support/clock.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueCore } from '../server/queue/core.js';
+import { dispatcherIdle, type ServerClock, startTimedServer } from './support/clock.js';
+import { call, dur, migratedDatabase, sleep, startServer, waitFor } from './support/harness.js';
 
 /** A token no server issued: an extend of it is answered (INVALID_ARGUMENT) and changes nothing. */
 const PROBE = 'inboxd-test-probe';
@@ -35,7 +27,10 @@ class Subscriber {
   /** Called on each response as it arrives, before waiters are woken. */
   onResponse?: (r: SubscribeResponse) => void;
 
-  constructor(inbox: InboxClient, readonly first: SubscribeRequest) {
+  constructor(
+    inbox: InboxClient,
+    readonly first: SubscribeRequest,
+  ) {
     this.stream = inbox.subscribe();
     this.stream.on('data', (r: SubscribeResponse) => {
       this.responses.push(r);
@@ -238,7 +233,11 @@ describe('Subscribe', () => {
       expect(sub.deliveries).toHaveLength(0);
 
       // Sent through the same server: its own wake-up.
-      const [local] = await call(slow.clients.inbox, slow.clients.inbox.send, SendRequest.fromPartial({ messages: [{ queue, payload: Buffer.from('x') }] })).then(r => r.results.map(x => x.id));
+      const [local] = await call(
+        slow.clients.inbox,
+        slow.clients.inbox.send,
+        SendRequest.fromPartial({ messages: [{ queue, payload: Buffer.from('x') }] }),
+      ).then(r => r.results.map(x => x.id));
       await sub.deliveredAtLeast(1, 10_000);
       expect(sub.deliveries[0].message!.id).toBe(local);
 
@@ -258,11 +257,16 @@ describe('Subscribe', () => {
     const other = await startTimedServer({}, { clock, databaseUrl: timed.databaseUrl });
     try {
       const queue = `sub-${randomUUID().slice(0, 8)}`;
-      await call(timed.clients.queues, timed.clients.queues.createQueue, CreateQueueRequest.fromPartial({ name: queue, config: { retryDelay: dur(1), maxAttempts: 5 } }));
+      await call(
+        timed.clients.queues,
+        timed.clients.queues.createQueue,
+        CreateQueueRequest.fromPartial({ name: queue, config: { retryDelay: dur(1), maxAttempts: 5 } }),
+      );
       const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(1) }, other.clients.inbox);
       // When each delivery was leased for the stream, on the servers' clock: its 1 s lease's end less 1 s.
       const leasedAt = new Map<string, number[]>();
-      sub.onResponse = r => r.deliveries.forEach(d => leasedAt.set(d.message!.id, [...(leasedAt.get(d.message!.id) ?? []), d.leaseExpiresAt!.getTime() - 1000]));
+      sub.onResponse = r =>
+        r.deliveries.forEach(d => leasedAt.set(d.message!.id, [...(leasedAt.get(d.message!.id) ?? []), d.leaseExpiresAt!.getTime() - 1000]));
       const sendAt = async (inbox: InboxClient, at: Date) =>
         (await call(inbox, inbox.send, SendRequest.fromPartial({ messages: [{ queue, payload: Buffer.from('d'), deliverAt: at }] }))).results[0].id;
       const onTime = (got: number | undefined, due: number, what: string) => {

@@ -3,16 +3,17 @@
  * whose client certificate names the principal, and JWTs (a static public key and a JWKS URL).
  * Real certificates (openssl), real servers on 127.0.0.1:0, the real SDK and CLI.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Code, createClient, type InboxdClient } from '@inboxd/sdk';
 import * as jose from 'jose';
-import { createClient, Code, type InboxdClient } from '@inboxd/sdk';
-import { migratedDatabase, startServer } from './support/harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
+import { migratedDatabase, startServer } from './support/harness.js';
 import { makeTlsFiles, type TlsFiles } from './support/tls.js';
 
 const ADMIN = randomBytes(24).toString('hex');
@@ -128,7 +129,13 @@ describe('mutual TLS', () => {
 describe('JWT', () => {
   let keys: Awaited<ReturnType<typeof jose.generateKeyPair>>;
   const sign = (claims: jose.JWTPayload, exp: string | number = '5m', key = keys.privateKey, iss = 'https://idp.test') =>
-    new jose.SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuedAt().setIssuer(iss).setAudience('inboxd').setExpirationTime(exp).sign(key);
+    new jose.SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuedAt()
+      .setIssuer(iss)
+      .setAudience('inboxd')
+      .setExpirationTime(exp)
+      .sign(key);
 
   beforeAll(async () => {
     keys = await jose.generateKeyPair('ES256', { extractable: true });

@@ -1,21 +1,21 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { status } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
-import { SendRequest, LeaseRequest, PublishRequest, GetMessageRequest, type PublishResponse } from '@inboxd/proto/v1/inbox';
+import { status } from '@grpc/grpc-js';
+import { GetMessageRequest, LeaseRequest, PublishRequest, type PublishResponse, SendRequest } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
 import {
+  AddTopicSubscriptionRequest,
   CreateQueueRequest,
   DeleteQueueRequest,
-  AddTopicSubscriptionRequest,
-  RemoveTopicSubscriptionRequest,
-  ListTopicsRequest,
   GetQueueStatsRequest,
+  ListTopicsRequest,
   type QueueConfig,
+  RemoveTopicSubscriptionRequest,
   type Topic,
 } from '@inboxd/proto/v1/queues';
-import { createClient, InboxdError, Code, type InboxdClient, type ReceivedMessage } from '@inboxd/sdk';
-import { expectStatus, counts } from './support/expect.js';
-import { migratedDatabase, startServer, call, dur, waitFor, type Clients } from './support/harness.js';
+import { Code, createClient, type InboxdClient, InboxdError, type ReceivedMessage } from '@inboxd/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { counts, expectStatus } from './support/expect.js';
+import { type Clients, call, dur, migratedDatabase, startServer, waitFor } from './support/harness.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -30,7 +30,8 @@ function api(c: Clients) {
     subscribe: (topic: string, queue: string) => call(queues, queues.addTopicSubscription, AddTopicSubscriptionRequest.fromPartial({ topic, queue })),
     unsubscribe: (topic: string, queue: string) => call(queues, queues.removeTopicSubscription, RemoveTopicSubscriptionRequest.fromPartial({ topic, queue })),
     listTopics: (pageSize = 0, pageToken = '') => call(queues, queues.listTopics, ListTopicsRequest.fromPartial({ pageSize, pageToken })),
-    publish: (topic: string, messages: Partial<Message>[]): Promise<PublishResponse> => call(inbox, inbox.publish, PublishRequest.fromPartial({ topic, messages })),
+    publish: (topic: string, messages: Partial<Message>[]): Promise<PublishResponse> =>
+      call(inbox, inbox.publish, PublishRequest.fromPartial({ topic, messages })),
     send: (messages: Partial<Message>[]) => call(inbox, inbox.send, SendRequest.fromPartial({ messages })),
     lease: (queue: string, max = 100) => call(inbox, inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages: max, visibilityTimeout: dur(30) })),
     get: (queue: string, id: string) => call(inbox, inbox.getMessage, GetMessageRequest.fromPartial({ queue, id })),
@@ -320,7 +321,7 @@ describe('SDK: client.topics and client.publish', () => {
     expect(err.code).toBe(Code.NOT_FOUND);
   });
 
-  it('an agent group: a topic whose queues are its members\' inboxes', async () => {
+  it("an agent group: a topic whose queues are its members' inboxes", async () => {
     const group = fresh('team.research');
     const members = ['agent.alice', 'agent.bob', 'agent.carol'].map(fresh);
     for (const inbox of members) {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { TestClock } from 'pg-boss';
 import pg from 'pg';
-import type { CoreOptions, QueueCore } from '../../server/queue/core.js';
+import { TestClock } from 'pg-boss';
 import type { AppOptions } from '../../server/app.js';
+import type { CoreOptions, QueueCore } from '../../server/queue/core.js';
 import { migratedDatabase, startServer } from './harness.js';
 
 /**

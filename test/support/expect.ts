@@ -1,7 +1,7 @@
-import { expect } from 'vitest';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { type ServiceError, status } from '@grpc/grpc-js';
 import type { QueueStats } from '@inboxd/proto/v1/queues';
 import { InboxdError } from '@inboxd/sdk';
+import { expect } from 'vitest';
 
 /** Awaits a call that must fail; returns its error. */
 export async function failure(p: Promise<unknown>): Promise<ServiceError> {

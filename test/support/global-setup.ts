@@ -1,6 +1,6 @@
-import type { TestProject } from 'vitest/node';
 import pg from 'pg';
 import { pino } from 'pino';
+import type { TestProject } from 'vitest/node';
 import { startBenchPostgres } from '../../bench/lib/postgres.js';
 import { loadConfig } from '../../server/config.js';
 import { QueueCore } from '../../server/queue/core.js';

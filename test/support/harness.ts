@@ -1,13 +1,13 @@
-import { credentials, Metadata, type ServiceError, type Client } from '@grpc/grpc-js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { type Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { InboxClient } from '@inboxd/proto/v1/inbox';
+import { QueuesClient } from '@inboxd/proto/v1/queues';
 import pg from 'pg';
 import { pino } from 'pino';
 import { inject } from 'vitest';
-import { InboxClient } from '@inboxd/proto/v1/inbox';
-import { QueuesClient } from '@inboxd/proto/v1/queues';
-import { startApp, type App, type AppOptions } from '../../server/app.js';
+import { type App, type AppOptions, startApp } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -131,7 +131,9 @@ export const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 /** Waits for `p`, or `ms` at most (then resolves undefined): a cleanup that must not hold the next test. */
 export function bounded<T>(p: Promise<T> | T, ms: number): Promise<T | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([Promise.resolve(p), new Promise<undefined>(resolve => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([Promise.resolve(p), new Promise<undefined>(resolve => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
 /** Resolves once `cond` holds, checking every 20 ms; rejects after `timeoutMs` naming `what`. */

@@ -17,20 +17,11 @@
  *   with calls (invokeJson / invokeStreamJson `metadata`, like `-rpc-header`); `tlsCredentials()`
  *   and `grpcurlClient()` stand for `-cacert` / `-cert` / `-key` (and `-plaintext` when unset).
  */
-import {
-  Client,
-  credentials,
-  Metadata,
-  status,
-  type ChannelCredentials,
-  type ChannelOptions,
-  type ClientDuplexStream,
-  type ServiceError,
-} from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import { type ChannelCredentials, type ChannelOptions, Client, type ClientDuplexStream, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import type { Enum, Field, Root, Service, Type } from 'protobufjs';
-import descriptor from 'protobufjs/ext/descriptor/index.js';
+import protobuf from 'protobufjs';
 import type { IDescriptorProto, IFieldDescriptorProto, IFileDescriptorProto } from 'protobufjs/ext/descriptor/index.js';
+import descriptor from 'protobufjs/ext/descriptor/index.js';
 
 // --- the reflection protocol (compiled into grpcurl; identical messages in v1 and v1alpha) ---
 
@@ -39,7 +30,9 @@ const reflectionTypes = protobuf.Root.fromJSON({
     reflection: {
       nested: {
         ServerReflectionRequest: {
-          oneofs: { messageRequest: { oneof: ['fileByFilename', 'fileContainingSymbol', 'fileContainingExtension', 'allExtensionNumbersOfType', 'listServices'] } },
+          oneofs: {
+            messageRequest: { oneof: ['fileByFilename', 'fileContainingSymbol', 'fileContainingExtension', 'allExtensionNumbersOfType', 'listServices'] },
+          },
           fields: {
             host: { type: 'string', id: 1 },
             fileByFilename: { type: 'string', id: 3 },
@@ -104,13 +97,14 @@ export type Headers = Metadata | Record<string, string> | string[];
 export function headers(h: Headers | string = []): Metadata {
   if (h instanceof Metadata) return h.clone();
   const md = new Metadata();
-  const entries: [string, string][] = typeof h === 'string' || Array.isArray(h)
-    ? (typeof h === 'string' ? [h] : h).map(line => {
-        const i = line.indexOf(':');
-        if (i <= 0) throw new Error(`header ${JSON.stringify(line)} is not "name: value"`);
-        return [line.slice(0, i).trim(), line.slice(i + 1).trim()];
-      })
-    : Object.entries(h);
+  const entries: [string, string][] =
+    typeof h === 'string' || Array.isArray(h)
+      ? (typeof h === 'string' ? [h] : h).map(line => {
+          const i = line.indexOf(':');
+          if (i <= 0) throw new Error(`header ${JSON.stringify(line)} is not "name: value"`);
+          return [line.slice(0, i).trim(), line.slice(i + 1).trim()];
+        })
+      : Object.entries(h);
   for (const [k, v] of entries) md.add(k.toLowerCase(), v);
   return md;
 }
@@ -369,7 +363,8 @@ export function linkErrors(files: Map<string, IFileDescriptorProto>): string[] {
       }
       const decl = visible.get(target)!;
       if (decl.kind === 'message' && decl.proto?.options?.mapEntry) {
-        if (target !== `${scope}.${mapEntryName(fd.name!)}`) errors.push(`${name}: field ${where} is an invalid map: incorrect implicit map entry name ${target.slice(1)}`);
+        if (target !== `${scope}.${mapEntryName(fd.name!)}`)
+          errors.push(`${name}: field ${where} is an invalid map: incorrect implicit map entry name ${target.slice(1)}`);
         if (fd.label !== 3) errors.push(`${name}: field ${where} is an invalid map: field must be repeated`);
       }
     };
@@ -408,7 +403,10 @@ export function buildRoot(files: IFileDescriptorProto[]): Reflected {
 }
 
 /** The reflected shape of a service: method names with their streaming flags. */
-export function describeService(root: Root, name: string): { name: string; requestStream: boolean; responseStream: boolean; requestType: string; responseType: string }[] {
+export function describeService(
+  root: Root,
+  name: string,
+): { name: string; requestStream: boolean; responseStream: boolean; requestType: string; responseType: string }[] {
   const svc: Service = root.lookupService(name);
   return svc.methodsArray.map(m => {
     m.resolve();
@@ -552,7 +550,8 @@ function objectToJson(r: Reflected, type: Type, obj: Record<string, unknown>): u
     const entry = f.resolvedType && r.mapEntries.has(f.resolvedType.fullName.slice(1)) ? (f.resolvedType as Type) : undefined;
     if (entry) {
       const m: Record<string, unknown> = {};
-      for (const e of v as { key?: unknown; value?: unknown }[]) m[String(e.key ?? '')] = e.value === undefined ? undefined : valueToJson(r, entry.fields.value, e.value);
+      for (const e of v as { key?: unknown; value?: unknown }[])
+        m[String(e.key ?? '')] = e.value === undefined ? undefined : valueToJson(r, entry.fields.value, e.value);
       out[jsonName(f)] = m;
     } else if (f.repeated) out[jsonName(f)] = (v as unknown[]).map(x => valueToJson(r, f, x));
     else out[jsonName(f)] = valueToJson(r, f, v);
@@ -621,7 +620,13 @@ export function invokeJson(client: Client, r: Reflected, method: string, body: u
  * once the server ends the call with OK; rejects with the call's error otherwise (the responses
  * received before it on `err.responses`).
  */
-export function invokeStreamJson(client: Client, r: Reflected, method: string, bodies: unknown[], options: number | InvokeOptions = 30_000): Promise<unknown[]> {
+export function invokeStreamJson(
+  client: Client,
+  r: Reflected,
+  method: string,
+  bodies: unknown[],
+  options: number | InvokeOptions = 30_000,
+): Promise<unknown[]> {
   const { path, m, reqType, resType } = methodOf(r, method);
   if (!m.requestStream && !m.responseStream) throw new Error(`${method} is a unary method: use invokeJson`);
   if (!m.requestStream && bodies.length !== 1) throw new Error(`${method} takes exactly one request`);
@@ -649,7 +654,9 @@ export function invokeStreamJson(client: Client, r: Reflected, method: string, b
     } else if (m.responseStream) {
       collect(client.makeServerStreamRequest(path, serialize, deserialize, reqs[0], metadata, callOpts));
     } else {
-      const call = client.makeClientStreamRequest(path, serialize, deserialize, metadata, callOpts, (err, res) => (err ? done(err) : (out.push(toJson(r, resType, res!)), done(null))));
+      const call = client.makeClientStreamRequest(path, serialize, deserialize, metadata, callOpts, (err, res) =>
+        err ? done(err) : (out.push(toJson(r, resType, res!)), done(null)),
+      );
       for (const req of reqs) call.write(req);
       call.end();
     }

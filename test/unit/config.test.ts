@@ -1,5 +1,5 @@
-import { describe, it, expect } from 'vitest';
-import { loadConfig, ConfigError, SETTINGS } from '../../server/config.js';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, SETTINGS } from '../../server/config.js';
 
 describe('configuration', () => {
   it('has a default for every setting', () => {

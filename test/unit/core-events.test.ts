@@ -1,5 +1,5 @@
-import { describe, it, expect } from 'vitest';
-import { CoreEvents, type CoreEventMap } from '../../server/queue/events.js';
+import { describe, expect, it } from 'vitest';
+import { type CoreEventMap, CoreEvents } from '../../server/queue/events.js';
 
 describe('core events', () => {
   it('reach every listener in order; one that throws is reported and the others still hear it', () => {
@@ -25,7 +25,12 @@ describe('core events', () => {
     const events = new CoreEvents();
     const got: CoreEventMap['settled'][] = [];
     events.on('settled', e => got.push(e));
-    events.emitByQueue('settled', ['a', 'b', 'a', undefined, 'a'], q => q, (queue, count) => ({ queue, count, outcome: 'acked' as const }));
+    events.emitByQueue(
+      'settled',
+      ['a', 'b', 'a', undefined, 'a'],
+      q => q,
+      (queue, count) => ({ queue, count, outcome: 'acked' as const }),
+    );
     expect(got).toEqual([
       { queue: 'a', count: 3, outcome: 'acked' },
       { queue: 'b', count: 1, outcome: 'acked' },

@@ -3,12 +3,13 @@
  * generated from: each block is rendered here from the TypeScript sources, as `npm run docs`
  * renders it from dist/, and compared with the page. On a failure: `npm run docs`, then commit.
  */
-import { describe, it, expect } from 'vitest';
+
 import fs from 'node:fs';
-import { SETTINGS } from '../../server/config.js';
-import { Metrics } from '../../server/metrics/metrics.js';
+import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../cli/program.js';
 import { blocks, splice } from '../../scripts/gen-docs.mjs';
+import { SETTINGS } from '../../server/config.js';
+import { Metrics } from '../../server/metrics/metrics.js';
 
 const read = (f: string) => fs.readFileSync(new URL(`../../${f}`, import.meta.url), 'utf8');
 const generated = await blocks({ SETTINGS, Metrics, buildProgram });

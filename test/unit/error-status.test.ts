@@ -1,7 +1,7 @@
-import { describe, it, expect } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { InboxdError, fromDatabase, invalid, type ErrorKind } from '../../server/errors.js';
+import { describe, expect, it } from 'vitest';
+import { type ErrorKind, fromDatabase, InboxdError, invalid } from '../../server/errors.js';
 import { STATUS_OF, toServiceError } from '../../server/transport/error-status.js';
 
 const log = pino({ level: 'silent' });
@@ -28,8 +28,14 @@ describe('errors: kinds in the core, statuses at the edge', () => {
 
   it('translates what the database throws, once', () => {
     const fk = pgError({ code: '23503', table: 'job_common', detail: 'Key (name)=(orders) is not present in table "queue".' });
-    expect(fromDatabase(fk)).toMatchObject({ kind: 'not_found', message: 'queue orders not found: it was deleted while this call wrote to it, and nothing was stored' });
-    expect(fromDatabase(pgError({ code: 'PGBOSS_QUEUE_NOT_FOUND', message: 'Queue x not found' }))).toMatchObject({ kind: 'not_found', message: 'Queue x not found' });
+    expect(fromDatabase(fk)).toMatchObject({
+      kind: 'not_found',
+      message: 'queue orders not found: it was deleted while this call wrote to it, and nothing was stored',
+    });
+    expect(fromDatabase(pgError({ code: 'PGBOSS_QUEUE_NOT_FOUND', message: 'Queue x not found' }))).toMatchObject({
+      kind: 'not_found',
+      message: 'Queue x not found',
+    });
     expect(fromDatabase(pgError({ code: 'ECONNREFUSED' }))?.kind).toBe('unavailable');
     expect(fromDatabase(new Error('Connection terminated unexpectedly'))?.kind).toBe('unavailable');
     expect(fromDatabase(pgError({ code: '40P01' }))?.kind).toBe('aborted');

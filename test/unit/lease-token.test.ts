@@ -1,5 +1,5 @@
-import { describe, it, expect } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { LeaseTokens, peekLeaseToken } from '../../server/queue/lease-token.js';
 
 describe('lease tokens', () => {

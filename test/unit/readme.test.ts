@@ -1,5 +1,5 @@
-import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../server/config.js';
 
 const read = (f: string) => fs.readFileSync(new URL(`../../${f}`, import.meta.url), 'utf8');

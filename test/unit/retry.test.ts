@@ -1,8 +1,8 @@
-import { describe, it, expect } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { withRetry, backoffMs, RetryBudget } from '../../sdk/retry.js';
-import { InboxdError } from '../../sdk/errors.js';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETRY, DEFAULT_RETRY_BUDGET } from '../../sdk/default-options.js';
+import { InboxdError } from '../../sdk/errors.js';
+import { backoffMs, RetryBudget, withRetry } from '../../sdk/retry.js';
 
 const fast = { ...DEFAULT_RETRY, initialBackoff: 1, maxBackoff: 4 };
 const fails = (codes: status[]) => {
@@ -28,24 +28,39 @@ describe('retry', () => {
   });
 
   it('retries retryable statuses until success', async () => {
-    const n = await withRetry(fails([status.UNAVAILABLE, status.ABORTED, status.DEADLINE_EXCEEDED, status.UNAVAILABLE]), fast, new RetryBudget(DEFAULT_RETRY_BUDGET));
+    const n = await withRetry(
+      fails([status.UNAVAILABLE, status.ABORTED, status.DEADLINE_EXCEEDED, status.UNAVAILABLE]),
+      fast,
+      new RetryBudget(DEFAULT_RETRY_BUDGET),
+    );
     expect(n).toBe(5);
   });
 
-  it.each([status.RESOURCE_EXHAUSTED, status.INVALID_ARGUMENT, status.NOT_FOUND, status.PERMISSION_DENIED, status.FAILED_PRECONDITION, status.ALREADY_EXISTS, status.INTERNAL])(
-    'surfaces status %i after one attempt',
-    async code => {
-      let attempts = 0;
-      const err = await withRetry(async () => (attempts++, Promise.reject(new InboxdError(code, 'no'))), fast, new RetryBudget(DEFAULT_RETRY_BUDGET)).catch(e => e);
-      expect(err).toBeInstanceOf(InboxdError);
-      expect(err.code).toBe(code);
-      expect(attempts).toBe(1);
-    },
-  );
+  it.each([
+    status.RESOURCE_EXHAUSTED,
+    status.INVALID_ARGUMENT,
+    status.NOT_FOUND,
+    status.PERMISSION_DENIED,
+    status.FAILED_PRECONDITION,
+    status.ALREADY_EXISTS,
+    status.INTERNAL,
+  ])('surfaces status %i after one attempt', async code => {
+    let attempts = 0;
+    const err = await withRetry(async () => (attempts++, Promise.reject(new InboxdError(code, 'no'))), fast, new RetryBudget(DEFAULT_RETRY_BUDGET)).catch(
+      e => e,
+    );
+    expect(err).toBeInstanceOf(InboxdError);
+    expect(err.code).toBe(code);
+    expect(attempts).toBe(1);
+  });
 
   it('stops after maxAttempts with the last error', async () => {
     let attempts = 0;
-    const err = await withRetry(async () => (attempts++, Promise.reject(new InboxdError(status.UNAVAILABLE, 'down'))), { ...fast, maxAttempts: 3 }, new RetryBudget(DEFAULT_RETRY_BUDGET)).catch(e => e);
+    const err = await withRetry(
+      async () => (attempts++, Promise.reject(new InboxdError(status.UNAVAILABLE, 'down'))),
+      { ...fast, maxAttempts: 3 },
+      new RetryBudget(DEFAULT_RETRY_BUDGET),
+    ).catch(e => e);
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(attempts).toBe(3);
   });
@@ -73,7 +88,11 @@ describe('retry', () => {
   it('with a spent budget a call still ends at its total timeout, with the last error', async () => {
     const budget = new RetryBudget({ maxTokens: 2, tokenRatio: 0.1, throttledBackoff: 50 });
     const started = Date.now();
-    const err = await withRetry(async () => Promise.reject(new InboxdError(status.UNAVAILABLE, 'down')), { ...fast, maxAttempts: Infinity, totalTimeout: 400 }, budget).catch(e => e);
+    const err = await withRetry(
+      async () => Promise.reject(new InboxdError(status.UNAVAILABLE, 'down')),
+      { ...fast, maxAttempts: Infinity, totalTimeout: 400 },
+      budget,
+    ).catch(e => e);
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(Date.now() - started).toBeGreaterThan(300);
     expect(Date.now() - started).toBeLessThan(1000);

@@ -1,7 +1,7 @@
-import { describe, it, expect } from 'vitest';
-import { SendBatcher } from '../../server/queue/send-batcher.js';
-import type { MessageStore, InsertResult } from '../../server/queue/message-store.js';
+import { describe, expect, it } from 'vitest';
 import type { OutgoingMessage } from '../../server/queue/codec.js';
+import type { InsertResult, MessageStore } from '../../server/queue/message-store.js';
+import { SendBatcher } from '../../server/queue/send-batcher.js';
 
 /** A store that records each insert and answers after a tick, like a database would. */
 function fakeStore(failQueue?: string) {

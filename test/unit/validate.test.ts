@@ -1,6 +1,5 @@
-import { describe, it, expect } from 'vitest';
-import { status } from '@grpc/grpc-js';
 import { Message } from '@inboxd/proto/v1/message';
+import { describe, expect, it } from 'vitest';
 import * as v from '../../server/transport/validate.js';
 
 const bad = (fn: () => unknown, text: string) => expect(fn).toThrow(expect.objectContaining({ kind: 'invalid', message: expect.stringContaining(text) }));
@@ -17,7 +16,10 @@ describe('validation at the edge', () => {
     expect(v.durationMs({ seconds: '1', nanos: 500_000_000 }, 'wait', 0, 60_000, 0)).toBe(1500);
     expect(v.leaseSeconds({ seconds: '1', nanos: 1 }, 'visibility_timeout', 30)).toBe(2);
     expect(v.leaseSeconds(undefined, 'visibility_timeout', 30)).toBe(30);
-    bad(() => v.leaseSeconds({ seconds: '0', nanos: 0 }, 'visibility_timeout', 30), 'visibility_timeout must be between 1s and 12h (rounded up to whole seconds), got 0s');
+    bad(
+      () => v.leaseSeconds({ seconds: '0', nanos: 0 }, 'visibility_timeout', 30),
+      'visibility_timeout must be between 1s and 12h (rounded up to whole seconds), got 0s',
+    );
     bad(() => v.durationMs({ seconds: '-1', nanos: 0 }, 'delay', 0, 10, 0), 'delay must not be negative');
     bad(() => v.durationMs({ seconds: '61', nanos: 0 }, 'wait', 0, 60_000, 0), 'wait must be between 0s and 60s, got 61s');
   });
@@ -28,8 +30,18 @@ describe('validation at the edge', () => {
     const id = 'ABCDEF01-2345-4678-9ABC-DEF012345678';
     expect(v.sendBatch([Message.fromPartial({ id, queue: 'q' })], { maxMessageBytes: 10 })[0].id).toBe(id.toLowerCase());
     bad(() => v.sendBatch([], { maxMessageBytes: 10 }), 'messages is empty');
-    bad(() => v.sendBatch(Array.from({ length: 1001 }, () => Message.fromPartial({ queue: 'q' })), { maxMessageBytes: 10 }), 'at most 1000');
-    bad(() => v.sendBatch([Message.fromPartial({ queue: 'q', payload: Buffer.alloc(11) })], { maxMessageBytes: 10 }), 'messages[0].payload is 11 bytes, over the server');
+    bad(
+      () =>
+        v.sendBatch(
+          Array.from({ length: 1001 }, () => Message.fromPartial({ queue: 'q' })),
+          { maxMessageBytes: 10 },
+        ),
+      'at most 1000',
+    );
+    bad(
+      () => v.sendBatch([Message.fromPartial({ queue: 'q', payload: Buffer.alloc(11) })], { maxMessageBytes: 10 }),
+      'messages[0].payload is 11 bytes, over the server',
+    );
     bad(() => v.sendBatch([Message.fromPartial({ queue: 'q', id: 'order-1' })], { maxMessageBytes: 10 }), 'must be a UUID');
     bad(() => v.sendBatch([Message.fromPartial({ queue: 'q' }), Message.fromPartial({ queue: 'no way' })], { maxMessageBytes: 10 }), 'messages[1].queue');
     bad(() => v.sendBatch([Message.fromPartial({ queue: 'q', priority: 2_000_000 })], { maxMessageBytes: 10 }), 'priority');
