@@ -1,3 +1,5 @@
+import { io } from './io.js';
+
 /** How a command prints: human-readable tables by default, JSON for scripts (--json). */
 export interface Output {
   json: boolean;
@@ -28,12 +30,12 @@ export function table<T>(rows: T[], columns: Column<T>[]): string {
 
 /** Prints `value` as JSON (--json) or `human()` otherwise. */
 export function print(out: Output, value: unknown, human: () => string): void {
-  process.stdout.write(out.json ? `${JSON.stringify(value, null, 2)}\n` : human());
+  io().stdout.write(out.json ? `${JSON.stringify(value, null, 2)}\n` : human());
 }
 
 /** One JSON object a line, for streams of records (tail --json). */
 export function printLine(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
+  io().stdout.write(`${JSON.stringify(value)}\n`);
 }
 
 /** 30000 → "30s", 5400000 → "90m", 1500 → "1500ms", 0 → "0s". */

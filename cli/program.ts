@@ -15,10 +15,14 @@ import { sendCommand } from './commands/send.js';
 import { serveCommand } from './commands/serve.js';
 import { tailCommand } from './commands/tail.js';
 import { whoamiCommand } from './commands/whoami.js';
+import { io } from './io.js';
 
-/** Every command: errors thrown (not process.exit) so they map to our exit codes; help after a usage error. */
+/** Every command: errors thrown (not process.exit) so they map to our exit codes; help after a usage error; output through io(). */
 function configure(cmd: Command): void {
-  cmd.exitOverride().showHelpAfterError('(add --help for usage)');
+  cmd
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ writeOut: text => io().stdout.write(text), writeErr: text => io().stderr.write(text) });
   for (const sub of cmd.commands) configure(sub);
 }
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './support/cli.js';
+import { runCli, spawnCli } from './support/cli.js';
 import { migratedDatabase, ROOT, type ServerProcess, spawnServer } from './support/harness.js';
 import { freePort } from './support/net.js';
 
@@ -31,6 +31,18 @@ describe('inboxd CLI', () => {
   });
 
   const json = <T = any>(s: string): T => JSON.parse(s) as T;
+
+  it('runs in-process on an environment of its own, which reaches the flags and leaves process.env as it was', async () => {
+    const before = process.env.INBOXD_ADDRESS;
+    const [here, down] = await Promise.all([
+      cli(['queues', 'list', '--json']),
+      runCli(['queues', 'list', '--timeout', '1s'], { env: { INBOXD_ADDRESS: '127.0.0.1:1' } }),
+    ]);
+    expect(here.code).toBe(0);
+    expect(down).toMatchObject({ code: 3 });
+    expect(down.stderr).toContain('cannot reach inboxd at 127.0.0.1:1');
+    expect(process.env.INBOXD_ADDRESS).toBe(before);
+  });
 
   it('has --help everywhere, and refuses unknown commands, flags and bad values with exit 2', async () => {
     const [top, queues, create, dlq, tail, send, badCmd, badFlag, badValue, badChoice] = await Promise.all([
@@ -341,15 +353,15 @@ describe('inboxd CLI', () => {
   });
 
   it('serve: runs the server with its settings as flags; a bad one exits 2 naming it', async () => {
-    const bad = await runCli(['serve', '--port', '70000'], { env: { DATABASE_URL: db } });
+    const bad = await spawnCli(['serve', '--port', '70000'], { env: { DATABASE_URL: db } });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('bad configuration: flag --port (INBOXD_PORT / --port): "70000" must be an integer from 0 to 65535');
-    const badEnv = await runCli(['serve'], { env: { DATABASE_URL: db, INBOXD_METRICS_PORT: 'nine' } });
+    const badEnv = await spawnCli(['serve'], { env: { DATABASE_URL: db, INBOXD_METRICS_PORT: 'nine' } });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toContain(
       'environment INBOXD_METRICS_PORT (INBOXD_METRICS_PORT / --metrics-port): "nine" must be an integer from 0 to 65535, or off',
     );
-    const help = await runCli(['serve', '--help']);
+    const help = await spawnCli(['serve', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--metrics-port <value>');
     expect(help.stdout).toContain('[env INBOXD_METRICS_PORT, default 9464]');

@@ -1,6 +1,7 @@
 import type { ApiKeyInfo } from '@inboxd/sdk';
 import { Command, InvalidArgumentError } from 'commander';
 import { type ClientFlags, parseDuration, withClient, withClientOptions } from '../client.js';
+import { io } from '../io.js';
 import { print, table } from '../output.js';
 
 const iso = (d: Date | undefined) => d?.toISOString() ?? '-';
@@ -70,7 +71,7 @@ export function keysCommand(): Command {
     withClient(o, async (client, out) => {
       const { key, secret } = await client.auth.createKey(principal, { expiresAt: o.expires });
       const expires = key.expiresAt ? `expires ${key.expiresAt.toISOString()}` : 'never expires';
-      process.stderr.write(
+      io().stderr.write(
         `inboxd: created API key ${key.id} for ${key.principal || principal} (${expires}).\n` +
           'inboxd: store it now: this is the only time it is shown, it will not be shown again.\n',
       );

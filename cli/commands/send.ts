@@ -3,6 +3,7 @@ import type { SendOptions } from '@inboxd/sdk';
 import { Command, Option } from 'commander';
 import { type ClientFlags, parseDuration, withClient, withClientOptions } from '../client.js';
 import { usage } from '../exit-codes.js';
+import { io } from '../io.js';
 import { print } from '../output.js';
 
 interface SendFlags extends ClientFlags {
@@ -21,7 +22,7 @@ interface SendFlags extends ClientFlags {
 
 const CONTENT_TYPES = { json: 'application/json', text: 'text/plain; charset=utf-8', bytes: 'application/octet-stream' };
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
   return Buffer.concat(chunks);
@@ -37,13 +38,13 @@ async function payloads(arg: string | undefined, o: SendFlags): Promise<{ bodies
     kind ??= 'text';
   } else if (o.file !== undefined) {
     try {
-      input = o.file === '-' ? await readAll(process.stdin) : fs.readFileSync(o.file);
+      input = o.file === '-' ? await readAll(io().stdin) : fs.readFileSync(o.file);
     } catch (err) {
       throw usage(`cannot read --file ${o.file}: ${(err as Error).message}`);
     }
     kind ??= 'bytes';
-  } else if (!process.stdin.isTTY) {
-    input = await readAll(process.stdin);
+  } else if (!io().stdin.isTTY) {
+    input = await readAll(io().stdin);
     // Nothing piped in is far likelier a mistake than a wish to send an empty message (--file /dev/null does that).
     if (input.length === 0) throw usage('no payload: stdin is empty; give the payload as an argument or with --file <path>');
     kind ??= 'bytes';

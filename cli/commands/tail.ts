@@ -1,6 +1,7 @@
 import type { InboxdError, ReceivedMessage } from '@inboxd/sdk';
 import { Command } from 'commander';
 import { type ClientFlags, connect, parseCount, parseDuration, withClientOptions } from '../client.js';
+import { io } from '../io.js';
 import { preview, printLine } from '../output.js';
 import { messageJson } from './messages.js';
 
@@ -39,19 +40,19 @@ export function tailCommand(): Command {
       // a subscription would only keep reconnecting.
       await client.queues.get(queue);
       const sub = client.subscribe(queue, { maxOutstandingMessages: o.maxOutstanding, visibilityTimeout: o.visibilityTimeout, maxExtension: '24h' });
-      if (process.stderr.isTTY)
-        process.stderr.write(
+      if (io().stderr.isTTY)
+        io().stderr.write(
           `tailing ${queue}${o.ack ? ', acking each message' : ' (not acking: messages go back when tail stops; --ack consumes)'}; Ctrl-C to stop\n`,
         );
-      sub.on('reconnecting', ({ error }: { error?: InboxdError }) =>
-        process.stderr.write(`inboxd: stream lost (${error?.message ?? 'ended'}); reconnecting\n`),
-      );
+      sub.on('reconnecting', ({ error }: { error?: InboxdError }) => io().stderr.write(`inboxd: stream lost (${error?.message ?? 'ended'}); reconnecting\n`));
 
       const failed = new Promise<never>((_, reject) => sub.on('error', reject));
       failed.catch(() => {});
+      let onSignal = () => {};
       const stop = new Promise<void>(resolve => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
+        onSignal = resolve;
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
       });
       let seen = 0;
       // Not `for await`: leaving that loop would close the subscription the default way (drain),
@@ -63,12 +64,14 @@ export function tailCommand(): Command {
           if (next.done) return;
           const m = next.value;
           if (o.json) printLine(messageJson(m));
-          else process.stdout.write(line(m));
-          if (o.ack) m.ack().catch(err => process.stderr.write(`inboxd: ack of ${m.id} failed: ${(err as Error).message}\n`));
+          else io().stdout.write(line(m));
+          if (o.ack) m.ack().catch(err => io().stderr.write(`inboxd: ack of ${m.id} failed: ${(err as Error).message}\n`));
           if (o.count !== undefined && ++seen >= o.count) return;
         }
       })();
       await Promise.race([follow, stop, failed]);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       // Acks in flight are answered before the stream ends; held messages go back at once.
       await sub.close({ behavior: o.ack ? 'drain' : 'nack', timeout: '5s' });
     } finally {
