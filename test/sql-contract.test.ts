@@ -48,10 +48,10 @@ async function send(name: string, count = 1, data: Record<string, unknown> = {},
   return ids;
 }
 
-/** Leases as a Lease does (pg-boss's fetch): ids and the 'id:retry_count' fences. */
-async function lease(name: string, count = 1): Promise<{ ids: string[]; pairs: string[] }> {
-  const jobs = await boss.fetch(name, { batchSize: count });
-  return { ids: jobs.map(j => j.id), pairs: sql.fencePairs(jobs.map(j => ({ id: j.id, retryCount: j.retryCount }))) };
+/** Leases as a Lease does (inboxd_lease): ids and the 'id:retry_count' fences. */
+async function lease(name: string, count = 1, seconds = 30): Promise<{ ids: string[]; pairs: string[] }> {
+  const got = await rows(sql.lease(S, name, count, seconds, Number.MAX_SAFE_INTEGER));
+  return { ids: got.map(j => j.id), pairs: sql.fencePairs(got.map(j => ({ id: j.id, retryCount: j.retry_count }))) };
 }
 
 async function job(id: string): Promise<Record<string, any>> {
@@ -67,19 +67,25 @@ const extra = { messageTtlSec: 60, dedupWindowSec: 30, contentDedup: true, maxDe
 
 /** One case per statement: runs it on a state made by pg-boss's API and the module's other statements. */
 const cases: Record<string, () => Promise<void>> = {
-  async setLease() {
+  async lease() {
     const q = await queue();
-    await send(q);
-    const { ids } = await lease(q);
-    expect((await run(sql.setLease(S, q, ids, 120))).rowCount).toBe(1);
-    expect((await job(ids[0])).expire_seconds).toBe(120);
-  },
-  async unlease() {
-    const q = await queue();
-    await send(q);
-    const { ids } = await lease(q);
-    expect((await run(sql.unlease(S, q, ids))).rowCount).toBe(1);
-    expect(await job(ids[0])).toMatchObject({ state: 'created', retry_count: 0, started_on: null });
+    const [low] = await send(q, 1, { n: 1000 });
+    const [high] = await send(q, 1, { n: 1000, pr: 5 });
+    await db.query(`UPDATE ${S}.job SET priority = 5 WHERE id = $1`, [high]);
+    const [gone] = await send(q, 1, { ex: Date.now() - 1000 });
+    // Budget for one: the higher priority first; the other picked, left untouched, and said so.
+    const one = await rows(sql.lease(S, q, 10, 120, 2000));
+    expect(one).toEqual([{ id: high, retry_count: 0, data: expect.objectContaining({ n: 1000 }), more: true }]);
+    expect(await job(high)).toMatchObject({ state: 'active', expire_seconds: 120, retry_count: 0 });
+    expect(await job(low)).toMatchObject({ state: 'created', retry_count: 0, started_on: null });
+    // Past its expires_at: never leased (the sweeper ends and counts it).
+    const rest = await rows(sql.lease(S, q, 10, 60, Number.MAX_SAFE_INTEGER));
+    expect(rest).toEqual([{ id: low, retry_count: 0, data: expect.anything(), more: false }]);
+    expect(await job(gone)).toMatchObject({ state: 'created' });
+    // A later attempt counts: retry_count + 1, as pg-boss's fetch does.
+    await run(sql.requeue(S, q, sql.fencePairs([{ id: low, retryCount: 0 }]), 0, 'nacked'));
+    expect(await rows(sql.lease(S, q, 10, 60, Number.MAX_SAFE_INTEGER))).toEqual([expect.objectContaining({ id: low, retry_count: 1 })]);
+    expect(await rows(sql.lease(S, q, 10, 60, Number.MAX_SAFE_INTEGER))).toEqual([]);
   },
   async extendLeases() {
     const q = await queue();
@@ -145,7 +151,7 @@ const cases: Record<string, () => Promise<void>> = {
   async jobStates() {
     const q = await queue();
     const [waiting, leased] = await send(q, 2);
-    await run(sql.setLease(S, q, (await lease(q)).ids, 30));
+    await lease(q);
     const states = new Map((await rows(sql.jobStates(S, q, [waiting, leased]))).map(r => [r.id, r.state]));
     expect([...states.values()].sort()).toEqual(['active', 'created']);
   },
@@ -160,14 +166,6 @@ const cases: Record<string, () => Promise<void>> = {
     const [id] = await send(q, 1, { ex: Date.now() - 1000 });
     expect((await rows(sql.expireQueued(S, 1000)))[0].expired).toBeGreaterThanOrEqual(1);
     expect(await job(id)).toMatchObject({ state: 'cancelled', output: { expired: true } });
-    expect((await rows(sql.queueExtras(S, [q])))[0].expired).toBe(1);
-  },
-  async expireLeased() {
-    const q = await queue();
-    await send(q);
-    const { ids } = await lease(q);
-    await run(sql.expireLeased(S, q, ids));
-    expect(await job(ids[0])).toMatchObject({ state: 'cancelled', output: { expired: true } });
     expect((await rows(sql.queueExtras(S, [q])))[0].expired).toBe(1);
   },
   async dropExpiredDedupKeys() {

@@ -1,11 +1,10 @@
 import type { Delivery } from '@inboxd/proto/v1/message';
 import { type Clock, type PgBoss, systemClock } from 'pg-boss';
 import { type ErrorKind, InboxdError, isQueueNotFound } from '../errors.js';
-import { type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
+import { type LeasedJob, type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
 import type { Database } from './database.js';
 import type { CoreEventMap, CoreEvents } from './events.js';
 import { type LeaseRef, type LeaseTokens, peekLeaseToken, TOKEN_FAULT_TEXT } from './lease-token.js';
-import { chunkBy, storedBytes } from './response-budget.js';
 import * as sql from './sql.js';
 
 /** What became of one lease token in a settle call. */
@@ -67,55 +66,22 @@ export class MessageStore {
    * `out.overBudget` says so.
    */
   async lease(queue: string, max: number, leaseSec: number, principal: string, budgetBytes?: number, out?: { overBudget: boolean }): Promise<Delivery[]> {
-    // Taken before the fetch starts them, so the lease end reported is never later than the real one.
+    // Taken before the statement starts the leases, so the lease end reported is never later than the real one.
     const startedBy = this.clock.now();
-    // One transaction: a crash between the fetch and the lease update must not leave messages
-    // leased for the queue's default instead of the length asked for. It commits durably
-    // (Database forces synchronous_commit on) before any delivery leaves: a lease lost to a crash
-    // would come back as the same attempt under the same token, and that token would then settle
-    // the next holder's delivery. Durable, each delivery counts as an attempt and its token names it alone.
-    const jobs = await this.db.transaction(async tx => {
-      const jobs: Awaited<ReturnType<typeof this.boss.fetch<StoredMessage>>> = [];
-      // Messages past their expires_at are ended here, never delivered; fetch again for the room they leave.
-      for (let want = max; want > 0; ) {
-        const got = await this.boss.fetch<StoredMessage>(queue, { batchSize: want, db: tx.boss });
-        const now = this.clock.now();
-        const expired = got.filter(j => j.data.ex !== undefined && j.data.ex <= now).map(j => j.id);
-        for (const j of got) if (!(j.data.ex !== undefined && j.data.ex <= now)) jobs.push(j);
-        if (expired.length > 0) {
-          const x = sql.expireLeased(this.schema, queue, expired);
-          await tx.exec(x);
-        }
-        if (expired.length === 0 || got.length < want) break;
-        want = max - jobs.length;
-      }
-      // pg-boss picks by priority and age, but its UPDATE … RETURNING hands rows back in no set
-      // order: deliver them in the order they were picked.
-      jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
-      if (budgetBytes !== undefined && jobs.length > 1) {
-        // jobs is not empty, so there is a first chunk (holding at least one job, whatever its size).
-        const fits = chunkBy(jobs, j => storedBytes(j.data), budgetBytes)[0]!.items.length;
-        if (fits < jobs.length) {
-          const back = sql.unlease(
-            this.schema,
-            queue,
-            jobs.slice(fits).map(j => j.id),
-          );
-          await tx.exec(back);
-          jobs.length = fits;
-          if (out) out.overBudget = true;
-        }
-      }
-      // Jobs carry the queue's lease length from insert; only a different one costs an update.
-      const other = jobs.filter(j => j.expireInSeconds !== leaseSec).map(j => j.id);
-      if (other.length > 0) {
-        const q = sql.setLease(this.schema, queue, other, leaseSec);
-        await tx.exec(q);
-      }
-      return jobs;
-    });
+    // One statement (migrations/003-lease.ts): picked, sized to the budget, leased for leaseSec.
+    // It commits durably (Database forces synchronous_commit on) before any delivery leaves: a
+    // lease lost to a crash would come back as the same attempt under the same token, and that
+    // token would then settle the next holder's delivery. Durable, each delivery counts as an
+    // attempt and its token names it alone.
+    const { rows } = await this.exec(sql.lease(this.schema, queue, max, leaseSec, budgetBytes ?? Number.MAX_SAFE_INTEGER));
+    if (rows.length === 0) return [];
+    if (out && rows[0]!.more) out.overBudget = true;
+    const jobs: LeasedJob[] = rows.map(r => ({ id: r.id as string, name: queue, data: r.data as StoredMessage, retryCount: r.retry_count as number }));
+    // Picked by priority and age, but UPDATE … RETURNING hands rows back in no set order: deliver
+    // them in the order they were picked.
+    jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
     const expiresAt = new Date(startedBy + leaseSec * 1000);
-    if (jobs.length > 0) this.events.emit('leased', { queue, count: jobs.length });
+    this.events.emit('leased', { queue, count: jobs.length });
     return jobs.map(j => toDelivery(j, expiresAt, this.tokens.encode({ queue, id: j.id, retryCount: j.retryCount, principal })));
   }
 

@@ -1,5 +1,4 @@
 import type { Delivery } from '@inboxd/proto/v1/message';
-import type { StoredMessage } from './codec.js';
 
 /**
  * The most bytes of deliveries one response carries (a SubscribeResponse or a LeaseResponse).
@@ -20,14 +19,6 @@ export function deliveryBytes(d: Delivery): number {
   for (const [k, v] of Object.entries(m.headers)) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 8;
   // Text fields counted in UTF-16 units above: up to 3 bytes each in UTF-8.
   return n + 2 * (m.subject.length + m.contentType.length + m.correlationId.length + m.dedupKey.length);
-}
-
-/** About how many bytes a leased job takes as a delivery, from its stored form (no payload decoding). */
-export function storedBytes(data: StoredMessage): number {
-  let n =
-    DELIVERY_OVERHEAD + data.n + (data.ct?.length ?? 0) + (data.sub?.length ?? 0) + (data.cid?.length ?? 0) + (data.rt?.length ?? 0) + (data.dk?.length ?? 0);
-  if (data.h) for (const [k, v] of Object.entries(data.h)) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 8;
-  return n + 2 * ((data.sub?.length ?? 0) + (data.ct?.length ?? 0) + (data.cid?.length ?? 0) + (data.dk?.length ?? 0));
 }
 
 /** A run of items and the bytes they add up to. */

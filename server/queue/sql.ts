@@ -3,8 +3,9 @@
  * API. These read and write pg-boss 12's job table (pinned exactly in package.json; every statement
  * is run against pg-boss's schema by test/sql-contract.test.ts) for what its API cannot express:
  *
- * - a lease whose length is chosen per fetch (pg-boss fixes expire_seconds at insert time), kept
- *   as started_on + expire_seconds so pg-boss's own supervisor expires it at the same moment;
+ * - the lease, as one statement (migrations/003-lease.ts: its length chosen per lease, sized to a
+ *   response's byte budget, expired messages left out, a plan that does not depend on statistics),
+ *   kept as started_on + expire_seconds so pg-boss's own supervisor expires it at the same moment;
  * - a nack with a delay of the caller's choosing (pg-boss's fail() applies the queue's retry delay);
  * - reading which leases expired, so the sweeper can fail them promptly through pg-boss;
  * - live counts for queue stats, and the state of unsettled lease tokens;
@@ -33,30 +34,15 @@ export function fencePairs(refs: { id: string; retryCount: number }[]): string[]
   return refs.map(r => `${r.id}:${r.retryCount}`);
 }
 
-/** Sets the lease of freshly fetched jobs to end `seconds` after they were started. */
-export function setLease(schema: string, queue: string, ids: string[], seconds: number): Sql {
-  return {
-    text: `UPDATE ${schema}.job SET expire_seconds = $3
-      WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
-    values: [queue, ids, seconds],
-  };
-}
-
 /**
- * Undoes this transaction's fetch of `ids` (leased rows that will not be delivered: over a
- * response's byte budget), as if never fetched: no attempt is counted and no token was handed out.
- * pg-boss's fetch counts an attempt when the row had been started before (retry_count + 1), and
- * only a first fetch leaves retry_count at 0; so 0 goes back to never started, more to one less.
+ * Leases up to `max` waiting messages of `queue` for `seconds`, as many as fit in `budgetBytes` of
+ * response (at least one): migrations/003-lease.ts. Each row: id, retry_count, data, and `more`
+ * (some were picked but left for the budget).
  */
-export function unlease(schema: string, queue: string, ids: string[]): Sql {
+export function lease(schema: string, queue: string, max: number, seconds: number, budgetBytes: number): Sql {
   return {
-    text: `UPDATE ${schema}.job SET
-        state = (CASE WHEN retry_count = 0 THEN 'created' ELSE 'retry' END)::${schema}.job_state,
-        retry_count = GREATEST(retry_count - 1, 0),
-        started_on = CASE WHEN retry_count = 0 THEN NULL ELSE started_on END,
-        heartbeat_on = NULL
-      WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
-    values: [queue, ids],
+    text: `SELECT id, retry_count, data, more FROM ${schema}.inboxd_lease($1, $2, $3, $4)`,
+    values: [queue, max, seconds, budgetBytes],
   };
 }
 
@@ -229,19 +215,6 @@ export function expireQueued(schema: string, limit: number): Sql {
         ON CONFLICT (name) DO UPDATE SET expired = ${schema}.inboxd_queue.expired + EXCLUDED.expired)
       SELECT COALESCE(sum(n), 0)::int AS expired FROM c`,
     values: [limit],
-  };
-}
-
-/** Ends leased messages found expired as they were fetched (they are never delivered). */
-export function expireLeased(schema: string, queue: string, ids: string[]): Sql {
-  return {
-    text: `WITH x AS (
-        UPDATE ${schema}.job SET state = 'cancelled', completed_on = ${schema}.job_now(), output = '{"expired": true}'::jsonb
-        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'
-        RETURNING name)
-      INSERT INTO ${schema}.inboxd_queue (name, expired) SELECT $1, count(*) FROM x HAVING count(*) > 0
-        ON CONFLICT (name) DO UPDATE SET expired = ${schema}.inboxd_queue.expired + EXCLUDED.expired`,
-    values: [queue, ids],
   };
 }
 
