@@ -224,26 +224,23 @@ export class MessageStore {
 
   /** Of `refs`, the attempts a nack already settled: returned to the queue ({}) or dead-lettered. */
   private async nackedAt(queue: string, refs: LeaseRef[]): Promise<Map<string, { deadLettered?: boolean }>> {
-    if (refs.length === 0) return new Map();
-    const { rows } = await this.exec(
-      sql.jobStates(
-        this.schema,
-        queue,
-        refs.map(r => r.id),
-      ),
-    );
-    const want = new Map(refs.map(r => [r.id, r.retryCount]));
     const out = new Map<string, { deadLettered?: boolean }>();
-    for (const r of rows) {
-      const attempt = want.get(r.id as string);
+    for (const { row: r, attempt } of await this.statesOf(queue, refs)) {
       if (r.nackedAt === attempt) out.set(r.id as string, {});
       else if (r.state === 'failed' && r.nackedToFail && r.retryCount === attempt) out.set(r.id as string, { deadLettered: true });
     }
     return out;
   }
 
+  /** Of `refs`, the attempts already acked. */
   private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
-    if (refs.length === 0) return new Set();
+    const states = await this.statesOf(queue, refs);
+    return new Set(states.filter(({ row, attempt }) => row.state === 'completed' && row.retryCount === attempt).map(({ row }) => row.id as string));
+  }
+
+  /** The state of each message `refs` name now, beside the attempt its token named. */
+  private async statesOf(queue: string, refs: LeaseRef[]): Promise<{ row: Record<string, unknown>; attempt: number | undefined }[]> {
+    if (refs.length === 0) return [];
     const { rows } = await this.exec(
       sql.jobStates(
         this.schema,
@@ -252,7 +249,7 @@ export class MessageStore {
       ),
     );
     const want = new Map(refs.map(r => [r.id, r.retryCount]));
-    return new Set(rows.filter(r => r.state === 'completed' && want.get(r.id) === r.retryCount).map(r => r.id as string));
+    return rows.map(row => ({ row, attempt: want.get(row.id as string) }));
   }
 
   /** For the requests `refs` name (one queue each): the reply_to each asked for and who sent it, by id. */
