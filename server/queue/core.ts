@@ -154,19 +154,18 @@ export class QueueCore {
   }
 
   /**
-   * Messages were stored: wake local waiters now (pg-boss's NOTIFY tells other replicas). For
-   * messages delivered later, arm a wake-up for the earliest here and on every replica.
+   * Messages were stored. Those ready now wake waiters on every replica, this one too, through
+   * the NOTIFY pg-boss sends in the insert's transaction (heard here as soon as the insert is
+   * answered): waking local waiters here as well made every send two wake-ups, and the second an
+   * empty lease. For messages delivered later, arm a wake-up for the earliest on every replica.
    */
   private inserted(queue: string, msgs: OutgoingMessage[]): void {
     const now = this.clock.now();
     let due = Infinity;
-    let ready = false;
     for (const m of msgs) {
       const at = m.deliverAt ? m.deliverAt.getTime() : 0;
-      if (at <= now) ready = true;
-      else if (at < due) due = at;
+      if (at > now && at < due) due = at;
     }
-    if (ready) this.wakeups.emit(queue);
     if (due !== Infinity) this.store.wake(queue, due - now).catch(err => this.log.debug({ err }, 'notify failed'));
   }
 

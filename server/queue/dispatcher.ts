@@ -12,6 +12,13 @@ interface QueueState {
   next: number; // round-robin start
   pumping: boolean;
   again: boolean;
+  /**
+   * The queue may hold messages ready now: not found drained since the last wake-up. Freed credit
+   * (an ack, a nack, a stream's buffer draining) leases only then; a wake-up (a send, a due time,
+   * a nack or release anywhere, the ready poll) always does. At a low rate most acks come after
+   * the queue was drained: each asking again was an empty lease (35–50 % of all at 1k msgs/s).
+   */
+  ready: boolean;
   timer?: NodeJS.Timeout;
   /** Fetches that failed in a row (the database away): the next try waits longer. */
   failures: number;
@@ -37,8 +44,8 @@ export interface DispatcherOptions {
 /**
  * Pushes messages to Subscribe streams. One pump per queue with subscribers, not one poller per
  * stream: a pump runs when a wake-up says the queue may have messages, when a subscriber gains
- * credit (an ack, a nack, its stream's buffer draining), and when the one ready-queue poll for all queues
- * finds messages no wake-up announced. It leases for subscribers in turn, each up to its credit,
+ * credit (an ack, a nack, its stream's buffer draining) while the queue was not found drained,
+ * and when the one ready-queue poll for all queues finds messages no wake-up announced. It leases for subscribers in turn, each up to its credit,
  * until the queue is drained or nobody has credit. An idle subscription costs no query and no timer.
  *
  *   idle --wake/credit/ready poll--> pumping --drained or no credit--> idle
@@ -65,7 +72,7 @@ export class Dispatcher {
   add(sub: Subscription): void {
     let q = this.queues.get(sub.queue);
     if (!q) {
-      const state: QueueState = { subs: [], next: 0, pumping: false, again: false, failures: 0, off: () => {} };
+      const state: QueueState = { subs: [], next: 0, pumping: false, again: false, ready: true, failures: 0, off: () => {} };
       state.off = this.wakeups.on(sub.queue, () => this.pump(sub.queue));
       this.queues.set(sub.queue, (q = state));
     }
@@ -84,10 +91,16 @@ export class Dispatcher {
     }
   }
 
-  /** Something changed for this queue: messages may be there, or credit was freed. */
+  /** A subscriber of this queue has credit again (settled, or its stream drained): leases if messages may be ready. */
+  credit(queue: string): void {
+    if (this.queues.get(queue)?.ready) this.pump(queue);
+  }
+
+  /** Messages may be ready in this queue (a wake-up, a new subscriber, the ready poll). */
   pump(queue: string): void {
     const q = this.queues.get(queue);
     if (!q || this.stopped) return;
+    q.ready = true;
     if (q.pumping) {
       q.again = true;
       return;
@@ -104,6 +117,7 @@ export class Dispatcher {
           return;
         }
         failed = true;
+        q.ready = true;
         q.failures++;
         // An outage is logged once by the database's owner; anything else here is worth a line.
         if (isConnectionError(err)) this.log.debug({ err, queue }, 'dispatch failed: database unavailable; retrying');
@@ -166,6 +180,8 @@ export class Dispatcher {
           want -= n;
         }
       }
+      // Found drained unless the fetches say otherwise; a wake-up meanwhile sets it again.
+      q.ready = false;
       const leased = await Promise.all(
         fetches.map(async f => {
           const out = { overBudget: false };
@@ -199,7 +215,7 @@ export class Dispatcher {
       }
       if (gone.length > 0) await this.store.nack(gone, 0, null, 'subscriber gone');
       // Every fetch came back full, or one stopped at its byte room: the queue may hold more.
-      if (leased.every(l => l.deliveries.length === l.n) || leased.some(l => l.overBudget)) q.again = true;
+      if (leased.every(l => l.deliveries.length === l.n) || leased.some(l => l.overBudget)) q.again = q.ready = true;
     } while (q.again && !this.stopped);
   }
 

@@ -93,12 +93,12 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
       (deliveries, sent) => call.write({ deliveries }, () => sent()),
       fail,
       core.dispatcher.buffers,
-      () => core.dispatcher.pump(queue),
+      () => core.dispatcher.credit(queue),
     );
     const s = sub;
     call.on('drain', () => {
       s.unblocked();
-      core.dispatcher.pump(s.queue);
+      core.dispatcher.credit(s.queue);
     });
     unregister = calls.openStream({
       close: async reason => {
@@ -178,7 +178,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
       out.extendResults = results(outcomes);
     }
     if (out.ackResults || out.nackResults || out.extendResults) call.write(out);
-    core.dispatcher.pump(s.queue);
+    core.dispatcher.credit(s.queue);
   };
 
   const refused = calls.enterStream(call);
