@@ -201,7 +201,7 @@ describe('CreateQueue', () => {
     await expectStatus(
       a.create(name, { ackedRetention: { seconds: '0', nanos: 500_000_000 } }),
       status.INVALID_ARGUMENT,
-      'config.acked_retention must be between',
+      'config.acked_retention must be 0 (an ack deletes the message) or between 1s and 365d, got 500ms',
     );
     await expectStatus(
       a.create(name, { retryBackoff: true, retryDelayMax: dur(8 * 24 * 3600) }),

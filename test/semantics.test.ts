@@ -409,6 +409,38 @@ describe('priority and delay', () => {
   });
 });
 
+describe('acked_retention 0: an ack deletes', () => {
+  it('deletes the acked message at once: nothing acked stored or counted; a repeated ack succeeds; a nack and a stale ack as ever', async () => {
+    const q = fresh('keep-none');
+    const created = await a.create(q, { ackedRetention: dur(0) });
+    expect(created.queue!.config!.ackedRetention).toEqual({ seconds: '0', nanos: 0 });
+    await a.send([msg(q, 'one'), msg(q, 'two'), msg(q, 'three')]);
+    const { deliveries } = await a.lease(q, 10, 1);
+    const by = new Map(deliveries.map(d => [text(d.message!.payload), d]));
+    const [one, two, three] = [by.get('one')!, by.get('two')!, by.get('three')!];
+    expect((await a.ack(one.leaseToken)).acked).toBe(1);
+    const rows = async () =>
+      (await srv.app.core.db.exec({ text: 'SELECT count(*)::int AS n FROM inboxd.job WHERE name = $1', values: [q] })).rows[0].n as number;
+    expect(await rows()).toBe(2);
+    // A client retrying a lost answer: the message is gone, the ack is done.
+    expect((await a.ack(one.leaseToken)).acked).toBe(1);
+    // A nack still returns the message; its old token is stale once it is leased again.
+    await a.nack([two.leaseToken]);
+    const again = (await a.lease(q, 10)).deliveries;
+    expect(again.map(d => [text(d.message!.payload), d.attempt])).toEqual([['two', 2]]);
+    await expectStatus(a.ack(two.leaseToken), status.FAILED_PRECONDITION, 'stale');
+    await a.ack(again[0].leaseToken, three.leaseToken);
+    expect(await rows()).toBe(0);
+    expect(counts(await a.stats(q))).toMatchObject({ depth: 0, leased: 0, acked: 0 });
+    // Back to keeping an hour of history: acks mark, as before.
+    await a.update(q, { ackedRetention: dur(3600) }, ['acked_retention']);
+    await a.send([msg(q, 'four')]);
+    const [four] = (await a.lease(q, 10)).deliveries;
+    await a.ack(four.leaseToken);
+    expect(counts(await a.stats(q))).toMatchObject({ acked: 1 });
+  });
+});
+
 describe('queue settings', () => {
   it('UpdateQueue changes the fields in update_mask (or those set) and keeps the rest; the new settings apply', async () => {
     const q = fresh('upd');

@@ -63,7 +63,7 @@ async function principal(name = `p${++n}`): Promise<string> {
   return name;
 }
 
-const extra = { messageTtlSec: 60, dedupWindowSec: 30, contentDedup: true, maxDepth: 5, overflow: 'drop_oldest' as const };
+const extra = { messageTtlSec: 60, dedupWindowSec: 30, contentDedup: true, maxDepth: 5, overflow: 'drop_oldest' as const, deleteOnAck: true };
 
 /** One case per statement: runs it on a state made by pg-boss's API and the module's other statements. */
 const cases: Record<string, () => Promise<void>> = {
@@ -94,6 +94,14 @@ const cases: Record<string, () => Promise<void>> = {
     const got = await rows(sql.extendLeases(S, q, pairs, 300));
     expect(got).toEqual([{ id: ids[0], retryCount: 0, expiresAt: expect.any(Date) }]);
     expect(got[0].expiresAt.getTime()).toBeGreaterThan(Date.now() + 250_000);
+  },
+  async deleteAcked() {
+    const q = await queue();
+    await send(q, 2);
+    const { ids, pairs } = await lease(q, 2);
+    expect(await rows(sql.deleteAcked(S, q, [pairs[0]!, `${ids[1]}:7`]))).toEqual([{ id: ids[0] }]);
+    expect(await job(ids[0]!)).toBeUndefined();
+    expect(await job(ids[1]!)).toMatchObject({ state: 'active' });
   },
   async requeue() {
     const q = await queue();

@@ -55,7 +55,7 @@ export function queuesCommand(): Command {
       .option('--retry-delay <duration>', 'wait before a failed message is delivered again (default 0s)', parseDuration)
       .option('--retry-backoff', 'double the retry delay on each attempt, with jitter')
       .option('--retry-delay-max <duration>', 'cap of the backed-off retry delay (needs --retry-backoff)', parseDuration)
-      .option('--acked-retention <duration>', 'how long acked messages are kept (default 1h)', parseDuration)
+      .option('--acked-retention <duration>', 'how long acked messages are kept (default 1h; 0s: an ack deletes the message)', parseDuration)
       .option('--message-ttl <duration>', 'messages sent without an expiry expire this long after sending (default never)', parseDuration)
       .option('--dedup-window <duration>', 'how long dedup keys are remembered (default 5m)', parseDuration)
       .option('--content-dedup', 'deduplicate on the sha256 of the payload')

@@ -129,7 +129,17 @@ export class QueueCore {
     this.registry = new QueueRegistry(this.boss, this.db, schema);
     this.topics = new Topics(this.boss, this.db, schema, this.registry, (messages, sender) => this.send(messages, sender));
     this.browser = new Browser(this.db, schema, this.registry);
-    this.store = new MessageStore(this.boss, this.db, schema, channel, new LeaseTokens(this.subkey('lease-token')), this.events, this.clock);
+    const registry = this.registry;
+    this.store = new MessageStore(
+      this.boss,
+      this.db,
+      schema,
+      channel,
+      new LeaseTokens(this.subkey('lease-token')),
+      this.events,
+      this.clock,
+      async queue => (await registry.find(queue))?.config.ackedRetentionSec === 0,
+    );
     this.admission = new Admission(this.boss, this.db, schema);
     this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log, this.clock);
     await this.wakeups.start();

@@ -32,6 +32,8 @@ export class MessageStore {
     private readonly tokens: LeaseTokens,
     private readonly events: CoreEvents,
     private readonly clock: Clock = systemClock,
+    /** Whether a queue keeps no acked history (acked_retention 0): its acks delete. */
+    private readonly deletesOnAck: (queue: string) => Promise<boolean> = async () => false,
   ) {}
 
   private exec(q: sql.Sql) {
@@ -92,6 +94,15 @@ export class MessageStore {
    */
   async ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
     const outcomes = await this.settle(tokens, as, async (queue, refs) => {
+      if (await this.deletesOnAck(queue)) {
+        const { rows } = await this.exec(sql.deleteAcked(this.schema, queue, sql.fencePairs(refs)));
+        const done = new Set(rows.map(r => r.id as string));
+        // Gone already: acked before (a client retry after a lost response), or by the holder of a
+        // later attempt, or purged. Nothing is left to settle and nothing will be delivered again.
+        const missing = refs.filter(r => !done.has(r.id));
+        const present = new Set((await this.statesOf(queue, missing)).map(({ row }) => row.id as string));
+        return new Map(refs.map(r => [r.id, done.has(r.id) || !present.has(r.id) ? {} : undefined]));
+      }
       const res = (await this.boss.complete(
         queue,
         refs.map(r => ({ id: r.id, retryCount: r.retryCount })),

@@ -11,7 +11,7 @@ export interface ResolvedQueueConfig {
   retryDelaySec: number;
   retryBackoff: boolean;
   retryDelayMaxSec: number; // 0: no cap
-  ackedRetentionSec: number;
+  ackedRetentionSec: number; // 0: an ack deletes the message
   messageTtlSec: number; // 0: messages never expire unless they say so
   dedupWindowSec: number;
   contentDedup: boolean;
@@ -19,8 +19,13 @@ export interface ResolvedQueueConfig {
   overflow: Overflow;
 }
 
-/** The settings pg-boss has no column for: kept in inboxd's own queue table (sql.ts). */
-export type ExtraQueueConfig = Pick<ResolvedQueueConfig, 'messageTtlSec' | 'dedupWindowSec' | 'contentDedup' | 'maxDepth' | 'overflow'>;
+/**
+ * The settings pg-boss has no column for: kept in inboxd's own queue table (sql.ts).
+ * `deleteOnAck`: acked_retention 0, which pg-boss cannot say (its 0 is "keep forever").
+ */
+export type ExtraQueueConfig = Pick<ResolvedQueueConfig, 'messageTtlSec' | 'dedupWindowSec' | 'contentDedup' | 'maxDepth' | 'overflow'> & {
+  deleteOnAck: boolean;
+};
 
 export const QUEUE_DEFAULTS: ResolvedQueueConfig = {
   visibilityTimeoutSec: 30,
@@ -38,7 +43,14 @@ export const QUEUE_DEFAULTS: ResolvedQueueConfig = {
 };
 
 export function extraOf(c: ResolvedQueueConfig): ExtraQueueConfig {
-  return { messageTtlSec: c.messageTtlSec, dedupWindowSec: c.dedupWindowSec, contentDedup: c.contentDedup, maxDepth: c.maxDepth, overflow: c.overflow };
+  return {
+    messageTtlSec: c.messageTtlSec,
+    dedupWindowSec: c.dedupWindowSec,
+    contentDedup: c.contentDedup,
+    maxDepth: c.maxDepth,
+    overflow: c.overflow,
+    deleteOnAck: c.ackedRetentionSec === 0,
+  };
 }
 
 const OVERFLOW_TO_PROTO: Record<Overflow, OverflowPolicy> = {
@@ -66,7 +78,9 @@ export function toBossOptions(c: ResolvedQueueConfig): Omit<BossQueue, 'name'> {
     retryDelay: c.retryDelaySec,
     retryBackoff: c.retryBackoff,
     retryDelayMax: c.retryDelayMaxSec || undefined,
-    deleteAfterSeconds: c.ackedRetentionSec,
+    // Acked retention 0: acks delete; what else ends (dead-lettered, expired, dropped) goes at
+    // pg-boss's next maintenance.
+    deleteAfterSeconds: c.ackedRetentionSec || 1,
     retentionSeconds: QUEUED_RETENTION_SEC,
     notify: true,
   };
@@ -76,16 +90,17 @@ export function toBossOptions(c: ResolvedQueueConfig): Omit<BossQueue, 'name'> {
 }
 
 export function fromBossOptions(q: BossQueue, extra: Partial<ExtraQueueConfig> = {}): ResolvedQueueConfig {
+  const { deleteOnAck, ...own } = extra;
   return {
     ...QUEUE_DEFAULTS,
-    ...extra,
+    ...own,
     visibilityTimeoutSec: q.expireInSeconds ?? QUEUE_DEFAULTS.visibilityTimeoutSec,
     maxAttempts: (q.retryLimit ?? QUEUE_DEFAULTS.maxAttempts - 1) + 1,
     deadLetterQueue: q.deadLetter ?? '',
     retryDelaySec: q.retryDelay ?? 0,
     retryBackoff: q.retryBackoff ?? false,
     retryDelayMaxSec: q.retryDelayMax ?? 0,
-    ackedRetentionSec: q.deleteAfterSeconds ?? QUEUE_DEFAULTS.ackedRetentionSec,
+    ackedRetentionSec: deleteOnAck ? 0 : (q.deleteAfterSeconds ?? QUEUE_DEFAULTS.ackedRetentionSec),
   };
 }
 

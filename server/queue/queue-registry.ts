@@ -188,5 +188,12 @@ function toInfo(q: { name: string; createdOn?: Date } & Parameters<typeof fromBo
 }
 
 function pickExtra(e: Partial<ExtraQueueConfig>): Partial<ExtraQueueConfig> {
-  return { messageTtlSec: e.messageTtlSec, dedupWindowSec: e.dedupWindowSec, contentDedup: e.contentDedup, maxDepth: e.maxDepth, overflow: e.overflow };
+  return {
+    messageTtlSec: e.messageTtlSec,
+    dedupWindowSec: e.dedupWindowSec,
+    contentDedup: e.contentDedup,
+    maxDepth: e.maxDepth,
+    overflow: e.overflow,
+    deleteOnAck: e.deleteOnAck,
+  };
 }

@@ -59,6 +59,17 @@ export function extendLeases(schema: string, queue: string, pairs: string[], sec
 }
 
 /**
+ * Acks fenced leases of a queue that keeps no acked history (acked_retention 0): deletes them.
+ * Returns the ids it deleted.
+ */
+export function deleteAcked(schema: string, queue: string, pairs: string[]): Sql {
+  return {
+    text: `DELETE FROM ${schema}.job WHERE name = $1 AND ${FENCE} RETURNING id::text AS id`,
+    values: [queue, pairs],
+  };
+}
+
+/**
  * Returns fenced leases to the queue for another attempt after `delayMs`, when attempts remain.
  * `delayMs` null: after the job's own retry delay and backoff, computed as pg-boss's fail() does.
  * Jobs on their last attempt are left for pg-boss's fail(), which dead-letters them.
@@ -106,11 +117,11 @@ export function createQueue(schema: string, name: string, options: object, extra
 
 function upsertExtraText(schema: string, nameLit: string, e: ExtraQueueConfig, resetCounters: boolean): string {
   const o = e.overflow.replace(/[^a-z_]/g, '');
-  const values = `${e.messageTtlSec | 0}, ${e.dedupWindowSec | 0}, ${e.contentDedup ? 'true' : 'false'}, ${Math.trunc(e.maxDepth)}, '${o}'`;
-  return `INSERT INTO ${schema}.inboxd_queue (name, message_ttl_sec, dedup_window_sec, content_dedup, max_depth, overflow)
+  const values = `${e.messageTtlSec | 0}, ${e.dedupWindowSec | 0}, ${e.contentDedup ? 'true' : 'false'}, ${Math.trunc(e.maxDepth)}, '${o}', ${e.deleteOnAck ? 'true' : 'false'}`;
+  return `INSERT INTO ${schema}.inboxd_queue (name, message_ttl_sec, dedup_window_sec, content_dedup, max_depth, overflow, delete_on_ack)
       VALUES (${nameLit}, ${values})
       ON CONFLICT (name) DO UPDATE SET message_ttl_sec = EXCLUDED.message_ttl_sec, dedup_window_sec = EXCLUDED.dedup_window_sec,
-        content_dedup = EXCLUDED.content_dedup, max_depth = EXCLUDED.max_depth, overflow = EXCLUDED.overflow
+        content_dedup = EXCLUDED.content_dedup, max_depth = EXCLUDED.max_depth, overflow = EXCLUDED.overflow, delete_on_ack = EXCLUDED.delete_on_ack
         ${resetCounters ? ', expired = 0, dropped = 0' : ''}`;
 }
 
@@ -123,7 +134,7 @@ export function upsertQueueExtra(schema: string, name: string, extra: ExtraQueue
 export function queueExtras(schema: string, names: string[]): Sql {
   return {
     text: `SELECT name, message_ttl_sec AS "messageTtlSec", dedup_window_sec AS "dedupWindowSec", content_dedup AS "contentDedup",
-        max_depth::float8 AS "maxDepth", overflow, expired::float8 AS expired, dropped::float8 AS dropped
+        max_depth::float8 AS "maxDepth", overflow, delete_on_ack AS "deleteOnAck", expired::float8 AS expired, dropped::float8 AS dropped
       FROM ${schema}.inboxd_queue WHERE name = ANY($1::text[])`,
     values: [names],
   };

@@ -16,6 +16,13 @@ const DAY_MS = 24 * 3600 * 1000;
 const REPLY_QUEUE = /^reply\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MAX_REPLY_QUEUES = 100;
 
+/** 0 (an ack deletes), or 1s to 365d rounded up to whole seconds. */
+function ackedRetentionSec(d: QueueConfig['ackedRetention']): number {
+  const ms = v.durationMs(d, 'config.acked_retention', 0, 365 * DAY_MS, QUEUE_DEFAULTS.ackedRetentionSec * 1000);
+  if (ms > 0 && ms < 1000) throw invalid(`config.acked_retention must be 0 (an ack deletes the message) or between 1s and 365d, got ${ms}ms`);
+  return Math.ceil(ms / 1000);
+}
+
 /** QueueConfig from a request, checked, with defaults for what it leaves unset. */
 export function resolveQueueConfig(c: QueueConfig | undefined): ResolvedQueueConfig {
   const d = QUEUE_DEFAULTS;
@@ -31,7 +38,7 @@ export function resolveQueueConfig(c: QueueConfig | undefined): ResolvedQueueCon
     retryDelaySec: sec(v.durationMs(c?.retryDelay, 'config.retry_delay', 0, DAY_MS, d.retryDelaySec * 1000)),
     retryBackoff: c?.retryBackoff ?? false,
     retryDelayMaxSec: sec(v.durationMs(c?.retryDelayMax, 'config.retry_delay_max', 1000, 7 * DAY_MS, 0)),
-    ackedRetentionSec: sec(v.durationMs(c?.ackedRetention, 'config.acked_retention', 1000, 365 * DAY_MS, d.ackedRetentionSec * 1000)),
+    ackedRetentionSec: ackedRetentionSec(c?.ackedRetention),
     messageTtlSec: sec(v.durationMs(c?.messageTtl, 'config.message_ttl', 0, 365 * DAY_MS, 0)),
     dedupWindowSec: sec(v.durationMs(c?.dedupWindow, 'config.dedup_window', 1000, 7 * DAY_MS, d.dedupWindowSec * 1000)),
     contentDedup: c?.contentDedup ?? false,

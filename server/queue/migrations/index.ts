@@ -1,6 +1,7 @@
 import { queueExtras } from './001-queue-extras.js';
 import { auth } from './002-auth.js';
 import { lease } from './003-lease.js';
+import { deleteOnAck } from './004-delete-on-ack.js';
 
 /**
  * One step of inboxd's own tables (those beside pg-boss's in its schema). Applied once per
@@ -16,4 +17,4 @@ export interface Migration {
 }
 
 /** Every migration this build knows, oldest first; versions 1, 2, 3… without gaps. */
-export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease];
+export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease, deleteOnAck];

@@ -95,7 +95,10 @@ export interface QueueConfig {
   retryDelayMax?:
     | Duration
     | undefined;
-  /** How long acked messages are kept before being deleted. Default 1h. */
+  /**
+   * How long acked messages are kept before being deleted. Default 1h. 0: an ack deletes the
+   * message at once (the cheapest ack; nothing acked to browse or count).
+   */
   ackedRetention?:
     | Duration
     | undefined;
