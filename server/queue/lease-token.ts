@@ -36,11 +36,24 @@ export function peekLeaseToken(token: unknown): LeaseRef | undefined {
   return { queue, id, retryCount: Number(count), principal };
 }
 
+/** Tokens this process issued and still remembers, at most (oldest forgotten first). */
+const REMEMBERED = 100_000;
+
 export class LeaseTokens {
   /** Imported once: createHmac with a Buffer key imports it on every call (11.6 µs against 2.7 µs here). */
   private readonly key: KeyObject;
+  /**
+   * Tokens issued here, not yet settled: one presented again, character for character, is one
+   * this server signed, so its signature need not be computed again nor its text parsed (an
+   * HMAC and a parse were ~2.5 µs of every ack, 6 % of the server's CPU a message). Any other
+   * (from another replica, or forgotten) is verified in full.
+   */
+  private readonly issued = new Map<string, LeaseRef>();
 
-  constructor(key: Buffer) {
+  constructor(
+    key: Buffer,
+    private readonly remembered = REMEMBERED,
+  ) {
     this.key = createSecretKey(key);
   }
 
@@ -50,11 +63,21 @@ export class LeaseTokens {
 
   encode(ref: LeaseRef): string {
     const payload = Buffer.from(`${ref.queue}\n${ref.id}\n${ref.retryCount}\n${ref.principal}`, 'utf8').toString('base64url');
-    return `${payload}.${this.sign(payload).toString('base64url')}`;
+    const token = `${payload}.${this.sign(payload).toString('base64url')}`;
+    if (this.issued.size >= this.remembered) this.issued.delete(this.issued.keys().next().value!);
+    this.issued.set(token, { ...ref });
+    return token;
+  }
+
+  /** A token's lease ended (acked, nacked): verified in full from now on, like any other. */
+  forget(token: string): void {
+    this.issued.delete(token);
   }
 
   /** The attempt a token names, if this server issued it to `principal` (null: to anyone); else why not. */
   verify(token: unknown, principal: string | null): LeaseRef | TokenFault {
+    const known = typeof token === 'string' ? this.issued.get(token) : undefined;
+    if (known) return principal !== null && known.principal !== principal ? 'foreign' : { ...known };
     const ref = peekLeaseToken(token);
     if (!ref) return 'malformed';
     const t = token as string;

@@ -4,12 +4,12 @@ import { type ErrorKind, InboxdError, isQueueNotFound } from '../errors.js';
 import { type LeasedJob, type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
 import type { Database } from './database.js';
 import type { CoreEventMap, CoreEvents } from './events.js';
-import { type LeaseRef, type LeaseTokens, peekLeaseToken, TOKEN_FAULT_TEXT } from './lease-token.js';
+import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT } from './lease-token.js';
 import * as sql from './sql.js';
 
 /** What became of one lease token in a settle call. */
 export type TokenOutcome =
-  | { token: string; ok: true; expiresAt?: Date; deadLettered?: boolean }
+  | { token: string; ok: true; queue: string; expiresAt?: Date; deadLettered?: boolean }
   | { token: string; ok: false; kind: ErrorKind; message: string };
 
 export interface InsertResult {
@@ -114,10 +114,9 @@ export class MessageStore {
       const repeated = await this.completedAt(queue, missing);
       return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
     });
-    this.settled(
-      outcomes.filter(o => o.ok),
-      'acked',
-    );
+    const acked = outcomes.filter(o => o.ok);
+    for (const o of acked) this.tokens.forget(o.token);
+    this.settled(acked, 'acked');
     return outcomes;
   }
 
@@ -160,6 +159,7 @@ export class MessageStore {
       return new Map(refs.map(r => [r.id, requeued.has(r.id) ? {} : dead.has(r.id) ? { deadLettered: true } : repeated.get(r.id)]));
     });
     const ok = outcomes.filter(o => o.ok);
+    for (const o of ok) this.tokens.forget(o.token);
     // A nack is the client's (reason unset); the server's own (a stream closing, a subscriber gone) is a release.
     this.settled(
       ok.filter(o => !o.deadLettered),
@@ -189,7 +189,7 @@ export class MessageStore {
     this.events.emitByQueue(
       'settled',
       outcomes,
-      o => peekLeaseToken(o.token)?.queue,
+      o => (o.ok ? o.queue : undefined),
       (queue, count) => ({ queue, count, outcome }),
     );
   }
@@ -331,7 +331,7 @@ export class MessageStore {
       const ref = decoded[i]!;
       if (typeof ref === 'string') return { token, ok: false, kind: ref === 'foreign' ? 'permission_denied' : 'invalid', message: TOKEN_FAULT_TEXT[ref] };
       const r = results.get(attempt(ref));
-      return r ? { token, ok: true, ...r } : { token, ok: false, kind: 'failed_precondition', message: STALE };
+      return r ? { token, ok: true, queue: ref.queue, ...r } : { token, ok: false, kind: 'failed_precondition', message: STALE };
     });
   }
 }

@@ -134,6 +134,11 @@ export class Subscription {
     this.blocked = false;
   }
 
+  /** Whether this stream delivered `token` and it is not yet settled (a token of this stream's queue). */
+  holds(token: string): boolean {
+    return this.outstanding.has(token);
+  }
+
   /** Acked or nacked: no longer outstanding. */
   settled(tokens: string[]): void {
     for (const t of tokens) this.forget(t);

@@ -122,7 +122,8 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const denied = new Set<string>();
     // An admin may consume anywhere (auth off: everyone): no token needs looking into.
     if (!caller!.admin) {
-      const queueOf = new Map(tokens.map(t => [t, peekLeaseToken(t)?.queue]));
+      // A token this stream delivered names its queue; only others need looking into.
+      const queueOf = new Map(tokens.filter(t => !s.holds(t)).map(t => [t, peekLeaseToken(t)?.queue]));
       const allowed = new Map<string, boolean>();
       for (const [t, q] of queueOf) {
         if (!q || q === s.queue) continue;

@@ -42,4 +42,32 @@ describe('lease tokens', () => {
       expect(peekLeaseToken(token)).toBeUndefined();
     },
   );
+
+  it('answers for a token it issued from memory, the same as in full: another replica, a forgotten one, the oldest past the cap', () => {
+    const key = randomBytes(32);
+    const here = new LeaseTokens(key, 2);
+    const replica = new LeaseTokens(key);
+    const t1 = here.encode(ref);
+    // Issued here: remembered, refused to another principal all the same.
+    expect(here.verify(t1, 'agent-b')).toEqual(ref);
+    expect(here.verify(t1, 'agent-a')).toBe('foreign');
+    // The same token on a replica that did not issue it: verified in full, same answer.
+    expect(replica.verify(t1, 'agent-b')).toEqual(ref);
+    expect(replica.verify(t1, 'agent-a')).toBe('foreign');
+    // Forgotten (settled), and pushed out past the cap of 2: still verified in full.
+    here.forget(t1);
+    expect(here.verify(t1, 'agent-b')).toEqual(ref);
+    const t2 = here.encode({ ...ref, retryCount: 4 });
+    here.encode({ ...ref, retryCount: 5 });
+    here.encode({ ...ref, retryCount: 6 });
+    expect(here.verify(t2, 'agent-b')).toEqual({ ...ref, retryCount: 4 });
+    // A remembered token altered by one character is not the token remembered: forged.
+    const dot = t2.indexOf('.');
+    const altered = `${t2.slice(0, dot + 1)}${t2[dot + 1] === 'A' ? 'B' : 'A'}${t2.slice(dot + 2)}`;
+    expect(here.verify(altered, 'agent-b')).toBe('forged');
+    // What verify answers is a copy: changing it changes nothing remembered.
+    const got = here.verify(here.encode(ref), null) as typeof ref;
+    got.retryCount = 99;
+    expect(here.verify(here.encode(ref), null)).toEqual(ref);
+  });
 });
