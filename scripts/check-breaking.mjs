@@ -1,7 +1,8 @@
 // Fails when proto/ breaks what the last release published (buf breaking, FILE rules, see
-// proto/buf.yaml): the last release is the newest v* tag; a clone without tags is told so and
-// skipped. On a branch other than main, also against main.
+// proto/buf.yaml): the last release is the newest v* tag, or, in a clone without tags, the commit
+// proto/releases.json records for it. On a branch other than main, also against main.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -10,8 +11,18 @@ const buf = path.join(root, 'node_modules/.bin/buf');
 
 const against = [];
 const tag = git('tag', '--list', 'v*', '--sort=-v:refname').split('\n')[0];
+const recorded = JSON.parse(readFileSync(path.join(root, 'proto/releases.json'), 'utf8')).releases[0];
 if (tag) against.push(`.git#tag=${tag},subdir=proto`);
-else console.log('proto breaking check: no release tag (v*) in this clone, nothing to compare with');
+else if (recorded) {
+  // The commit must be in this clone's history (a shallow clone may lack it).
+  try {
+    git('cat-file', '-e', `${recorded.commit}^{commit}`);
+    against.push(`.git#ref=${recorded.commit},subdir=proto`);
+  } catch {
+    console.error(`proto breaking check: release ${recorded.version} (${recorded.commit}) is not in this clone's history: fetch it (git fetch --unshallow)`);
+    process.exit(1);
+  }
+} else console.log('proto breaking check: no release recorded (proto/releases.json) nor tagged, nothing to compare with');
 const branch = git('rev-parse', '--abbrev-ref', 'HEAD');
 if (branch !== 'main' && branch !== 'HEAD' && git('branch', '--list', 'main')) against.push('.git#branch=main,subdir=proto');
 
