@@ -137,3 +137,26 @@ describe('the lease plan', () => {
     });
   }
 });
+
+describe('the settle plans', () => {
+  it('nack, extend and an ack that deletes find their rows by primary key, from the ids in the fences, once the statistics describe the queue', async () => {
+    const q = await queueWithBacklog('none');
+    const lease = sql.lease(S, q, 500, 30, Number.MAX_SAFE_INTEGER);
+    await db.query(lease.text, lease.values);
+    await db.query(`ANALYZE ${S}.job_common`);
+    const leased = await db.query(`SELECT id::text AS id, retry_count FROM ${S}.job WHERE name = $1 AND state = 'active' LIMIT 40`, [q]);
+    const refs = leased.rows.map(r => ({ id: r.id as string, retryCount: r.retry_count as number }));
+    const pairs = sql.fencePairs(refs.slice(0, 10));
+    const statements = [
+      sql.extendLeases(S, q, pairs, 60),
+      sql.lastAttempt(S, q, pairs),
+      sql.requeue(S, q, pairs, 0, 'nacked'),
+      sql.deleteAcked(S, q, sql.fencePairs(refs.slice(10, 20))),
+    ];
+    for (const statement of statements) {
+      const ran = await plansOf('', () => db.query(statement.text, statement.values));
+      const scans = nodes(ran.find(p => p['Node Type'] === 'ModifyTable')!).filter(n => n['Relation Name'] === 'job_common');
+      expect(scans).toEqual([expect.objectContaining({ 'Node Type': 'Index Scan', 'Index Name': 'job_common_pkey' })]);
+    }
+  });
+});

@@ -28,7 +28,10 @@ export interface Sql {
   values: unknown[];
 }
 
-const FENCE = `state = 'active' AND (id::text || ':' || retry_count::text) = ANY($2::text[])`;
+// The ids too, taken from the pairs, so that the rows are found by primary key rather than by
+// reading every leased row of the queue to compare its pair.
+const FENCE = `state = 'active' AND id = ANY (ARRAY(SELECT split_part(p, ':', 1)::uuid FROM unnest($2::text[]) AS p))
+      AND (id::text || ':' || retry_count::text) = ANY($2::text[])`;
 
 export function fencePairs(refs: { id: string; retryCount: number }[]): string[] {
   return refs.map(r => `${r.id}:${r.retryCount}`);
