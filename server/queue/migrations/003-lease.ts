@@ -38,6 +38,9 @@ export const lease: Migration = {
     -- Listed so that the SET LOCALs below end with the function.
     SET enable_indexscan = on
     SET enable_seqscan = on
+    -- Planned once per connection: with the scans above ruled out, the generic plans are the
+    -- plans wanted, and planning each call again cost as much as running the update.
+    SET plan_cache_mode = force_generic_plan
     AS $fn$
     #variable_conflict use_column
     DECLARE
