@@ -67,6 +67,39 @@ const extra = { messageTtlSec: 60, dedupWindowSec: 30, contentDedup: true, maxDe
 
 /** One case per statement: runs it on a state made by pg-boss's API and the module's other statements. */
 const cases: Record<string, () => Promise<void>> = {
+  async insertMessages() {
+    // The same messages through pg-boss's insert and through ours: the same rows, column for column.
+    const q = await queue();
+    const due = new Date(Date.now() + 60_000);
+    const data = (n: number) => ({ p: Buffer.from(`m${n}`).toString('base64'), n: 2, hash: 'h', at: Date.now() });
+    const ours = [randomUUID(), randomUUID()];
+    const theirs = [randomUUID(), randomUUID()];
+    expect(
+      await rows(
+        sql.insertMessages(S, q, [
+          { id: ours[0]!, data: data(1), priority: 3 },
+          { id: ours[1]!, data: data(2), priority: 0, deliverAt: due },
+        ]),
+      ),
+    ).toEqual(expect.arrayContaining([{ id: ours[0] }, { id: ours[1] }]));
+    await boss.insert(q, [
+      { id: theirs[0]!, data: data(1), priority: 3 },
+      { id: theirs[1]!, data: data(2), priority: 0, startAfter: due },
+    ]);
+    const columns = async (id: string) => {
+      const { id: _id, created_on, start_after, keep_until, data: d, ...rest } = await job(id);
+      return {
+        ...rest,
+        start_after_ms: Math.round((start_after.getTime() - created_on.getTime()) / 1000),
+        keep_ms: keep_until.getTime() - start_after.getTime(),
+        d: d.p,
+      };
+    };
+    for (const i of [0, 1]) expect(await columns(ours[i]!)).toEqual(await columns(theirs[i]!));
+    // An id already stored is skipped, not an error; a queue that does not exist is refused.
+    expect(await rows(sql.insertMessages(S, q, [{ id: ours[0]!, data: data(3), priority: 0 }]))).toEqual([]);
+    await expect(run(sql.insertMessages(S, 'contract.none', [{ id: randomUUID(), data: data(4), priority: 0 }]))).rejects.toMatchObject({ code: '23503' });
+  },
   async lease() {
     const q = await queue();
     const [low] = await send(q, 1, { n: 1000 });

@@ -1,4 +1,3 @@
-import type { PgBoss } from 'pg-boss';
 import { InboxdError } from '../errors.js';
 import type { OutgoingMessage } from './codec.js';
 import type { Database } from './database.js';
@@ -34,7 +33,6 @@ export function needsAdmission(messages: OutgoingMessage[], config: ResolvedQueu
  */
 export class Admission {
   constructor(
-    private readonly boss: PgBoss,
     private readonly db: Database,
     private readonly schema: string,
   ) {}
@@ -98,17 +96,7 @@ export class Admission {
 
       // 3. Insert what stays, in this transaction.
       const unique = [...new Map(accepted.map(m => [m.id, m])).values()];
-      const inserted = new Set(
-        unique.length === 0
-          ? []
-          : ((await this.boss.insert(
-              queue,
-              unique
-                .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
-                .map(m => ({ id: m.id, data: m.data, priority: m.priority, startAfter: m.deliverAt })),
-              { returnId: true, db: tx.boss },
-            )) ?? []),
-      );
+      const inserted = new Set(unique.length === 0 ? [] : (await q(sql.insertMessages(this.schema, queue, unique))).rows.map(r => r.id as string));
       const answered = new Set<string>(); // an id repeated in the batch is stored once: the first
       return {
         results: messages.map((m, i) => {

@@ -140,7 +140,7 @@ export class QueueCore {
       this.clock,
       async queue => (await registry.find(queue))?.config.ackedRetentionSec === 0,
     );
-    this.admission = new Admission(this.boss, this.db, schema);
+    this.admission = new Admission(this.db, schema);
     this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log, this.clock);
     await this.wakeups.start();
     this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>

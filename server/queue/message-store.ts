@@ -43,16 +43,9 @@ export class MessageStore {
   /** One insert for a batch of messages to one queue. Ids already present come back duplicate. */
   async insert(queue: string, messages: OutgoingMessage[]): Promise<InsertResult[]> {
     const seen = new Set<string>();
-    // In id order: concurrent inserts that share ids then take their index locks in one order, and
-    // cannot deadlock (two Sends resending one batch in different orders did: 40P01, INTERNAL).
-    const unique = messages.filter(m => (seen.has(m.id) ? false : (seen.add(m.id), true))).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-    const inserted = new Set(
-      (await this.boss.insert(
-        queue,
-        unique.map(m => ({ id: m.id, data: m.data, priority: m.priority, startAfter: m.deliverAt })),
-        { returnId: true },
-      )) ?? [],
-    );
+    const unique = messages.filter(m => (seen.has(m.id) ? false : (seen.add(m.id), true)));
+    const { rows } = await this.exec(sql.insertMessages(this.schema, queue, unique));
+    const inserted = new Set(rows.map(r => r.id as string));
     // The first occurrence of an id in the batch is the one stored; any repeat is a duplicate.
     const claimed = new Set<string>();
     return messages.map(m => {

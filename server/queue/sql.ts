@@ -37,6 +37,27 @@ export function fencePairs(refs: { id: string; retryCount: number }[]): string[]
   return refs.map(r => `${r.id}:${r.retryCount}`);
 }
 
+/** A message to store: its id, stored form, priority, and when it is due (undefined: now). */
+export interface NewMessage {
+  id: string;
+  data: object;
+  priority: number;
+  deliverAt?: Date;
+}
+
+/**
+ * Stores messages in a queue (migrations/005-insert.ts), in id order: concurrent inserts that
+ * share ids take their index locks in one order and cannot deadlock. Returns the ids stored (an id
+ * already there is skipped).
+ */
+export function insertMessages(schema: string, queue: string, messages: NewMessage[]): Sql {
+  const sorted = [...messages].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  return {
+    text: `SELECT id::text AS id FROM ${schema}.inboxd_insert($1, $2::uuid[], $3::text::jsonb, $4::int[], $5::timestamptz[]) AS i(id)`,
+    values: [queue, sorted.map(m => m.id), JSON.stringify(sorted.map(m => m.data)), sorted.map(m => m.priority), sorted.map(m => m.deliverAt ?? null)],
+  };
+}
+
 /**
  * Leases up to `max` waiting messages of `queue` for `seconds`, as many as fit in `budgetBytes` of
  * response (at least one): migrations/003-lease.ts. Each row: id, retry_count, data, and `more`

@@ -2,6 +2,7 @@ import { queueExtras } from './001-queue-extras.js';
 import { auth } from './002-auth.js';
 import { lease } from './003-lease.js';
 import { deleteOnAck } from './004-delete-on-ack.js';
+import { insert } from './005-insert.js';
 
 /**
  * One step of inboxd's own tables (those beside pg-boss's in its schema). Applied once per
@@ -17,4 +18,4 @@ export interface Migration {
 }
 
 /** Every migration this build knows, oldest first; versions 1, 2, 3… without gaps. */
-export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease, deleteOnAck];
+export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease, deleteOnAck, insert];
