@@ -229,6 +229,8 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
       if (!owner || (!caller.admin && owner.principal !== caller.principal))
         throw notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
       const row = (await exec(sql.revokeApiKey(schema, req.keyId))).rows[0];
+      // Deleted (with its principal) between the two statements: gone, as if never found.
+      if (!row) throw notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
       auth.audit.record({ action: 'key.revoked', principal: by(caller), target: req.keyId, detail: `of ${owner.principal}`, method: call.getPath?.() ?? '' });
       await auth.announce();
       return { key: toKey(row) };
