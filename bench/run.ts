@@ -14,6 +14,7 @@ import { e2eThroughput, e2eThroughputAuth } from './scenarios/e2e-throughput.js'
 import { historyGrowth } from './scenarios/history-growth.js';
 import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
 import { latencyAtRate } from './scenarios/latency-at-rate.js';
+import { mixedPayloads } from './scenarios/mixed-payloads.js';
 import { latencyAtRateNats, peerNatsJetstream } from './scenarios/peers-nats.js';
 import { latencyAtRateRabbitmq, peerRabbitmq } from './scenarios/peers-rabbitmq.js';
 import { pgbossBaseline, pgbossBaselinePlanfix } from './scenarios/pgboss-baseline.js';
@@ -35,6 +36,7 @@ const SCENARIOS: Record<string, Scenario> = {
   idle_subscriptions: idleSubscriptions,
   history_growth: historyGrowth,
   workers,
+  mixed_payloads: mixedPayloads,
 };
 
 /** Names --only accepts for several scenarios. */
@@ -54,6 +56,17 @@ const BASELINE_OF: Record<string, string[]> = {
   e2e_throughput_auth: ['e2e_throughput'],
   peer_nats_jetstream: ['e2e_throughput'],
   peer_rabbitmq: ['e2e_throughput'],
+  mixed_payloads_workers: ['mixed_payloads_main'],
+  mixed_payloads_512k: ['mixed_payloads_main'],
+};
+
+/**
+ * The figure a ratio compares, where it is not throughput (msgs_per_sec, higher is better):
+ * the mixed_payloads rows compare small-message p99 (lower is better).
+ */
+const RATIO_OF: Record<string, { figure: 'p99_ms'; note: string }> = {
+  mixed_payloads_workers: { figure: 'p99_ms', note: 'p99_vs_main' },
+  mixed_payloads_512k: { figure: 'p99_ms', note: 'p99_vs_main' },
 };
 
 /** `r`'s throughput over the named result's, or undefined when that did not run (or was skipped). */
@@ -74,8 +87,10 @@ function compare(results: Result[]): void {
     const bases = (BASELINE_OF[r.name] ?? []).map(n => results.find(b => b.name === n && !b.skipped)).filter(b => b !== undefined);
     const base = bases.sort((a, b) => b.msgs_per_sec - a.msgs_per_sec)[0];
     if (base && r.ratio === undefined) {
+      const by = RATIO_OF[r.name];
       r.baseline = base.name;
-      r.ratio = +(r.msgs_per_sec / base.msgs_per_sec).toFixed(3);
+      r.ratio = by ? +((r[by.figure] ?? NaN) / (base[by.figure] ?? NaN)).toFixed(3) : +(r.msgs_per_sec / base.msgs_per_sec).toFixed(3);
+      if (by) r.extra = { ...r.extra, [by.note]: `${r.ratio.toFixed(2)} (${by.figure} over ${base.name}'s: lower is better)` };
     }
     if (r.name === 'e2e_throughput') {
       const vsDefault = ratioTo(results, r, 'pgboss_baseline');
