@@ -45,8 +45,8 @@ export interface DispatcherOptions {
  * Pushes messages to Subscribe streams. One pump per queue with subscribers, not one poller per
  * stream: a pump runs when a wake-up says the queue may have messages, when a subscriber gains
  * credit (an ack, a nack, its stream's buffer draining) while the queue was not found drained,
- * and when the one ready-queue poll for all queues finds messages no wake-up announced. It leases for subscribers in turn, each up to its credit,
- * until the queue is drained or nobody has credit. An idle subscription costs no query and no timer.
+ * and when the one ready-queue poll for all queues finds messages no wake-up announced. It leases
+ * for subscribers in turn, each up to its credit, until the queue is drained or nobody has credit. An idle subscription costs no query and no timer.
  *
  *   idle --wake/credit/ready poll--> pumping --drained or no credit--> idle
  *                                       ^--- wake while pumping: go round again

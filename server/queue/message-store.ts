@@ -87,24 +87,14 @@ export class MessageStore {
    */
   async ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
     const outcomes = await this.settle(tokens, as, async (queue, refs) => {
-      if (await this.deletesOnAck(queue)) {
-        const { rows } = await this.exec(sql.deleteAcked(this.schema, queue, sql.fencePairs(refs)));
-        const done = new Set(rows.map(r => r.id as string));
-        // Gone already: acked before (a client retry after a lost response), or by the holder of a
-        // later attempt, or purged. Nothing is left to settle and nothing will be delivered again.
-        const missing = refs.filter(r => !done.has(r.id));
-        const present = new Set((await this.statesOf(queue, missing)).map(({ row }) => row.id as string));
-        return new Map(refs.map(r => [r.id, done.has(r.id) || !present.has(r.id) ? {} : undefined]));
-      }
-      const res = (await this.boss.complete(
-        queue,
-        refs.map(r => ({ id: r.id, retryCount: r.retryCount })),
-      )) as { settled?: string[] };
-      const done = new Set(res.settled ?? []);
+      const deletes = await this.deletesOnAck(queue);
+      const done = await this.acked(queue, refs, deletes);
       const missing = refs.filter(r => !done.has(r.id));
-      // An ack repeated (a client retry after a lost response) finds the message already
-      // completed at the same attempt: that is success, not a stale lease.
-      const repeated = await this.completedAt(queue, missing);
+      // An ack repeated (a client retry after a lost response) finds the message already completed
+      // at the same attempt: success, not a stale lease. On a queue whose acks delete, it finds the
+      // message gone (acked before, or by the holder of a later attempt, or purged): nothing is left
+      // to settle and nothing will be delivered again, so that is success too.
+      const repeated = deletes ? await this.goneOf(queue, missing) : await this.completedAt(queue, missing);
       return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
     });
     const acked = outcomes.filter(o => o.ok);
@@ -240,6 +230,22 @@ export class MessageStore {
   private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
     const states = await this.statesOf(queue, refs);
     return new Set(states.filter(({ row, attempt }) => row.state === 'completed' && row.retryCount === attempt).map(({ row }) => row.id as string));
+  }
+
+  /** Settles fenced leases as acked (completed, or deleted on a queue that keeps no acked history); the ids it settled. */
+  private async acked(queue: string, refs: LeaseRef[], deletes: boolean): Promise<Set<string>> {
+    if (deletes) return new Set((await this.exec(sql.deleteAcked(this.schema, queue, sql.fencePairs(refs)))).rows.map(r => r.id as string));
+    const res = (await this.boss.complete(
+      queue,
+      refs.map(r => ({ id: r.id, retryCount: r.retryCount })),
+    )) as { settled?: string[] };
+    return new Set(res.settled ?? []);
+  }
+
+  /** Of `refs`, the messages no longer stored at all. */
+  private async goneOf(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
+    const present = new Set((await this.statesOf(queue, refs)).map(({ row }) => row.id as string));
+    return new Set(refs.filter(r => !present.has(r.id)).map(r => r.id));
   }
 
   /** The state of each message `refs` name now, beside the attempt its token named. */

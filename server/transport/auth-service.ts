@@ -224,13 +224,13 @@ export function authService(core: QueueCore, calls: CallTracker): AuthServer {
     revokeKey: calls.unary(async (req, call, caller) => {
       // Not quoted back: a whole key passed by mistake would put its secret in an error message.
       if (!/^[0-9a-f]{16}$/.test(req.keyId)) throw invalid('key_id is not a key id: 16 hex digits, the part of a key between ibx_ and the next _');
+      const missing = () => notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
       const owner = (await exec(sql.apiKeyForAuth(schema, req.keyId))).rows[0];
       // Someone else's key is as good as absent to a caller who may not touch it.
-      if (!owner || (!caller.admin && owner.principal !== caller.principal))
-        throw notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
+      if (!owner || (!caller.admin && owner.principal !== caller.principal)) throw missing();
       const row = (await exec(sql.revokeApiKey(schema, req.keyId))).rows[0];
       // Deleted (with its principal) between the two statements: gone, as if never found.
-      if (!row) throw notFound(`no key ${req.keyId}${caller.admin ? '' : ` of ${caller.principal}`}`);
+      if (!row) throw missing();
       auth.audit.record({ action: 'key.revoked', principal: by(caller), target: req.keyId, detail: `of ${owner.principal}`, method: call.getPath?.() ?? '' });
       await auth.announce();
       return { key: toKey(row) };
