@@ -81,7 +81,12 @@ const cases: Record<string, () => Promise<void>> = {
           { id: ours[1]!, data: data(2), priority: 0, deliverAt: due },
         ]),
       ),
-    ).toEqual(expect.arrayContaining([{ id: ours[0] }, { id: ours[1] }]));
+    ).toEqual(
+      expect.arrayContaining([
+        { id: ours[0], leased: false },
+        { id: ours[1], leased: false },
+      ]),
+    );
     await boss.insert(q, [
       { id: theirs[0]!, data: data(1), priority: 3 },
       { id: theirs[1]!, data: data(2), priority: 0, startAfter: due },
@@ -99,6 +104,52 @@ const cases: Record<string, () => Promise<void>> = {
     // An id already stored is skipped, not an error; a queue that does not exist is refused.
     expect(await rows(sql.insertMessages(S, q, [{ id: ours[0]!, data: data(3), priority: 0 }]))).toEqual([]);
     await expect(run(sql.insertMessages(S, 'contract.none', [{ id: randomUUID(), data: data(4), priority: 0 }]))).rejects.toMatchObject({ code: '23503' });
+
+    // Stored leased (the hand-off): the same row as one stored, then leased by inboxd_lease; and
+    // announced only when a row was stored waiting, not when all were handed off.
+    const q2 = await queue();
+    const [handed, waiting, alone] = [randomUUID(), randomUUID(), randomUUID()];
+    const channel = (await rows(sql.notifyChannel(S)))[0].channel as string;
+    const notes: string[] = [];
+    const heard = (m: pg.Notification) => void notes.push(m.payload ?? '');
+    db.on('notification', heard);
+    await db.query(`LISTEN "${channel}"`);
+    expect(await rows(sql.insertMessages(S, q2, [{ id: alone, data: data(5), priority: 0 }], { ids: new Set([alone]), seconds: 45 }))).toEqual([
+      { id: alone, leased: true },
+    ]);
+    await db.query('SELECT 1');
+    expect(notes).toEqual([]);
+    expect(
+      await rows(
+        sql.insertMessages(
+          S,
+          q2,
+          [
+            { id: handed, data: data(6), priority: 0 },
+            { id: waiting, data: data(7), priority: 0 },
+          ],
+          { ids: new Set([handed]), seconds: 45 },
+        ),
+      ),
+    ).toEqual(
+      expect.arrayContaining([
+        { id: handed, leased: true },
+        { id: waiting, leased: false },
+      ]),
+    );
+    await db.query('SELECT 1');
+    expect(notes).toEqual([q2]);
+    expect(await rows(sql.lease(S, q2, 10, 45, Number.MAX_SAFE_INTEGER))).toEqual([expect.objectContaining({ id: waiting, retry_count: 0 })]);
+    const leasedColumns = async (id: string) => {
+      const { id: _id, created_on, start_after, started_on, heartbeat_on, keep_until, data: _d, ...rest } = await job(id);
+      expect(started_on.getTime()).toBeGreaterThanOrEqual(created_on.getTime());
+      expect(heartbeat_on.getTime()).toBeGreaterThanOrEqual(created_on.getTime());
+      return { ...rest, keep_ms: keep_until.getTime() - start_after.getTime() };
+    };
+    expect(await leasedColumns(handed)).toEqual(await leasedColumns(waiting));
+    expect(await job(handed)).toMatchObject({ state: 'active', expire_seconds: 45, retry_count: 0 });
+    await db.query(`UNLISTEN "${channel}"`);
+    db.off('notification', heard);
   },
   async lease() {
     const q = await queue();

@@ -716,4 +716,98 @@ describe('Subscribe', () => {
     expect(after[2].message!.id).toBe(next);
     expect(after[2].attempt).toBe(1);
   });
+
+  describe('the direct hand-off: a send to a drained queue a subscriber waits on', () => {
+    /** Counts the fetches (inboxd_lease) the server runs while `fn` does. */
+    const fetchesDuring = async (fn: () => Promise<void>): Promise<number> => {
+      const store = srv.app.core.store;
+      const lease = store.lease;
+      let n = 0;
+      store.lease = (...args) => {
+        n++;
+        return lease.apply(store, args);
+      };
+      try {
+        await fn();
+      } finally {
+        store.lease = lease;
+      }
+      return n;
+    };
+
+    it('is stored leased and pushed without a fetch: within the window, highest priority first; the rest waits for credit', async () => {
+      const queue = await createQueue();
+      const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 2 }, visibilityTimeout: dur(30) });
+      await sub.quiet(srv.app.core);
+      const priorities = [0, 0, 5, 0, 0];
+      let ids: string[] = [];
+      const fetches = await fetchesDuring(async () => {
+        const messages = priorities.map((priority, i) => ({ queue, priority, payload: Buffer.from(`h-${i}`) }));
+        ids = (await call(srv.clients.inbox, srv.clients.inbox.send, SendRequest.fromPartial({ messages }))).results.map(r => r.id);
+        await sub.deliveredAtLeast(2);
+        await sub.quiet(srv.app.core);
+      });
+      // Stored leased by the insert: no fetch ran, for these two or for the three left waiting (no credit).
+      expect(fetches).toBe(0);
+      const payloads = () => sub.deliveries.map(d => Buffer.from(d.message!.payload).toString());
+      expect(payloads()).toEqual(['h-2', 'h-0']);
+      for (const d of sub.deliveries) {
+        expect(d.attempt).toBe(1);
+        const left = d.leaseExpiresAt!.getTime() - Date.now();
+        expect(left).toBeGreaterThan(20_000);
+        expect(left).toBeLessThanOrEqual(31_000);
+      }
+      expect(await stats(queue)).toMatchObject({ depth: '3', leased: '2' });
+
+      // Their tokens are leases like any: acked, the slots go to the messages waiting, in order.
+      const from = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.map(d => d.leaseToken) }));
+      expect((await sub.results('ackResults', from)).failed).toEqual([]);
+      await sub.deliveredAtLeast(4);
+      sub.write(SubscribeRequest.fromPartial({ ackLeaseTokens: sub.deliveries.slice(2).map(d => d.leaseToken) }));
+      await sub.deliveredAtLeast(5);
+      await sub.quiet(srv.app.core);
+      // Stored by one insert, the three share their age: any order among them.
+      expect(payloads().slice(0, 2)).toEqual(['h-2', 'h-0']);
+      expect(payloads().slice(2).sort()).toEqual(['h-1', 'h-3', 'h-4']);
+      expect(new Set(sub.deliveries.map(d => d.message!.id))).toEqual(new Set(ids));
+    });
+
+    it('to a stream that ended while the insert ran: the message goes back to the queue, for the next subscriber', async () => {
+      const queue = await createQueue();
+      const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 5 }, visibilityTimeout: dur(30) });
+      await a.quiet(srv.app.core);
+      // Hold the insert that stores leased until the stream is gone.
+      const store = srv.app.core.store as unknown as { exec: (q: { text: string; values?: unknown[] }) => Promise<unknown> };
+      const exec = store.exec;
+      let release!: () => void;
+      const gate = new Promise<void>(r => (release = r));
+      let held = false;
+      store.exec = async q => {
+        if (q.text.includes('inboxd_insert') && ((q.values?.[5] ?? []) as boolean[]).some(Boolean)) {
+          held = true;
+          await gate;
+        }
+        return exec.call(store, q);
+      };
+      try {
+        const sent = send(queue, 1, 'gone');
+        await waitFor(() => held, 10_000, 'the insert to be offered to the subscriber');
+        a.cancel();
+        const queues = (srv.app.core.dispatcher as unknown as { queues: Map<string, unknown> }).queues;
+        await waitFor(() => !queues.has(queue), 10_000, 'the server to see the stream end');
+        release();
+        const [id] = await sent;
+        // Back in the queue at once (not at its 30 s lease's end), as attempt 2.
+        const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 5 }, visibilityTimeout: dur(30) });
+        const [d] = await b.deliveredAtLeast(1);
+        expect(d!.message!.id).toBe(id);
+        expect(d!.attempt).toBe(2);
+        expect(a.deliveries).toHaveLength(0);
+      } finally {
+        store.exec = exec;
+        release();
+      }
+    });
+  });
 });

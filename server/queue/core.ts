@@ -143,9 +143,6 @@ export class QueueCore {
     this.admission = new Admission(this.db, schema);
     this.wakeups = new Wakeups(this.db, channel, queues => this.store.queuesDue(queues, true), this.log, this.clock);
     await this.wakeups.start();
-    this.batcher = new SendBatcher(this.store, { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight }, (queue, msgs) =>
-      this.inserted(queue, msgs),
-    );
     this.dispatcher = new Dispatcher(
       this.store,
       this.wakeups,
@@ -159,6 +156,12 @@ export class QueueCore {
       this.clock,
     );
     this.dispatcher.start();
+    this.batcher = new SendBatcher(
+      this.store,
+      { maxBatch: this.opts.sendMaxBatch, maxInFlight: this.opts.sendMaxInFlight },
+      (queue, msgs) => this.inserted(queue, msgs),
+      (queue, sizes) => this.dispatcher.offer(queue, sizes),
+    );
     this.sweeper = new Sweeper(this.store, this.opts.sweepIntervalMs, queue => this.released(queue), this.log, this.clock);
     this.sweeper.start();
   }

@@ -3,6 +3,7 @@ import { type Clock, type PgBoss, systemClock } from 'pg-boss';
 import { type ErrorKind, InboxdError, isQueueNotFound } from '../errors.js';
 import { type LeasedJob, type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
 import type { Database } from './database.js';
+import type { HandOff } from './dispatcher.js';
 import type { CoreEventMap, CoreEvents } from './events.js';
 import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT } from './lease-token.js';
 import * as sql from './sql.js';
@@ -40,11 +41,43 @@ export class MessageStore {
     return this.db.exec(q);
   }
 
-  /** One insert for a batch of messages to one queue. Ids already present come back duplicate. */
-  async insert(queue: string, messages: OutgoingMessage[]): Promise<InsertResult[]> {
+  /**
+   * One insert for a batch of messages to one queue. Ids already present come back duplicate.
+   * With `offer` (the dispatcher's, for subscribers waiting on this replica): those of the
+   * messages due now that it takes, highest priority first, are stored leased and dealt out to it
+   * (Dispatcher.offer), without a fetch.
+   */
+  async insert(queue: string, messages: OutgoingMessage[], offer?: (sizes: number[]) => HandOff | undefined): Promise<InsertResult[]> {
     const seen = new Set<string>();
     const unique = messages.filter(m => (seen.has(m.id) ? false : (seen.add(m.id), true)));
-    const { rows } = await this.exec(sql.insertMessages(this.schema, queue, unique));
+    const startedBy = this.clock.now();
+    // In the order a lease would pick them: priority, then as sent (a stable sort).
+    const due = offer ? unique.filter(m => !m.deliverAt || m.deliverAt.getTime() <= startedBy).sort((x, y) => y.priority - x.priority) : [];
+    const handOff = due.length > 0 ? offer?.(due.map(m => m.data.n)) : undefined;
+    const lease = handOff && { ids: new Set(due.slice(0, handOff.count).map(m => m.id)), seconds: handOff.leaseSec };
+    let rows: Record<string, unknown>[];
+    try {
+      ({ rows } = await this.exec(sql.insertMessages(this.schema, queue, unique, lease)));
+    } catch (err) {
+      handOff?.deliver([]);
+      throw err;
+    }
+    if (handOff) {
+      // Stored durably and leased before any delivery leaves, as a lease's are (see lease()).
+      const leased = new Set(rows.filter(r => r.leased).map(r => r.id as string));
+      const expiresAt = new Date(startedBy + handOff.leaseSec * 1000);
+      const deliveries = due
+        .filter(m => leased.has(m.id))
+        .map(m =>
+          toDelivery(
+            { id: m.id, name: queue, data: m.data, retryCount: 0 },
+            expiresAt,
+            this.tokens.encode({ queue, id: m.id, retryCount: 0, principal: handOff.principal }),
+          ),
+        );
+      if (deliveries.length > 0) this.events.emit('leased', { queue, count: deliveries.length });
+      handOff.deliver(deliveries);
+    }
     const inserted = new Set(rows.map(r => r.id as string));
     // The first occurrence of an id in the batch is the one stored; any repeat is a duplicate.
     const claimed = new Set<string>();

@@ -1,5 +1,6 @@
 import { isConnectionError } from '../errors.js';
 import type { OutgoingMessage } from './codec.js';
+import type { HandOff } from './dispatcher.js';
 import type { InsertResult, MessageStore } from './message-store.js';
 
 interface Pending {
@@ -31,6 +32,8 @@ export class SendBatcher {
     private readonly store: MessageStore,
     private readonly opts: SendBatcherOptions,
     private readonly onInserted: (queue: string, messages: OutgoingMessage[]) => void,
+    /** Subscribers waiting on this replica, offered a queue's messages as they are stored (Dispatcher.offer). */
+    private readonly offer?: (queue: string, sizes: number[]) => HandOff | undefined,
   ) {}
 
   send(messages: OutgoingMessage[]): Promise<InsertResult[]> {
@@ -106,7 +109,7 @@ export class SendBatcher {
   private async insertQueue(queue: string, calls: Map<Pending, OutgoingMessage[]>, outcomes: Map<Pending, Map<string, InsertResult[] | Error>>): Promise<void> {
     const all = [...calls.values()].flat();
     try {
-      const results = await this.store.insert(queue, all);
+      const results = await this.store.insert(queue, all, this.offer && (sizes => this.offer!(queue, sizes)));
       this.onInserted(queue, all);
       let at = 0;
       for (const [p, msgs] of calls) {

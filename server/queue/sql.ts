@@ -46,15 +46,25 @@ export interface NewMessage {
 }
 
 /**
- * Stores messages in a queue (migrations/005-insert.ts), in id order: concurrent inserts that
- * share ids take their index locks in one order and cannot deadlock. Returns the ids stored (an id
- * already there is skipped).
+ * Stores messages in a queue (migrations/006-insert-leased.ts), in id order: concurrent inserts
+ * that share ids take their index locks in one order and cannot deadlock. Those named in
+ * `lease.ids` are stored leased for `lease.seconds` (a first attempt, for subscribers waiting on
+ * this replica). Returns the ids stored (an id already there is skipped) and whether each was
+ * stored leased.
  */
-export function insertMessages(schema: string, queue: string, messages: NewMessage[]): Sql {
+export function insertMessages(schema: string, queue: string, messages: NewMessage[], lease?: { ids: ReadonlySet<string>; seconds: number }): Sql {
   const sorted = [...messages].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
   return {
-    text: `SELECT id::text AS id FROM ${schema}.inboxd_insert($1, $2::uuid[], $3::text::jsonb, $4::int[], $5::timestamptz[]) AS i(id)`,
-    values: [queue, sorted.map(m => m.id), JSON.stringify(sorted.map(m => m.data)), sorted.map(m => m.priority), sorted.map(m => m.deliverAt ?? null)],
+    text: `SELECT id::text AS id, leased FROM ${schema}.inboxd_insert($1, $2::uuid[], $3::text::jsonb, $4::int[], $5::timestamptz[], $6::boolean[], $7::int)`,
+    values: [
+      queue,
+      sorted.map(m => m.id),
+      JSON.stringify(sorted.map(m => m.data)),
+      sorted.map(m => m.priority),
+      sorted.map(m => m.deliverAt ?? null),
+      sorted.map(m => lease?.ids.has(m.id) ?? false),
+      lease?.seconds ?? 0,
+    ],
   };
 }
 

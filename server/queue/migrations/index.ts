@@ -3,6 +3,7 @@ import { auth } from './002-auth.js';
 import { lease } from './003-lease.js';
 import { deleteOnAck } from './004-delete-on-ack.js';
 import { insert } from './005-insert.js';
+import { insertLeased } from './006-insert-leased.js';
 
 /**
  * One step of inboxd's own tables (those beside pg-boss's in its schema). Applied once per
@@ -18,4 +19,4 @@ export interface Migration {
 }
 
 /** Every migration this build knows, oldest first; versions 1, 2, 3… without gaps. */
-export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease, deleteOnAck, insert];
+export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease, deleteOnAck, insert, insertLeased];
