@@ -135,6 +135,36 @@ const cases: Record<string, () => Promise<void>> = {
     expect(await rows(sql.deleteAcked(S, q, [pairs[0]!, `${ids[1]}:7`]))).toEqual([{ id: ids[0] }]);
     expect(await job(ids[0]!)).toBeUndefined();
     expect(await job(ids[1]!)).toMatchObject({ state: 'active' });
+    // The deleted one's record, in the same statement: its attempt, kept an hour (its lease, 30 s, is shorter).
+    const [record] = (await db.query(`SELECT * FROM ${S}.inboxd_acked WHERE id = $1`, [ids[0]])).rows;
+    expect(record).toMatchObject({ queue: q, retry_count: 0 });
+    expect(record.keep_until.getTime() - Date.now()).toBeGreaterThan((sql.ACK_RECORD_MIN_SEC - 60) * 1000);
+    // A lease longer than the hour keeps it as long as that lease.
+    await send(q);
+    const long = await lease(q, 1, 3 * 3600);
+    await run(sql.deleteAcked(S, q, long.pairs));
+    const [longer] = (await db.query(`SELECT keep_until FROM ${S}.inboxd_acked WHERE id = $1`, [long.ids[0]])).rows;
+    expect(longer.keep_until.getTime() - Date.now()).toBeGreaterThan((3 * 3600 - 60) * 1000);
+  },
+  async ackRecords() {
+    const q = await queue();
+    const [acked, other, waiting] = await send(q, 3);
+    const { pairs } = await lease(q, 2);
+    await run(sql.deleteAcked(S, q, [pairs.find(p => p.startsWith(acked!))!]));
+    expect(await rows(sql.ackRecords(S, q, [acked!, other!, waiting!]))).toEqual([{ id: acked, retryCount: 0 }]);
+    // Another queue's record of the same id is not this queue's.
+    expect(await rows(sql.ackRecords(S, await queue(), [acked!]))).toEqual([]);
+    // Past its window it counts for nothing, pruned or not.
+    await db.query(`UPDATE ${S}.inboxd_acked SET keep_until = now() - interval '1 second' WHERE id = $1`, [acked]);
+    expect(await rows(sql.ackRecords(S, q, [acked!]))).toEqual([]);
+  },
+  async dropAckRecords() {
+    const q = await queue();
+    const [old, recent] = await send(q, 2);
+    await run(sql.deleteAcked(S, q, (await lease(q, 2)).pairs));
+    await db.query(`UPDATE ${S}.inboxd_acked SET keep_until = now() - interval '1 second' WHERE id = $1`, [old]);
+    expect((await run(sql.dropAckRecords(S, 1000))).rowCount).toBeGreaterThanOrEqual(1);
+    expect((await db.query(`SELECT id FROM ${S}.inboxd_acked WHERE id = ANY($1::uuid[])`, [[old, recent]])).rows).toEqual([{ id: recent }]);
   },
   async requeue() {
     const q = await queue();

@@ -90,11 +90,14 @@ export class MessageStore {
       const deletes = await this.deletesOnAck(queue);
       const done = await this.acked(queue, refs, deletes);
       const missing = refs.filter(r => !done.has(r.id));
-      // An ack repeated (a client retry after a lost response) finds the message already completed
-      // at the same attempt: success, not a stale lease. On a queue whose acks delete, it finds the
-      // message gone (acked before, or by the holder of a later attempt, or purged): nothing is left
-      // to settle and nothing will be delivered again, so that is success too.
-      const repeated = deletes ? await this.goneOf(queue, missing) : await this.completedAt(queue, missing);
+      // An ack repeated (a client retry after a lost response, here or on another replica) finds
+      // its attempt already acked: success, not a stale lease. Kept as a completed message, or,
+      // deleted (acked_retention 0), remembered in the ack's record. Both are looked at whatever
+      // the queue's setting now, which an update may have changed since the first ack. A message
+      // gone without a record (purged, expired, dropped, or acked longer ago than the record
+      // keeps) is stale, as one whose acked history ran out is.
+      const repeated =
+        missing.length === 0 ? new Set<string>() : new Set([...(await this.completedAt(queue, missing)), ...(await this.ackRecordedAt(queue, missing))]);
       return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
     });
     const acked = outcomes.filter(o => o.ok);
@@ -242,10 +245,24 @@ export class MessageStore {
     return new Set(res.settled ?? []);
   }
 
-  /** Of `refs`, the messages no longer stored at all. */
-  private async goneOf(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
-    const present = new Set((await this.statesOf(queue, refs)).map(({ row }) => row.id as string));
-    return new Set(refs.filter(r => !present.has(r.id)).map(r => r.id));
+  /** Of `refs`, the attempts an ack deleted, by the record it left (migrations/007-ack-records.ts). */
+  private async ackRecordedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
+    if (refs.length === 0) return new Set();
+    const { rows } = await this.exec(
+      sql.ackRecords(
+        this.schema,
+        queue,
+        refs.map(r => r.id),
+      ),
+    );
+    const acked = new Map(rows.map(r => [r.id as string, r.retryCount as number]));
+    return new Set(refs.filter(r => acked.get(r.id) === r.retryCount).map(r => r.id));
+  }
+
+  /** Forgets up to `limit` ack records whose window passed; returns how many. */
+  async dropAckRecords(limit: number): Promise<number> {
+    const res = await this.exec(sql.dropAckRecords(this.schema, limit));
+    return (res as { rowCount?: number }).rowCount ?? 0;
   }
 
   /** The state of each message `refs` name now, beside the attempt its token named. */
