@@ -91,13 +91,11 @@ export class MessageStore {
       const done = await this.acked(queue, refs, deletes);
       const missing = refs.filter(r => !done.has(r.id));
       // An ack repeated (a client retry after a lost response, here or on another replica) finds
-      // its attempt already acked: success, not a stale lease. Kept as a completed message, or,
-      // deleted (acked_retention 0), remembered in the ack's record. Both are looked at whatever
-      // the queue's setting now, which an update may have changed since the first ack. A message
-      // gone without a record (purged, expired, dropped, or acked longer ago than the record
-      // keeps) is stale, as one whose acked history ran out is.
-      const repeated =
-        missing.length === 0 ? new Set<string>() : new Set([...(await this.completedAt(queue, missing)), ...(await this.ackRecordedAt(queue, missing))]);
+      // its attempt already acked: success, not a stale lease. Kept as a completed message; or,
+      // deleted (acked_retention 0), gone: then the ack's record, written for an attempt after the
+      // first, tells a stale token (another attempt was acked) from the repeat. Records are looked
+      // at whatever the queue's setting now, which an update may have changed since the first ack.
+      const repeated = missing.length === 0 ? new Set<string>() : await this.repeatedAcks(queue, missing, deletes);
       return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
     });
     const acked = outcomes.filter(o => o.ok);
@@ -229,12 +227,6 @@ export class MessageStore {
     return out;
   }
 
-  /** Of `refs`, the attempts already acked. */
-  private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
-    const states = await this.statesOf(queue, refs);
-    return new Set(states.filter(({ row, attempt }) => row.state === 'completed' && row.retryCount === attempt).map(({ row }) => row.id as string));
-  }
-
   /** Settles fenced leases as acked (completed, or deleted on a queue that keeps no acked history); the ids it settled. */
   private async acked(queue: string, refs: LeaseRef[], deletes: boolean): Promise<Set<string>> {
     if (deletes) return new Set((await this.exec(sql.deleteAcked(this.schema, queue, sql.fencePairs(refs)))).rows.map(r => r.id as string));
@@ -245,18 +237,34 @@ export class MessageStore {
     return new Set(res.settled ?? []);
   }
 
-  /** Of `refs`, the attempts an ack deleted, by the record it left (migrations/007-ack-records.ts). */
-  private async ackRecordedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
-    if (refs.length === 0) return new Set();
+  /**
+   * Of `refs` (tokens whose ack settled nothing), those repeating an ack that succeeded: their
+   * attempt is completed, or an ack deleted it, by the record it left (migrations/007-ack-records.ts).
+   * A message gone with no record of another attempt, on a queue whose acks delete (`deletes`),
+   * counts as acked too: acked at its first delivery (no record needed: no other attempt had a
+   * token), or gone another way (purged, expired, dropped) or longer ago than records are kept,
+   * when there is nothing left to settle (SQS's DeleteMessage of a deleted message succeeds). On a
+   * queue keeping history, a message gone without a record is stale, as before.
+   */
+  private async repeatedAcks(queue: string, refs: LeaseRef[], deletes: boolean): Promise<Set<string>> {
+    const states = await this.statesOf(queue, refs);
+    const out = new Set(states.filter(({ row, attempt }) => row.state === 'completed' && row.retryCount === attempt).map(({ row }) => row.id as string));
+    const present = new Set(states.map(({ row }) => row.id as string));
+    const gone = refs.filter(r => !present.has(r.id));
+    if (gone.length === 0) return out;
     const { rows } = await this.exec(
       sql.ackRecords(
         this.schema,
         queue,
-        refs.map(r => r.id),
+        gone.map(r => r.id),
       ),
     );
-    const acked = new Map(rows.map(r => [r.id as string, r.retryCount as number]));
-    return new Set(refs.filter(r => acked.get(r.id) === r.retryCount).map(r => r.id));
+    const recorded = new Map(rows.map(r => [r.id as string, r.retryCount as number]));
+    for (const r of gone) {
+      const at = recorded.get(r.id);
+      if (at === r.retryCount || (at === undefined && deletes)) out.add(r.id);
+    }
+    return out;
   }
 
   /** Forgets up to `limit` ack records whose window passed; returns how many. */

@@ -89,12 +89,14 @@ export function extendLeases(schema: string, queue: string, pairs: string[], sec
 export function deleteAcked(schema: string, queue: string, pairs: string[]): Sql {
   return {
     // The ack's record (migrations/007-ack-records.ts) in the same statement as the DELETE: both
-    // or neither. Kept an hour after the ack, or the acked attempt's lease if longer.
+    // or neither. Only for an attempt after the first: a message acked at its first delivery had
+    // no other, so no token of it can be stale. Kept an hour after the ack, or the acked attempt's
+    // lease if longer.
     text: `WITH gone AS (
         DELETE FROM ${schema}.job WHERE name = $1 AND ${FENCE} RETURNING id, retry_count, expire_seconds
       ), kept AS (
         INSERT INTO ${schema}.inboxd_acked (id, queue, retry_count, keep_until)
-        SELECT id, $1, retry_count, now() + GREATEST($3::int, expire_seconds) * interval '1 second' FROM gone
+        SELECT id, $1, retry_count, now() + GREATEST($3::int, expire_seconds) * interval '1 second' FROM gone WHERE retry_count > 0
         ON CONFLICT (id, queue) DO UPDATE SET retry_count = excluded.retry_count, keep_until = excluded.keep_until
       )
       SELECT id::text AS id FROM gone`,

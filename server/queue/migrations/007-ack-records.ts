@@ -2,7 +2,9 @@ import type { Migration } from './index.js';
 
 /**
  * What an ack that deletes leaves behind (acked_retention 0): `inboxd_acked` names each message
- * deleted by an ack, with the attempt (retry_count) whose token acked it, until `keep_until`. The
+ * deleted by an ack at an attempt after the first, with that attempt (retry_count), until
+ * `keep_until`. (A message acked at its first delivery needs none: no other attempt had a token,
+ * so most acks write nothing here.) The
  * row is gone either way, so without it an ack repeated (a client retry after a lost answer, on
  * this replica or another) and an ack with a stale token (its lease expired, the message was
  * redelivered and that later attempt acked it) look the same. The record is written by the
