@@ -304,7 +304,11 @@ describe('errors', () => {
     await expectStatus(a.get(fresh('no-such-queue'), randomUUID()), status.NOT_FOUND, 'not found');
     const q = fresh('unknown-id');
     await a.createQueue(q);
-    await expectStatus(a.get(q, randomUUID()), status.NOT_FOUND, 'message');
+    // The answer says what the queue keeps of acked messages: the likeliest reason one is gone.
+    await expectStatus(a.get(q, randomUUID()), status.NOT_FOUND, 'keeps acked messages for its acked_retention, 1h');
+    const none = fresh('unknown-id-none');
+    await a.createQueue(none, { ackedRetention: dur(0) });
+    await expectStatus(a.get(none, randomUUID()), status.NOT_FOUND, 'keeps no acked messages: an ack deletes it (acked_retention 0)');
   });
 });
 

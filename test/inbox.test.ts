@@ -424,9 +424,15 @@ describe('Lease', () => {
 });
 
 describe('lease expiry and redelivery', () => {
-  it('redelivers an unacked message after its lease ends, as attempt 2 under a new token; the old token is stale', async () => {
+  // Both ways an ack can go: a completed row kept (history), or the row deleted (acked_retention 0),
+  // where the ack's record alone tells the stale token from the ack repeated.
+  it.each([
+    ['keeps acked history', 3600],
+    ['deletes on ack', 0],
+  ])('redelivers an unacked message after its lease ends, as attempt 2 under a new token; the old token is stale (queue %s)', async (_, retention) => {
     const q = fresh('expiry');
-    await t.createQueue(q);
+    await t.createQueue(q, { ackedRetention: dur(retention) });
+    const acked = retention > 0 ? 1 : 0;
     const [sent] = (await t.sendTo(q, 'retry me')).results;
     const first = (await t.lease(q, { vis: 1 })).deliveries[0];
     expect(first.attempt).toBe(1);
@@ -457,10 +463,16 @@ describe('lease expiry and redelivery', () => {
     // The current token still works, and an ack repeated with it succeeds again.
     expect((await t.ack(second.leaseToken)).acked).toBe(1);
     expect((await t.ack(second.leaseToken)).acked).toBe(1);
-    expect(counts(await t.stats(q))).toMatchObject({ depth: 0, leased: 0, acked: 1 });
+    expect(counts(await t.stats(q))).toMatchObject({ depth: 0, leased: 0, acked });
 
-    // The stale token stays stale after the message is done.
+    // The stale token stays stale after the message is done, for an ack as for a nack or an extend.
     await expectStatus(t.ack(first.leaseToken), status.FAILED_PRECONDITION, 'stale');
+    await expectStatus(t.nack([first.leaseToken]), status.FAILED_PRECONDITION, 'stale');
+    await expectStatus(t.extend([first.leaseToken], dur(60)), status.FAILED_PRECONDITION, 'stale');
+    // Stale next to the repeat in one call: the repeat succeeds, the stale one does not.
+    await expectStatus(t.ack(first.leaseToken, second.leaseToken), status.FAILED_PRECONDITION, '1 of 2 lease tokens are stale');
+    // The repeat is answered from the database, not from this replica's memory: as another replica would.
+    expect((await t.ack(second.leaseToken)).acked).toBe(1);
   });
 
   it('an ack mixing a stale token with a good one acks the good one and fails FAILED_PRECONDITION naming how many', async () => {

@@ -101,7 +101,7 @@ describe('inboxd migrations', () => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {
-      const broken = { version: MIGRATIONS.length + 1, name: 'broken', up: (s: string) => `CREATE TABLE ${s}.half_made (x int); SELECT 1 / 0` };
+      const broken = { version: MIGRATIONS.at(-1)!.version + 1, name: 'broken', up: (s: string) => `CREATE TABLE ${s}.half_made (x int); SELECT 1 / 0` };
       await expect(migrate(clientTransactions(c), 'inboxd', [...MIGRATIONS, broken])).rejects.toThrow(
         `inboxd migration ${broken.version} (broken) failed in schema "inboxd", nothing of it kept: division by zero`,
       );

@@ -82,7 +82,8 @@ describe('sdk against server processes', () => {
     // Two subscribers: on a pool of two channels, one rides each server's connection.
     const consumed = newClient({ endpoints: [a.address, b.address], poolSize: 2 });
     const subQueue = queueName('endpoints-sub');
-    await c.queues.create(subQueue);
+    // Counted acked (stats.acked): kept as history, not deleted by the ack (the default).
+    await c.queues.create(subQueue, { ackedRetention: '1h' });
     const handled = new Set<string>();
     const subs = [0, 1].map(() => consumed.subscribe(subQueue, (m: ReceivedMessage) => void handled.add(m.id), { visibilityTimeout: '2s' }));
     expect(consumed.pool.channels.map(ch => ch.streams)).toEqual([1, 1]);
@@ -125,7 +126,7 @@ describe('sdk against server processes', () => {
     const address = `127.0.0.1:${port}`;
     const c = newClient({ address, poolSize: 2 });
     const queue = queueName('restart');
-    await c.queues.create(queue);
+    await c.queues.create(queue, { ackedRetention: '1h' }); // counted acked below
 
     // A long poll in flight when the server dies…
     const polling = c.lease(queue, { wait: '20s' });
@@ -151,7 +152,7 @@ describe('sdk against server processes', () => {
     const p1 = await start(port);
     const c = newClient({ address: `127.0.0.1:${port}`, poolSize: 2 });
     const queue = queueName('survive');
-    await c.queues.create(queue);
+    await c.queues.create(queue, { ackedRetention: '1h' }); // counted acked below
     const sent = await Promise.all(Array.from({ length: 500 }, (_, i) => c.send(queue, `m${i}`)));
     expect(new Set(sent).size).toBe(500);
 

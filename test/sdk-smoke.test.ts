@@ -15,7 +15,7 @@ describe('sdk smoke', () => {
   });
 
   it('publishes in batches and a subscriber handles every message once', async () => {
-    await client.queues.create('sdk-smoke');
+    await client.queues.create('sdk-smoke', { ackedRetention: '1h' }); // counted acked below
     const ids = await Promise.all(Array.from({ length: 1000 }, (_, i) => client.sendJson('sdk-smoke', { i })));
     expect(new Set(ids).size).toBe(1000);
     const seen = new Set<string>();

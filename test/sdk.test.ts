@@ -17,6 +17,8 @@ type Server = Awaited<ReturnType<typeof startServer>>;
 
 let n = 0;
 const queueName = (prefix: string) => `${prefix}-${++n}-${randomUUID().slice(0, 6)}`;
+/** For the tests that count acked messages (stats.acked): kept as history, not deleted by the ack (the default). */
+const KEEP_ACKED = { ackedRetention: '1h' } as const;
 
 /** Counts the attempts (RPCs actually started) of one unary method over every channel of a client's pool. */
 function countAttempts(client: InboxdClient, service: 'inbox' | 'queues', method: string): { count: number } {
@@ -376,7 +378,7 @@ describe('sdk against an in-process server', () => {
   describe('subscriber', () => {
     it('never runs more handlers at once than maxOutstandingMessages, nor holds more', async () => {
       const queue = queueName('flow');
-      await client.queues.create(queue);
+      await client.queues.create(queue, KEEP_ACKED);
       const ids = await sendMany(queue, 60);
       let running = 0;
       let maxRunning = 0;
@@ -404,7 +406,7 @@ describe('sdk against an in-process server', () => {
 
     it('extends the lease while a handler runs 3x the visibility timeout: no redelivery, the ack lands', async () => {
       const queue = queueName('extend');
-      await client.queues.create(queue, { visibilityTimeout: '1s' });
+      await client.queues.create(queue, { visibilityTimeout: '1s', ...KEEP_ACKED });
       const id = await client.send(queue, 'slow');
       const deliveries: string[] = [];
       const extendErrors: unknown[] = [];
@@ -444,7 +446,7 @@ describe('sdk against an in-process server', () => {
 
     it("close({ behavior: 'drain' }) waits for running handlers and their acks; nothing new is delivered", async () => {
       const queue = queueName('drain');
-      await client.queues.create(queue);
+      await client.queues.create(queue, KEEP_ACKED);
       await sendMany(queue, 10);
       let started = 0;
       let finished = 0;
@@ -476,7 +478,7 @@ describe('sdk against an in-process server', () => {
 
     it("close({ behavior: 'nack' }) returns held messages at once, for another attempt", async () => {
       const queue = queueName('nack');
-      await client.queues.create(queue);
+      await client.queues.create(queue, KEEP_ACKED);
       const ids = await sendMany(queue, 3);
       let release!: () => void;
       const hold = new Promise<void>(r => (release = r));
@@ -540,7 +542,7 @@ describe('sdk against an in-process server', () => {
 
     it('close() resolves as soon as the last answer arrives, an extension answered after the ack included', async () => {
       const queue = queueName('close-extend');
-      await client.queues.create(queue);
+      await client.queues.create(queue, KEEP_ACKED);
       await sendMany(queue, 1);
       const sub = subscribe(client, queue, { visibilityTimeout: '30s' });
       const it = sub[Symbol.asyncIterator]();
@@ -562,7 +564,7 @@ describe('sdk against an in-process server', () => {
 
     it('iterator mode: for await over the subscription, ack each, break after N; the rest go back', async () => {
       const queue = queueName('iter');
-      await client.queues.create(queue);
+      await client.queues.create(queue, KEEP_ACKED);
       const ids = await sendMany(queue, 10);
       const sub = subscribe(client, queue, { maxOutstandingMessages: 4, visibilityTimeout: '30s' });
       const acked: string[] = [];
@@ -585,7 +587,7 @@ describe('sdk against an in-process server', () => {
   describe('pull API', () => {
     it('lease, then ack/nack/extend through the messages and through the client with tokens', async () => {
       const queue = queueName('pull');
-      await client.queues.create(queue);
+      await client.queues.create(queue, KEEP_ACKED);
       const ids = await Promise.all(['a', 'b', 'c', 'd'].map(p => client.send(queue, p)));
       const ms = await client.lease(queue, { max: 4, visibilityTimeout: '5s', wait: '1s' });
       expect(ms.map(m => m.id).sort()).toEqual([...ids].sort());

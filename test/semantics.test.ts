@@ -410,7 +410,7 @@ describe('priority and delay', () => {
 });
 
 describe('acked_retention 0: an ack deletes', () => {
-  it('deletes the acked message at once: nothing acked stored or counted; a repeated ack succeeds; a nack and a stale ack as ever', async () => {
+  it('deletes the acked message at once: nothing acked stored or counted; a repeated ack succeeds; a stale token fails while the record of the later ack lasts', async () => {
     const q = fresh('keep-none');
     const created = await a.create(q, { ackedRetention: dur(0) });
     expect(created.queue!.config!.ackedRetention).toEqual({ seconds: '0', nanos: 0 });
@@ -422,7 +422,8 @@ describe('acked_retention 0: an ack deletes', () => {
     const rows = async () =>
       (await srv.app.core.db.exec({ text: 'SELECT count(*)::int AS n FROM inboxd.job WHERE name = $1', values: [q] })).rows[0].n as number;
     expect(await rows()).toBe(2);
-    // A client retrying a lost answer: the message is gone, the ack is done.
+    // A client retrying a lost answer: the message is gone, acked at its first attempt, no other
+    // attempt had a token: the ack is done.
     expect((await a.ack(one.leaseToken)).acked).toBe(1);
     // A nack still returns the message; its old token is stale once it is leased again.
     await a.nack([two.leaseToken]);
@@ -431,6 +432,13 @@ describe('acked_retention 0: an ack deletes', () => {
     await expectStatus(a.ack(two.leaseToken), status.FAILED_PRECONDITION, 'stale');
     await a.ack(again[0].leaseToken, three.leaseToken);
     expect(await rows()).toBe(0);
+    // Gone, acked at attempt 2: its record tells the repeat (success) from attempt 1's token (stale).
+    expect((await a.ack(again[0].leaseToken)).acked).toBe(1);
+    await expectStatus(a.ack(two.leaseToken), status.FAILED_PRECONDITION, 'stale');
+    // Past the record's window (an hour at least) the message is gone and nothing says how: the
+    // ack succeeds, as SQS's DeleteMessage of a deleted message does.
+    await srv.app.core.db.exec({ text: `UPDATE inboxd.inboxd_acked SET keep_until = now() - interval '1 second' WHERE id = $1`, values: [two.message!.id] });
+    expect((await a.ack(two.leaseToken)).acked).toBe(1);
     expect(counts(await a.stats(q))).toMatchObject({ depth: 0, leased: 0, acked: 0 });
     // Back to keeping an hour of history: acks mark, as before.
     await a.update(q, { ackedRetention: dur(3600) }, ['acked_retention']);

@@ -54,6 +54,26 @@ async function lease(name: string, count = 1, seconds = 30): Promise<{ ids: stri
   return { ids: got.map(j => j.id), pairs: sql.fencePairs(got.map(j => ({ id: j.id, retryCount: j.retry_count }))) };
 }
 
+/** One new message leased for its second attempt (the first nacked back at once). */
+async function secondAttempt(name: string, seconds = 30): Promise<{ ids: string[]; pairs: string[] }> {
+  const [id] = await send(name);
+  const first = await leaseOnly(name, id!);
+  await run(sql.requeue(S, name, first, 0, 'again'));
+  const got = await leaseOnly(name, id!, seconds);
+  expect(got).toEqual([`${id}:1`]);
+  return { ids: [id!], pairs: got };
+}
+
+/** Leases until `id` comes (others of the queue are put back as they were: nacked at once). */
+async function leaseOnly(name: string, id: string, seconds = 30): Promise<string[]> {
+  for (;;) {
+    const got = await rows(sql.lease(S, name, 100, seconds, Number.MAX_SAFE_INTEGER));
+    if (got.length === 0) throw new Error(`${id} not leasable`);
+    const mine = got.filter(j => j.id === id);
+    if (mine.length > 0) return sql.fencePairs(mine.map(j => ({ id: j.id, retryCount: j.retry_count })));
+  }
+}
+
 async function job(id: string): Promise<Record<string, any>> {
   return (await db.query(`SELECT * FROM ${S}.job WHERE id = $1`, [id])).rows[0];
 }
@@ -186,6 +206,44 @@ const cases: Record<string, () => Promise<void>> = {
     expect(await rows(sql.deleteAcked(S, q, [pairs[0]!, `${ids[1]}:7`]))).toEqual([{ id: ids[0] }]);
     expect(await job(ids[0]!)).toBeUndefined();
     expect(await job(ids[1]!)).toMatchObject({ state: 'active' });
+    // Acked at its first attempt: no record (no other attempt had a token).
+    expect((await db.query(`SELECT * FROM ${S}.inboxd_acked WHERE id = $1`, [ids[0]])).rows).toEqual([]);
+    // At a later attempt: its record, in the same statement, kept an hour (its lease, 30 s, is shorter).
+    const again = await secondAttempt(q);
+    expect(await rows(sql.deleteAcked(S, q, again.pairs))).toEqual([{ id: again.ids[0] }]);
+    const [record] = (await db.query(`SELECT * FROM ${S}.inboxd_acked WHERE id = $1`, [again.ids[0]])).rows;
+    expect(record).toMatchObject({ queue: q, retry_count: 1 });
+    expect(record.keep_until.getTime() - Date.now()).toBeGreaterThan((sql.ACK_RECORD_MIN_SEC - 60) * 1000);
+    // A lease longer than the hour keeps it as long as that lease.
+    const long = await secondAttempt(q, 3 * 3600);
+    await run(sql.deleteAcked(S, q, long.pairs));
+    const [longer] = (await db.query(`SELECT keep_until FROM ${S}.inboxd_acked WHERE id = $1`, [long.ids[0]])).rows;
+    expect(longer.keep_until.getTime() - Date.now()).toBeGreaterThan((3 * 3600 - 60) * 1000);
+  },
+  async ackRecords() {
+    const q = await queue();
+    const [waiting] = await send(q);
+    const { ids, pairs } = await secondAttempt(q);
+    const acked = ids[0];
+    await run(sql.deleteAcked(S, q, pairs));
+    expect(await rows(sql.ackRecords(S, q, [acked!, waiting!]))).toEqual([{ id: acked, retryCount: 1 }]);
+    // Another queue's record of the same id is not this queue's.
+    expect(await rows(sql.ackRecords(S, await queue(), [acked!]))).toEqual([]);
+    // Past its window it counts for nothing, pruned or not.
+    await db.query(`UPDATE ${S}.inboxd_acked SET keep_until = now() - interval '1 second' WHERE id = $1`, [acked]);
+    expect(await rows(sql.ackRecords(S, q, [acked!]))).toEqual([]);
+  },
+  async dropAckRecords() {
+    const q = await queue();
+    const old = await secondAttempt(q);
+    await run(sql.deleteAcked(S, q, old.pairs));
+    const recent = await secondAttempt(q);
+    await run(sql.deleteAcked(S, q, recent.pairs));
+    await db.query(`UPDATE ${S}.inboxd_acked SET keep_until = now() - interval '1 second' WHERE id = $1`, [old.ids[0]]);
+    expect((await run(sql.dropAckRecords(S, 1000))).rowCount).toBeGreaterThanOrEqual(1);
+    expect((await db.query(`SELECT id FROM ${S}.inboxd_acked WHERE id = ANY($1::uuid[])`, [[old.ids[0], recent.ids[0]]])).rows).toEqual([
+      { id: recent.ids[0] },
+    ]);
   },
   async requeue() {
     const q = await queue();

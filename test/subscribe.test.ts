@@ -172,9 +172,10 @@ describe('Subscribe', () => {
     return s;
   };
 
-  const createQueue = async (c = srv.clients) => {
+  /** `keepAcked`: acked messages kept as history (counted in stats.acked), not deleted by the ack (the default). */
+  const createQueue = async (c = srv.clients, keepAcked = false) => {
     const name = `sub-${randomUUID().slice(0, 8)}`;
-    await call(c.queues, c.queues.createQueue, { name });
+    await call(c.queues, c.queues.createQueue, CreateQueueRequest.fromPartial({ name, config: keepAcked ? { ackedRetention: dur(3600) } : undefined }));
     return name;
   };
 
@@ -324,7 +325,7 @@ describe('Subscribe', () => {
   });
 
   it('never has more deliveries outstanding than max_outstanding_messages, and delivers everything exactly once', async () => {
-    const queue = await createQueue();
+    const queue = await createQueue(undefined, true);
     const ids = await send(queue, 50);
     const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 5 }, visibilityTimeout: dur(30) });
 
@@ -477,7 +478,6 @@ describe('Subscribe', () => {
     // The stream goes on after failed tokens, and the acked message is gone.
     expect(sub.closed).toBe(false);
     const st = await stats(queue);
-    expect(Number(st.acked)).toBe(1);
     expect(Number(st.depth) + Number(st.leased)).toBe(0);
     // The stale one is still in its queue for another attempt, untouched by the failed ack.
     const again = await leaseAll(staleQueue, 1, 5);
@@ -617,7 +617,7 @@ describe('Subscribe', () => {
   });
 
   it('shares one queue between two subscribers with no message delivered to both', async () => {
-    const queue = await createQueue();
+    const queue = await createQueue(undefined, true);
     const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 15 }, visibilityTimeout: dur(30) });
     const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 15 }, visibilityTimeout: dur(30) });
     // Both streams are open (a round trip on each) before the messages come.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type CreateClientOptions, createClient } from '@inboxd/sdk';
+import { type CreateClientOptions, createClient, type QueueConfig } from '@inboxd/sdk';
 import { type Ctx, count, stampedPayload, stampOf } from '../lib/context.js';
 import { measureCpu } from '../lib/cpu.js';
 import { percentiles, type Result, rate } from '../lib/report.js';
@@ -26,11 +26,20 @@ export async function e2eThroughputAuth(ctx: Ctx): Promise<Result> {
   return runE2E(ctx, 'e2e_throughput_auth', await ctx.pg.createDatabase('e2eauth'), count(ctx, 100_000, 20_000), undefined, true);
 }
 
+/**
+ * The e2e queue's settings. BENCH_ACKED_RETENTION (a duration, e.g. 0s or 1h) sets its
+ * acked_retention, to compare an ack that deletes with one that keeps history; unset, the default.
+ */
+function e2eQueueConfig(): QueueConfig {
+  const retention = process.env.BENCH_ACKED_RETENTION as QueueConfig['ackedRetention'];
+  return { visibilityTimeout: '60s', ...(retention ? { ackedRetention: retention } : {}) };
+}
+
 /** With auth: a principal `bench` with send and consume on 'e2e', and its key. */
 async function benchPrincipal(address: string, adminKey: string): Promise<string> {
   const admin = createClient({ address, apiKey: adminKey, poolSize: 1 });
   try {
-    await admin.queues.ensure('e2e', { visibilityTimeout: '60s' });
+    await admin.queues.ensure('e2e', e2eQueueConfig());
     await admin.auth.createPrincipal('bench');
     await admin.auth.addGrant('bench', 'e2e', ['send', 'consume', 'browse']);
     return (await admin.auth.createKey('bench')).secret;
@@ -51,7 +60,7 @@ export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prep
   const client = createClient({ address: server.address, poolSize: 4, ...creds });
   try {
     // With auth, the admin made it (benchPrincipal): `bench` may use it, not create queues.
-    if (!auth) await client.queues.ensure('e2e', { visibilityTimeout: '60s' });
+    if (!auth) await client.queues.ensure('e2e', e2eQueueConfig());
     const latencies: number[] = [];
     let handled = 0;
     let allHandled!: () => void;
@@ -90,6 +99,7 @@ export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prep
       ...percentiles(latencies),
       extra: {
         auth: auth ? 'required' : 'off',
+        acked_retention_ms: (await client.queues.get('e2e')).ackedRetentionMs,
         producers: PRODUCERS,
         subscribers: CONSUMERS,
         publish_msgs_per_sec: rate(n, publishSeconds),

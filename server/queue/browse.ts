@@ -172,9 +172,16 @@ export class Browser {
   }
 
   async get(queue: string, id: string): Promise<MessageInfo> {
-    await this.registry.get(queue);
+    const { config } = await this.registry.get(queue);
     const [row] = await this.exec(sql.browseMessage(this.schema, queue, id));
-    if (!row) throw notFound(`message ${id} not found in queue ${queue} (acked messages are kept for the queue's acked_retention)`);
+    if (!row) throw notFound(`message ${id} not found in queue ${queue} (${keptAcked(config.ackedRetentionSec)})`);
     return toInfo(row);
   }
+}
+
+/** What a queue keeps of acked messages, for a not-found answer: the likeliest reason it is gone. */
+function keptAcked(sec: number): string {
+  if (sec === 0) return 'this queue keeps no acked messages: an ack deletes it (acked_retention 0)';
+  const span = sec % 3600 === 0 ? `${sec / 3600}h` : sec % 60 === 0 ? `${sec / 60}m` : `${sec}s`;
+  return `this queue keeps acked messages for its acked_retention, ${span}`;
 }

@@ -123,11 +123,12 @@ export class MessageStore {
       const deletes = await this.deletesOnAck(queue);
       const done = await this.acked(queue, refs, deletes);
       const missing = refs.filter(r => !done.has(r.id));
-      // An ack repeated (a client retry after a lost response) finds the message already completed
-      // at the same attempt: success, not a stale lease. On a queue whose acks delete, it finds the
-      // message gone (acked before, or by the holder of a later attempt, or purged): nothing is left
-      // to settle and nothing will be delivered again, so that is success too.
-      const repeated = deletes ? await this.goneOf(queue, missing) : await this.completedAt(queue, missing);
+      // An ack repeated (a client retry after a lost response, here or on another replica) finds
+      // its attempt already acked: success, not a stale lease. Kept as a completed message; or,
+      // deleted (acked_retention 0), gone: then the ack's record, written for an attempt after the
+      // first, tells a stale token (another attempt was acked) from the repeat. Records are looked
+      // at whatever the queue's setting now, which an update may have changed since the first ack.
+      const repeated = missing.length === 0 ? new Set<string>() : await this.repeatedAcks(queue, missing, deletes);
       return new Map(refs.map(r => [r.id, done.has(r.id) || repeated.has(r.id) ? {} : undefined]));
     });
     const acked = outcomes.filter(o => o.ok);
@@ -259,12 +260,6 @@ export class MessageStore {
     return out;
   }
 
-  /** Of `refs`, the attempts already acked. */
-  private async completedAt(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
-    const states = await this.statesOf(queue, refs);
-    return new Set(states.filter(({ row, attempt }) => row.state === 'completed' && row.retryCount === attempt).map(({ row }) => row.id as string));
-  }
-
   /** Settles fenced leases as acked (completed, or deleted on a queue that keeps no acked history); the ids it settled. */
   private async acked(queue: string, refs: LeaseRef[], deletes: boolean): Promise<Set<string>> {
     if (deletes) return new Set((await this.exec(sql.deleteAcked(this.schema, queue, sql.fencePairs(refs)))).rows.map(r => r.id as string));
@@ -275,10 +270,40 @@ export class MessageStore {
     return new Set(res.settled ?? []);
   }
 
-  /** Of `refs`, the messages no longer stored at all. */
-  private async goneOf(queue: string, refs: LeaseRef[]): Promise<Set<string>> {
-    const present = new Set((await this.statesOf(queue, refs)).map(({ row }) => row.id as string));
-    return new Set(refs.filter(r => !present.has(r.id)).map(r => r.id));
+  /**
+   * Of `refs` (tokens whose ack settled nothing), those repeating an ack that succeeded: their
+   * attempt is completed, or an ack deleted it, by the record it left (migrations/007-ack-records.ts).
+   * A message gone with no record of another attempt, on a queue whose acks delete (`deletes`),
+   * counts as acked too: acked at its first delivery (no record needed: no other attempt had a
+   * token), or gone another way (purged, expired, dropped) or longer ago than records are kept,
+   * when there is nothing left to settle (SQS's DeleteMessage of a deleted message succeeds). On a
+   * queue keeping history, a message gone without a record is stale, as before.
+   */
+  private async repeatedAcks(queue: string, refs: LeaseRef[], deletes: boolean): Promise<Set<string>> {
+    const states = await this.statesOf(queue, refs);
+    const out = new Set(states.filter(({ row, attempt }) => row.state === 'completed' && row.retryCount === attempt).map(({ row }) => row.id as string));
+    const present = new Set(states.map(({ row }) => row.id as string));
+    const gone = refs.filter(r => !present.has(r.id));
+    if (gone.length === 0) return out;
+    const { rows } = await this.exec(
+      sql.ackRecords(
+        this.schema,
+        queue,
+        gone.map(r => r.id),
+      ),
+    );
+    const recorded = new Map(rows.map(r => [r.id as string, r.retryCount as number]));
+    for (const r of gone) {
+      const at = recorded.get(r.id);
+      if (at === r.retryCount || (at === undefined && deletes)) out.add(r.id);
+    }
+    return out;
+  }
+
+  /** Forgets up to `limit` ack records whose window passed; returns how many. */
+  async dropAckRecords(limit: number): Promise<number> {
+    const res = await this.exec(sql.dropAckRecords(this.schema, limit));
+    return (res as { rowCount?: number }).rowCount ?? 0;
   }
 
   /** The state of each message `refs` name now, beside the attempt its token named. */

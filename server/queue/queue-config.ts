@@ -100,7 +100,9 @@ export function fromBossOptions(q: BossQueue, extra: Partial<ExtraQueueConfig> =
     retryDelaySec: q.retryDelay ?? 0,
     retryBackoff: q.retryBackoff ?? false,
     retryDelayMaxSec: q.retryDelayMax ?? 0,
-    ackedRetentionSec: deleteOnAck ? 0 : (q.deleteAfterSeconds ?? QUEUE_DEFAULTS.ackedRetentionSec),
+    // Acks that do not delete keep what they acked for pg-boss's deletion time (NOT NULL in its
+    // queue table): a queue without inboxd's row (auto-created before 0 was the default) keeps its.
+    ackedRetentionSec: deleteOnAck ? 0 : (q.deleteAfterSeconds as number),
   };
 }
 

@@ -74,7 +74,16 @@ export class QueueRegistry {
   async ensure(name: string): Promise<QueueInfo> {
     const found = await this.find(name);
     if (found) return found;
-    await this.boss.createQueue(name, toBossOptions(QUEUE_DEFAULTS));
+    // As CreateQueue makes one, with its settings row: acked_retention 0 (the default) is one of
+    // inboxd's own settings, which pg-boss's createQueue alone would leave out (a queue without a
+    // row keeps its acked messages for pg-boss's deletion time). Of ensures racing, one creates,
+    // the others find its queue.
+    try {
+      await this.db.exec(sql.createQueue(this.schema, name, { ...toBossOptions(QUEUE_DEFAULTS), policy: 'standard' }, extraOf(QUEUE_DEFAULTS)));
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+    }
+    this.cache.delete(name);
     return this.get(name);
   }
 

@@ -98,8 +98,43 @@ export function extendLeases(schema: string, queue: string, pairs: string[], sec
  */
 export function deleteAcked(schema: string, queue: string, pairs: string[]): Sql {
   return {
-    text: `DELETE FROM ${schema}.job WHERE name = $1 AND ${FENCE} RETURNING id::text AS id`,
-    values: [queue, pairs],
+    // The ack's record (migrations/007-ack-records.ts) in the same statement as the DELETE: both
+    // or neither. Only for an attempt after the first: a message acked at its first delivery had
+    // no other, so no token of it can be stale. Kept an hour after the ack, or the acked attempt's
+    // lease if longer.
+    text: `WITH gone AS (
+        DELETE FROM ${schema}.job WHERE name = $1 AND ${FENCE} RETURNING id, retry_count, expire_seconds
+      ), kept AS (
+        INSERT INTO ${schema}.inboxd_acked (id, queue, retry_count, keep_until)
+        SELECT id, $1, retry_count, now() + GREATEST($3::int, expire_seconds) * interval '1 second' FROM gone WHERE retry_count > 0
+        ON CONFLICT (id, queue) DO UPDATE SET retry_count = excluded.retry_count, keep_until = excluded.keep_until
+      )
+      SELECT id::text AS id FROM gone`,
+    values: [queue, pairs, ACK_RECORD_MIN_SEC],
+  };
+}
+
+/** How long at least an ack that deleted its message is remembered (inboxd_acked): one hour. */
+export const ACK_RECORD_MIN_SEC = 3600;
+
+/**
+ * Of the messages `ids` names, those an ack deleted within their record's window, with the
+ * attempt (retry_count) acked: a token of that attempt repeats the ack, any other is stale.
+ */
+export function ackRecords(schema: string, queue: string, ids: string[]): Sql {
+  return {
+    text: `SELECT id::text AS id, retry_count AS "retryCount" FROM ${schema}.inboxd_acked
+      WHERE id = ANY($2::uuid[]) AND queue = $1 AND keep_until > now()`,
+    values: [queue, ids],
+  };
+}
+
+/** Forgets up to `limit` ack records whose window passed. */
+export function dropAckRecords(schema: string, limit: number): Sql {
+  return {
+    text: `DELETE FROM ${schema}.inboxd_acked WHERE (id, queue) IN (
+        SELECT id, queue FROM ${schema}.inboxd_acked WHERE keep_until <= now() LIMIT $1)`,
+    values: [limit],
   };
 }
 

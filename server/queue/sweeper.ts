@@ -41,11 +41,12 @@ export class Sweeper {
 
   /**
    * One pass; returns how many leases it expired. Also ends waiting messages past their
-   * expires_at, and forgets dedup keys whose window passed.
+   * expires_at, and forgets dedup keys and ack records whose window passed.
    */
   async sweep(): Promise<number> {
     while ((await this.store.expireQueued(1000)) === 1000 && !this.stopped);
     while ((await this.store.dropExpiredDedupKeys(1000)) === 1000 && !this.stopped);
+    while ((await this.store.dropAckRecords(1000)) === 1000 && !this.stopped);
     let total = 0;
     for (;;) {
       const expired = await this.store.expiredLeases(1000);

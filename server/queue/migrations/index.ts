@@ -4,6 +4,7 @@ import { lease } from './003-lease.js';
 import { deleteOnAck } from './004-delete-on-ack.js';
 import { insert } from './005-insert.js';
 import { insertLeased } from './006-insert-leased.js';
+import { ackRecords } from './007-ack-records.js';
 
 /**
  * One step of inboxd's own tables (those beside pg-boss's in its schema). Applied once per
@@ -19,4 +20,4 @@ export interface Migration {
 }
 
 /** Every migration this build knows, oldest first; versions 1, 2, 3… without gaps. */
-export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease, deleteOnAck, insert, insertLeased];
+export const MIGRATIONS: readonly Migration[] = [queueExtras, auth, lease, deleteOnAck, insert, insertLeased, ackRecords];
