@@ -1,15 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { SendRequest } from '@inboxd/proto/v1/inbox';
 import { Message } from '@inboxd/proto/v1/message';
 import type { PublisherOptions } from './default-options.js';
 import { type Duration, toMs } from './durations.js';
 import { Code, InboxdError } from './errors.js';
+import { newMessageId } from './message-id.js';
 import type { CallOptions, Rpc } from './rpc.js';
 
 export type Payload = Uint8Array | string;
 
 export interface SendOptions {
-  /** A UUID of your own, to make a resend of the same message a no-op. Default: a new one. */
+  /** A UUID of your own, to make a resend of the same message a no-op. Default: a new one (a UUIDv7, time-ordered). */
   id?: string;
   contentType?: string;
   headers?: Record<string, string>;
@@ -41,7 +41,7 @@ export function buildMessage(queue: string, payload: Payload, options: SendOptio
         ? payload
         : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   return Message.fromPartial({
-    id: options.id ?? randomUUID(),
+    id: options.id ?? newMessageId(),
     queue,
     payload: bytes,
     contentType: options.contentType ?? (typeof payload === 'string' ? 'text/plain; charset=utf-8' : ''),

@@ -36,6 +36,6 @@ export async function historyGrowth(ctx: Ctx): Promise<Result[]> {
   });
   grown.baseline = fresh.name;
   grown.ratio = +(grown.msgs_per_sec / fresh.msgs_per_sec).toFixed(3);
-  grown.extra = { ...grown.extra, history, target_ratio: 0.8 };
+  grown.extra = { ...grown.extra, history, target_ratio: 0.9 };
   return [fresh, grown];
 }

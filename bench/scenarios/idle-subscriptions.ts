@@ -67,7 +67,7 @@ export async function idleSubscriptions(ctx: Ctx): Promise<Result> {
         delivered: got,
         channels: client.pool.channels.length,
         all_open_after_ms: openedMs,
-        targets: 'rss<=512MB idle_cpu<=5% p99<=50ms (at 10,000 streams)',
+        targets: 'rss<=400MB idle_cpu<=3% p99<=25ms (at 10,000 streams)',
       },
     };
   } finally {

@@ -1,9 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
 import type { PgBoss } from 'pg-boss';
 import { InboxdError, isQueueNotFound, notFound } from '../errors.js';
 import type { Database } from './database.js';
+import { newMessageId } from './message-id.js';
 import type { QueueRegistry } from './queue-registry.js';
 import * as sql from './sql.js';
 
@@ -81,7 +82,7 @@ export class Topics {
       const mine = ids[i]!;
       const item = items[i]!;
       let id = mine.get(queue);
-      if (!id) mine.set(queue, (id = item.clientId ? copyId(item.message.id, queue) : randomUUID()));
+      if (!id) mine.set(queue, (id = item.clientId ? copyId(item.message.id, queue) : newMessageId()));
       return id;
     };
     for (let attempt = 0; ; attempt++) {

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import type { Message } from '@inboxd/proto/v1/message';
 import { invalid } from '../errors.js';
+import { newMessageId } from '../queue/message-id.js';
 import { QUEUE_NAME } from '../queue/queue-name.js';
 
 /**
@@ -144,7 +144,7 @@ function message(m: Message, i: number, limits: SendLimits): Message {
   if (m.inReplyToLeaseToken.length > 1000)
     throw invalid(`${at}.in_reply_to_lease_token is longer than a lease token: pass the request's lease_token as delivered`);
   // The decoded request's own message, given its id in place: no copy of every message sent.
-  m.id = m.id ? m.id.toLowerCase() : randomUUID();
+  m.id = m.id ? m.id.toLowerCase() : newMessageId();
   return m;
 }
 

@@ -1,0 +1,27 @@
+import { randomFillSync } from 'node:crypto';
+
+/** Random bytes drawn 4 KiB at a time: one system call per 256 ids, not one per id. */
+const pool = Buffer.alloc(16 * 256);
+let used = pool.length;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * A new message id: a UUIDv7 (RFC 9562), its first 48 bits the time in ms, the rest random (74
+ * bits). Ids made later sort later, so each new row's primary-key entry goes to the right edge of
+ * pg-boss's job_pkey, not to a random page of it: with 1,000,000 acked messages retained, random
+ * (v4) ids cost the e2e bench 17-20 % of its throughput, time-ordered ones 4-8 %
+ * (history_growth). The server makes the ids it assigns the same way (server/queue/message-id.ts).
+ */
+export function newMessageId(now = Date.now()): string {
+  if (used === pool.length) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  const b = pool.subarray(used, (used += 16));
+  b.writeUIntBE(now, 0, 6);
+  b[6] = (b[6]! & 0x0f) | 0x70; // version 7
+  b[8] = (b[8]! & 0x3f) | 0x80; // variant 10
+  let s = '';
+  for (let i = 0; i < 16; i++) s += (i === 4 || i === 6 || i === 8 || i === 10 ? '-' : '') + HEX[b[i]!];
+  return s;
+}
