@@ -26,6 +26,7 @@ export {
 } from './default-options.js';
 export type { Duration } from './durations.js';
 export { Code, InboxdError } from './errors.js';
+export { newMessageId } from './message-id.js';
 export {
   type DeadLetterOrigin,
   type ListMessagesOptions,

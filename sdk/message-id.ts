@@ -6,11 +6,12 @@ let used = pool.length;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**
- * A new message id: a UUIDv7 (RFC 9562), its first 48 bits the time in ms, the rest random (74
+ * A new message id, as send() makes one when given none (the server too, for a message sent
+ * without one): a UUIDv7 (RFC 9562), its first 48 bits the time in ms, the rest random (74
  * bits). Ids made later sort later, so each new row's primary-key entry goes to the right edge of
  * pg-boss's job_pkey, not to a random page of it: with 1,000,000 acked messages retained, random
  * (v4) ids cost the e2e bench 17-20 % of its throughput, time-ordered ones 4-8 %
- * (history_growth). The server makes the ids it assigns the same way (server/queue/message-id.ts).
+ * (history_growth). A good id of your own, too (a resend with the same id is a no-op).
  */
 export function newMessageId(now = Date.now()): string {
   if (used === pool.length) {

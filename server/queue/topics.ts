@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { SendResult } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
+import { newMessageId } from '@inboxd/sdk';
 import type { PgBoss } from 'pg-boss';
 import { InboxdError, isQueueNotFound, notFound } from '../errors.js';
 import type { Database } from './database.js';
-import { newMessageId } from './message-id.js';
 import type { QueueRegistry } from './queue-registry.js';
 import * as sql from './sql.js';
 

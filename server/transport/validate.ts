@@ -1,7 +1,7 @@
 import type { Duration } from '@inboxd/proto/google/protobuf/duration';
 import type { Message } from '@inboxd/proto/v1/message';
+import { newMessageId } from '@inboxd/sdk';
 import { invalid } from '../errors.js';
-import { newMessageId } from '../queue/message-id.js';
 import { QUEUE_NAME } from '../queue/queue-name.js';
 
 /**
