@@ -97,6 +97,10 @@ export class QueueCore {
       schema: opts.schema,
       useListenNotify: false, // inboxd listens itself (Wakeups); pg-boss runs no workers here
       registerInstance: false,
+      // pg-boss resolves job dependencies (flows) every 5 s by default: a read of every queue and a
+      // statement per 100 of them. inboxd stores no dependencies, and at 10,000 queues that pass was
+      // most of an idle server's work (20 of its 25 statements a second). Once a day is the floor it keeps.
+      flowIntervalSeconds: 86_400,
       clock: this.clock,
     } as ConstructorParameters<typeof PgBoss>[0]);
     // A pooled connection that dies while idle: the pool drops it, the next call opens another.
