@@ -32,6 +32,9 @@ interface Waiter {
   resent?: boolean;
 }
 
+/** The lease keeper extends, in one pass, leases due this soon after the one it woke for. */
+const KEEPER_SLACK_MS = 50;
+
 /** Statuses that end a subscription instead of reconnecting: retrying cannot help. */
 const FATAL = (code: Code) => !STREAM_RETRYABLE.has(code) && code !== Code.CANCELLED && code !== Code.INTERNAL && code !== Code.UNKNOWN;
 
@@ -46,7 +49,8 @@ const FATAL = (code: Code) => !STREAM_RETRYABLE.has(code) && code !== Code.CANCE
  * roughly maxOutstandingBytes) delivered and unsettled on the stream. Acks, nacks and lease
  * extensions go in batches on the stream, each with a promise answered from the server's
  * per-token results; while the stream is down they wait for the next one. Leases of messages
- * whose handler runs are extended at half their length, up to maxExtension after receipt.
+ * whose handler runs are extended at half their length, up to maxExtension after receipt, by
+ * one lease keeper (a timer for the earliest due) rather than a timer per message.
  *
  * On a reconnect, messages whose handlers still run keep running: the server released their
  * leases when the old stream died (or they expire, if the server died), so they come again —
@@ -55,7 +59,11 @@ const FATAL = (code: Code) => !STREAM_RETRYABLE.has(code) && code !== Code.CANCE
 export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMessage> {
   private stream?: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
   private releaseChannel = () => {};
-  private readonly held = new Map<string, { message: ReceivedMessage; timer?: NodeJS.Timeout }>();
+  /** Delivered and unsettled, by lease token; `extendAt`: when the lease keeper extends it (Infinity: never, or under way). */
+  private readonly held = new Map<string, { message: ReceivedMessage; extendAt: number }>();
+  /** The lease keeper: one timer for every held message, armed for the earliest `extendAt`. */
+  private keeperTimer?: NodeJS.Timeout;
+  private keeperAt = Number.POSITIVE_INFINITY;
   private queued: Waiter[] = [];
   private readonly sent = new Map<string, Waiter[]>();
   private flushTimer?: NodeJS.Timeout;
@@ -148,7 +156,6 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
   private fail(err: InboxdError): void {
     this.stopped = true;
     for (const w of this.queued.splice(0)) w.reject(err);
-    for (const { timer } of this.held.values()) clearTimeout(timer);
     this.end();
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
@@ -160,14 +167,16 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     if (r.extendResults) this.answer('extend', r.extendResults);
     for (const d of r.deliveries) {
       const m = new ReceivedMessage(d, this.settler, this.replier);
-      this.held.set(m.leaseToken, { message: m });
+      const h = { message: m, extendAt: Number.POSITIVE_INFINITY };
+      this.held.set(m.leaseToken, h);
       this.maxHeld = Math.max(this.maxHeld, this.held.size);
       if (this.shuttingDown) {
         // Raced with drain: not ours to handle any more.
         void m.nack(0).catch(() => {});
         continue;
       }
-      this.scheduleExtension(m);
+      h.extendAt = this.extendAt(m);
+      this.armKeeper(h.extendAt);
       this.dispatch(m);
     }
   }
@@ -191,27 +200,63 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       .catch(err => this.emit('settleError', err, m));
   }
 
-  /** Extends a held message's lease at half its length, until maxExtension after receipt. */
-  private scheduleExtension(m: ReceivedMessage): void {
-    const h = this.held.get(m.leaseToken);
-    if (!h) return;
-    const leaseMs = Math.max(500, m.leaseExpiresAt.getTime() - Date.now());
-    const deadline = m.receivedAt + toMs(this.opts.maxExtension);
-    if (Date.now() + leaseMs / 2 >= deadline) return;
-    h.timer = setTimeout(() => {
-      if (!this.held.has(m.leaseToken) || m.settled) return;
+  /** When a held message's lease is next extended: at half its length, until maxExtension after receipt (Infinity: not again). */
+  private extendAt(m: ReceivedMessage): number {
+    const now = Date.now();
+    const at = now + Math.max(500, m.leaseExpiresAt.getTime() - now) / 2;
+    return at >= m.receivedAt + toMs(this.opts.maxExtension) ? Number.POSITIVE_INFINITY : at;
+  }
+
+  /**
+   * The lease keeper fires at `at` unless it fires sooner already. Messages arrive in about the
+   * order their extensions fall due, so a delivery seldom re-arms it: one timer for all held
+   * messages, instead of a timer (and a timer list per distinct delay) for each.
+   */
+  private armKeeper(at: number): void {
+    if (at >= this.keeperAt) return;
+    clearTimeout(this.keeperTimer);
+    this.keeperAt = at;
+    this.keeperTimer = setTimeout(() => this.keepLeases(), Math.max(0, at - Date.now()));
+  }
+
+  /** Extends every held message whose time has come (or comes within KEEPER_SLACK_MS), then re-arms for the next. */
+  private keepLeases(): void {
+    this.keeperTimer = undefined;
+    this.keeperAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const h of this.held.values()) {
+      if (h.extendAt > now + KEEPER_SLACK_MS) {
+        next = Math.min(next, h.extendAt);
+        continue;
+      }
+      const m = h.message;
+      if (m.settled) continue;
+      h.extendAt = Number.POSITIVE_INFINITY;
       m.extend().then(
-        () => this.scheduleExtension(m),
+        () => {
+          if (this.held.get(m.leaseToken) !== h || m.settled) return;
+          h.extendAt = this.extendAt(m);
+          this.armKeeper(h.extendAt);
+        },
         err => this.emit('extendError', err, m),
       );
-    }, leaseMs / 2);
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armKeeper(next);
+  }
+
+  private stopKeeper(): void {
+    clearTimeout(this.keeperTimer);
+    this.keeperTimer = undefined;
+    this.keeperAt = Number.POSITIVE_INFINITY;
   }
 
   private forget(token: string): void {
     const h = this.held.get(token);
     if (!h) return;
-    clearTimeout(h.timer);
     this.held.delete(token);
+    // Nothing left to keep: no timer holds the process open.
+    if (this.held.size === 0) this.stopKeeper();
     this.finishIfIdle();
   }
 
@@ -361,7 +406,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
   }
 
   private end(): void {
-    for (const { timer } of this.held.values()) clearTimeout(timer);
+    this.stopKeeper();
     clearTimeout(this.flushTimer);
     clearTimeout(this.reconnectTimer);
     const s = this.stream;

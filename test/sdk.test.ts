@@ -444,6 +444,59 @@ describe('sdk against an in-process server', () => {
       expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, leased: 0, acked: 1 });
     });
 
+    it('keeps the leases of many held messages, received at different times, with one keeper: each delivered once', async () => {
+      const queue = queueName('keeper');
+      await client.queues.create(queue, { visibilityTimeout: '1s', ...KEEP_ACKED });
+      const attempts: number[] = [];
+      const extendErrors: unknown[] = [];
+      const sub = subscribe(
+        client,
+        queue,
+        async (m: ReceivedMessage) => {
+          attempts.push(m.attempt);
+          await sleep(3000);
+        },
+        { visibilityTimeout: '1s', maxOutstandingMessages: 30 },
+      );
+      sub.on('extendError', err => extendErrors.push(err));
+      // Three waves 400 ms apart: their extensions fall due at different times, interleaved.
+      for (let wave = 0; wave < 3; wave++) {
+        await sendMany(queue, 8);
+        await sleep(400);
+      }
+      await waitFor(async () => (await client.queues.stats(queue)).acked === 24, 15_000, 'every ack');
+      await sub.close();
+      expect(attempts).toEqual(Array(24).fill(1));
+      expect(extendErrors).toEqual([]);
+    });
+
+    it('stops extending at maxExtension after receipt: the message then goes to another consumer', async () => {
+      const queue = queueName('maxext');
+      await client.queues.create(queue, { visibilityTimeout: '1s', ...KEEP_ACKED });
+      await client.send(queue, 'too slow');
+      let received = 0;
+      let release!: () => void;
+      const hold = new Promise<void>(r => (release = r));
+      const sub = subscribe(
+        client,
+        queue,
+        async () => {
+          received = Date.now();
+          await hold;
+        },
+        { visibilityTimeout: '1s', maxExtension: '2s' },
+      );
+      await waitFor(() => received > 0, 5000, 'the delivery');
+      // Kept ~2 s (maxExtension) and one lease more, then released: not before, and not forever.
+      let again: ReceivedMessage | undefined;
+      while (!again && Date.now() - received < 10_000) [again] = await client.lease(queue, { visibilityTimeout: '10s', wait: 300 });
+      expect(again?.attempt).toBe(2);
+      expect(Date.now() - received).toBeGreaterThanOrEqual(2000);
+      release();
+      await again!.ack();
+      await sub.close({ behavior: 'nack', timeout: '2s' });
+    });
+
     it("close({ behavior: 'drain' }) waits for running handlers and their acks; nothing new is delivered", async () => {
       const queue = queueName('drain');
       await client.queues.create(queue, KEEP_ACKED);
