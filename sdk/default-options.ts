@@ -73,7 +73,10 @@ export interface SubscriberOptions {
   visibilityTimeout?: Duration;
   /** Stop extending a lease this long after the message arrived (it then expires and comes back). */
   maxExtension: Duration;
-  /** Acks and nacks are sent in batches of up to maxMessages, at most maxDelay after the first. */
+  /**
+   * Acks and nacks are sent in batches of up to maxMessages, at most maxDelay after the first, and
+   * at once when a batch would free half of maxOutstandingMessages (or maxOutstandingBytes).
+   */
   ackBatching: { maxMessages: number; maxDelay: Duration };
 }
 
@@ -81,7 +84,7 @@ export const DEFAULT_SUBSCRIBER: SubscriberOptions = {
   maxOutstandingMessages: 100,
   maxOutstandingBytes: 0,
   maxExtension: '60m',
-  ackBatching: { maxMessages: 1000, maxDelay: 10 },
+  ackBatching: { maxMessages: 1000, maxDelay: 50 },
 };
 
 export interface ClientOptions {

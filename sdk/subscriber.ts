@@ -65,6 +65,9 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
   private keeperTimer?: NodeJS.Timeout;
   private keeperAt = Number.POSITIVE_INFINITY;
   private queued: Waiter[] = [];
+  /** Acks and nacks in `queued` (not resent ones), and their payload bytes: what they free of the server's window once sent. */
+  private freeing = 0;
+  private freeingBytes = 0;
   private readonly sent = new Map<string, Waiter[]>();
   private flushTimer?: NodeJS.Timeout;
   private failures = 0;
@@ -92,11 +95,16 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.settler = {
       // Settled either way: a failed ack (a stale lease) means the message is no longer ours.
       ack: m =>
-        this.settle('ack', m.leaseToken)
+        this.settle('ack', m.leaseToken, {}, m.payload.byteLength)
           .then(() => undefined)
           .finally(() => this.forget(m.leaseToken)),
       nack: (m, o) =>
-        this.settle('nack', m.leaseToken, { delayMs: o.delay === undefined ? undefined : toMs(o.delay), deadLetter: o.deadLetter, error: o.error })
+        this.settle(
+          'nack',
+          m.leaseToken,
+          { delayMs: o.delay === undefined ? undefined : toMs(o.delay), deadLetter: o.deadLetter, error: o.error },
+          m.payload.byteLength,
+        )
           .then(() => undefined)
           .finally(() => this.forget(m.leaseToken)),
       extend: async (m, by) => (await this.settle('extend', m.leaseToken, { extendMs: by === undefined ? undefined : toMs(by) }))!,
@@ -260,16 +268,30 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.finishIfIdle();
   }
 
+  /**
+   * Queues a settle for the next batch. An ack or nack frees a slot of the server's window only
+   * once sent: the batch goes at once when it holds half the window (by count, or by bytes when
+   * maxOutstandingBytes is set), so batching never holds the stream short of messages.
+   */
   private settle(
     kind: Kind,
     token: string,
     extra: { delayMs?: number; extendMs?: number; deadLetter?: boolean; error?: string } = {},
+    bytes = 0,
   ): Promise<Date | undefined> {
     if (this.stopped) return Promise.reject(new InboxdError(Code.FAILED_PRECONDITION, 'subscription is closed'));
     return new Promise((resolve, reject) => {
       this.queued.push({ kind, token, ...extra, resolve, reject });
-      const full = this.queued.length >= this.opts.ackBatching.maxMessages;
-      if (full) this.flush();
+      if (kind !== 'extend') {
+        this.freeing++;
+        this.freeingBytes += bytes;
+      }
+      const { maxOutstandingMessages, maxOutstandingBytes, ackBatching } = this.opts;
+      const now =
+        this.queued.length >= ackBatching.maxMessages ||
+        this.freeing * 2 >= maxOutstandingMessages ||
+        (maxOutstandingBytes > 0 && this.freeingBytes * 2 >= maxOutstandingBytes);
+      if (now) this.flush();
       else this.scheduleFlush();
     });
   }
@@ -289,6 +311,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     const stream = this.stream;
     if (!stream || this.queued.length === 0) return;
     const batch = this.queued.splice(0);
+    this.freeing = 0;
+    this.freeingBytes = 0;
     const groups = new Map<string, Waiter[]>();
     for (const w of batch) {
       const key = `${w.kind}:${w.delayMs ?? ''}:${w.extendMs ?? ''}:${w.deadLetter ? 1 : 0}:${w.error ?? ''}`;

@@ -444,6 +444,26 @@ describe('sdk against an in-process server', () => {
       expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, leased: 0, acked: 1 });
     });
 
+    it('sends a batch of acks at once when it frees half the window: a long maxDelay never starves the stream', async () => {
+      const queue = queueName('ackwindow');
+      await client.queues.create(queue, KEEP_ACKED);
+      await sendMany(queue, 40);
+      let handled = 0;
+      const started = Date.now();
+      // Window 4, acks held up to 5 s: were they held for maxDelay, 40 messages would take ~50 s.
+      subscribe(client, queue, () => void handled++, { maxOutstandingMessages: 4, ackBatching: { maxMessages: 1000, maxDelay: '5s' } });
+      await waitFor(async () => (await client.queues.stats(queue)).acked === 40, 4000, 'every ack, by count');
+      expect(handled).toBe(40);
+      expect(Date.now() - started).toBeLessThan(4000);
+
+      // By bytes: a window of ~3 messages of 1,000 bytes, a message count that never fills.
+      const big = queueName('ackbytes');
+      await client.queues.create(big, KEEP_ACKED);
+      await Promise.all(Array.from({ length: 30 }, () => client.send(big, Buffer.alloc(1000, 1))));
+      subscribe(client, big, () => {}, { maxOutstandingMessages: 100, maxOutstandingBytes: 3000, ackBatching: { maxMessages: 1000, maxDelay: '5s' } });
+      await waitFor(async () => (await client.queues.stats(big)).acked === 30, 4000, 'every ack, by bytes');
+    });
+
     it('keeps the leases of many held messages, received at different times, with one keeper: each delivered once', async () => {
       const queue = queueName('keeper');
       await client.queues.create(queue, { visibilityTimeout: '1s', ...KEEP_ACKED });
