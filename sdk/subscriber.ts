@@ -287,11 +287,11 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
         this.freeingBytes += bytes;
       }
       const { maxOutstandingMessages, maxOutstandingBytes, ackBatching } = this.opts;
-      const now =
+      const flushNow =
         this.queued.length >= ackBatching.maxMessages ||
         this.freeing * 2 >= maxOutstandingMessages ||
         (maxOutstandingBytes > 0 && this.freeingBytes * 2 >= maxOutstandingBytes);
-      if (now) this.flush();
+      if (flushNow) this.flush();
       else this.scheduleFlush();
     });
   }
