@@ -47,4 +47,4 @@ EXPOSE 50051 9464
 # The standard gRPC health service, through the CLI (`inboxd health`: exit 0 when SERVING).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["node", "dist/cli/main.js", "health", "--timeout", "3s"]
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/cli/main.js", "serve"]
+CMD ["node", "--max-semi-space-size=16", "dist/cli/main.js", "serve"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=16
 /**
  * The inboxd command line: `inboxd serve` runs the server; the other commands talk to one
  * (--address, INBOXD_ADDRESS; default 127.0.0.1:50051) through the SDK, with an API key

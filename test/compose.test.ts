@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, SETTINGS } from '../server/config.js';
+import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 import { runCli } from './support/cli.js';
 import { ROOT } from './support/harness.js';
 
@@ -179,7 +180,7 @@ describe('Dockerfile', () => {
     expect(npm).toContain('npm run build');
     // CMD is what `npm start` runs once built, through package.json's bin.
     const cmd = jsonArgs(of('CMD')[0]);
-    expect(cmd).toEqual(['node', pkg.bin.inboxd, 'serve']);
+    expect(cmd).toEqual(['node', ...SERVER_NODE_FLAGS, pkg.bin.inboxd, 'serve']);
     expect(pkg.scripts.start).toBe(`npm run build --silent && ${cmd.join(' ')}`);
     // docs/operations.md (Docker) names what the image builds with and runs.
     const docker = read('docs/operations.md').split('## Docker')[1];

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../server/node-flags.js';
 import { leftovers, progress, sleep, Tail, tcpOpen, waitFor } from './util.js';
 
 const MAIN = fileURLToPath(new URL('../../server/main.js', import.meta.url));
@@ -94,7 +95,7 @@ export class InboxdServer {
       ...env,
     };
     if (!databaseUrl) delete childEnv.DATABASE_URL;
-    const proc = spawn(process.execPath, [MAIN], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...SERVER_NODE_FLAGS, MAIN], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     this.expecting = undefined;
     this.starts++;

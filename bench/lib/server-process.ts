@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../server/node-flags.js';
 
 const MAIN = fileURLToPath(new URL('../../server/main.js', import.meta.url));
 
@@ -16,11 +17,14 @@ export interface InboxdProcess {
 
 const TICKS = 100; // USER_HZ on Linux
 
-/** The built server as its own process (as users run it), on a free port, against `databaseUrl`. */
+/** The built server as its own process (as users run it, with its Node flags), on a free port, against `databaseUrl`. */
 export async function spawnInboxd(databaseUrl: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<InboxdProcess> {
   // BENCH_PROFILE_DIR=dir: the server writes a V8 CPU profile there when it exits.
   const prof = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const proc = spawn(process.execPath, [...prof, ...nodeArgs, MAIN], {
+  // The server's Node flags as `inboxd serve` runs it; BENCH_SERVER_NODE_ARGS='--flag …' instead:
+  // other flags for the server only, to compare (NODE_OPTIONS would reach the bench's clients too).
+  const flags = process.env.BENCH_SERVER_NODE_ARGS !== undefined ? process.env.BENCH_SERVER_NODE_ARGS.split(' ').filter(Boolean) : SERVER_NODE_FLAGS;
+  const proc = spawn(process.execPath, [...prof, ...flags, ...nodeArgs, MAIN], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
