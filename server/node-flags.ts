@@ -8,7 +8,7 @@
  * 134 MB (two semi-spaces of 64 MiB), and opening 10,000 Subscribe streams at once grew it all the
  * way, to stay that size, touched, while the streams sat idle: a third of the server's RSS. At 16
  * (32 MiB), 10,000 idle streams (`npm run bench -- --only idle_subscriptions`, one run each, same
- * day): RSS 447 -> 352 MB, idle CPU 2.0 / 2.2 %, p99 44 / 23 ms; e2e_throughput, 3 alternating pairs
+ * day): RSS 447 -> 352 MB, idle CPU 2.0 / 2.2 %; e2e_throughput, 3 alternating pairs
  * (BENCH_SERVER_NODE_ARGS, `npm run bench -- --only e2e_throughput,latency_at_rate`): 9,726 ->
  * 10,349 msgs/s, server CPU 4.51 -> 4.21 s per 100k, server RSS 363 -> 277 MB; latency_at_rate
  * p99 within noise (19.6-41.3 ms against 19.3-29.1).

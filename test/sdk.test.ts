@@ -17,6 +17,13 @@ type Server = Awaited<ReturnType<typeof startServer>>;
 
 let n = 0;
 const queueName = (prefix: string) => `${prefix}-${++n}-${randomUUID().slice(0, 6)}`;
+
+/** A promise handlers wait on (`hold`) until the test lets them go (`release`). */
+function gate(): { hold: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const hold = new Promise<void>(r => (release = r));
+  return { hold, release };
+}
 /** For the tests that count acked messages (stats.acked): kept as history, not deleted by the ack (the default). */
 const KEEP_ACKED = { ackedRetention: '1h' } as const;
 
@@ -495,8 +502,7 @@ describe('sdk against an in-process server', () => {
       await client.queues.create(queue, { visibilityTimeout: '1s', ...KEEP_ACKED });
       await client.send(queue, 'too slow');
       let received = 0;
-      let release!: () => void;
-      const hold = new Promise<void>(r => (release = r));
+      const { hold, release } = gate();
       const sub = subscribe(
         client,
         queue,
@@ -523,8 +529,7 @@ describe('sdk against an in-process server', () => {
       await sendMany(queue, 10);
       let started = 0;
       let finished = 0;
-      let release!: () => void;
-      const hold = new Promise<void>(r => (release = r));
+      const { hold, release } = gate();
       const sub = subscribe(
         client,
         queue,
@@ -553,8 +558,7 @@ describe('sdk against an in-process server', () => {
       const queue = queueName('nack');
       await client.queues.create(queue, KEEP_ACKED);
       const ids = await sendMany(queue, 3);
-      let release!: () => void;
-      const hold = new Promise<void>(r => (release = r));
+      const { hold, release } = gate();
       let started = 0;
       const sub = subscribe(
         client,
@@ -586,8 +590,7 @@ describe('sdk against an in-process server', () => {
       const queue = queueName('close-timeout');
       await client.queues.create(queue);
       const [id] = await sendMany(queue, 1);
-      let release!: () => void;
-      const hold = new Promise<void>(r => (release = r));
+      const { hold, release } = gate();
       let started = false;
       const sub = subscribe(
         client,
