@@ -217,30 +217,32 @@ export class Dispatcher {
 
   /**
    * Deals deliveries out to a group's subscribers one at a time in turn, each up to its credit
-   * (the caller leased no more than the group's credit: someone always has room). Returns the
-   * tokens of those dealt to a stream that went away meanwhile, for the caller to put back.
+   * (the caller leased no more than the group's credit). A stream that ended since the credit was
+   * counted gets none: its share goes to the others with credit left. Returns the tokens of those
+   * nobody could take, for the caller to put back (an attempt spent, so kept to the few no live
+   * stream had room for: dealt to the ended stream as well, they came back to its peers an attempt
+   * later).
    */
   private deal(subs: Subscription[], credit: Map<Subscription, number>, deliveries: Delivery[]): string[] {
     const shares = new Map<Subscription, Delivery[]>();
+    const gone: string[] = [];
     let turn = 0;
     for (const d of deliveries) {
-      for (let k = 0; k < subs.length; k++) {
+      let dealt = false;
+      for (let k = 0; k < subs.length && !dealt; k++) {
         const sub = subs[(turn + k) % subs.length]!;
         const c = credit.get(sub)!;
-        if (c === 0) continue;
+        if (c === 0 || sub.closed) continue;
         credit.set(sub, c - 1);
         const share = shares.get(sub);
         if (share) share.push(d);
         else shares.set(sub, [d]);
         turn = (turn + k + 1) % subs.length;
-        break;
+        dealt = true;
       }
+      if (!dealt) gone.push(d.leaseToken);
     }
-    const gone: string[] = [];
-    for (const [sub, share] of shares) {
-      if (sub.closed) gone.push(...share.map(d => d.leaseToken));
-      else sub.deliver(share);
-    }
+    for (const [sub, share] of shares) sub.deliver(share);
     return gone;
   }
 
