@@ -65,20 +65,35 @@ export async function startBenchPostgres(prefix = 'inboxd-bench-pg-'): Promise<B
     };
   }
   let n = 0;
+  const created: string[] = [];
+  const admin = async (sql: string[]) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      for (const q of sql) await c.query(q);
+    } finally {
+      await c.end();
+    }
+  };
   return {
     adminUrl,
     describe,
     async createDatabase(prefix: string) {
       const name = `bench_${prefix.replace(/[^a-z0-9_]/gi, '_')}_${process.pid}_${++n}`.toLowerCase();
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name}`);
-      await c.query(`CREATE DATABASE ${name}`);
-      await c.end();
+      await admin([`DROP DATABASE IF EXISTS ${name}`, `CREATE DATABASE ${name}`]);
+      created.push(name);
       const url = new URL(adminUrl);
       url.pathname = `/${name}`;
       return url.toString();
     },
-    stop,
+    async stop() {
+      // On DATABASE_URL's server the databases made here would stay (an embedded one goes whole).
+      if (process.env.DATABASE_URL && created.length > 0) {
+        await admin(created.splice(0).map(name => `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(err =>
+          console.error(`could not drop the bench's databases on DATABASE_URL: ${err instanceof Error ? err.message : err}`),
+        );
+      }
+      await stop();
+    },
   };
 }

@@ -50,8 +50,16 @@ export async function spawnInboxd(databaseUrl: string, env: Record<string, strin
     proc.stderr!.on('data', onData);
     proc.on('exit', code => reject(new Error(`inboxd exited with ${code}:\n${out}`)));
   });
-  proc.stdout!.resume();
-  proc.stderr!.resume();
+  // BENCH_SERVER_LOG_DIR=dir: the server's output (its log, and what flags such as --trace-gc print) kept there, a file per server.
+  if (process.env.BENCH_SERVER_LOG_DIR) {
+    const file = fs.createWriteStream(`${process.env.BENCH_SERVER_LOG_DIR}/inboxd-${proc.pid}.log`);
+    file.write(out);
+    proc.stdout!.pipe(file);
+    proc.stderr!.pipe(file);
+  } else {
+    proc.stdout!.resume();
+    proc.stderr!.resume();
+  }
   const stat = () => (fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
   return {
     address,
