@@ -35,3 +35,37 @@ describe('where ids come from', () => {
     expect(sendBatch([Message.fromPartial({ queue: 'q', payload: Buffer.from('x') })], { maxMessageBytes: 10 })[0]!.id).toMatch(V7);
   });
 });
+
+describe('the message a send carries (buildMessage)', () => {
+  it('is a whole Message, the same one fromPartial would make of the options', () => {
+    const deliverAt = new Date(Date.UTC(2027, 0, 1));
+    const options = {
+      id: newMessageId(),
+      contentType: 'application/json',
+      headers: { a: '1' },
+      subject: 's',
+      correlationId: 'c',
+      replyTo: 'r',
+      priority: 3,
+      deliverAt,
+      dedupKey: 'k',
+      inReplyToLeaseToken: 't',
+    };
+    const m = buildMessage('q', Buffer.from('{}'), options);
+    expect(m).toEqual(Message.fromPartial({ queue: 'q', payload: Buffer.from('{}'), ...options }));
+    expect(Object.keys(m).sort()).toEqual(Object.keys(Message.fromPartial({})).sort());
+    // Encodes as it would have: the Send's wire bytes are the same.
+    expect(Buffer.from(Message.encode(m).finish())).toEqual(
+      Buffer.from(Message.encode(Message.fromPartial({ queue: 'q', payload: Buffer.from('{}'), ...options })).finish()),
+    );
+  });
+
+  it("copies the caller's headers (a later change does not reach the queued message), values as strings, undefined ones left out", () => {
+    const headers: Record<string, string> = { a: '1', n: 2 as unknown as string, gone: undefined as unknown as string };
+    const m = buildMessage('q', 'x', { headers });
+    headers.a = 'changed';
+    expect(m.headers).toEqual({ a: '1', n: '2' });
+    expect(buildMessage('q', 'x').headers).toEqual({});
+    expect(Message.decode(Message.encode(buildMessage('q', 'x')).finish()).headers).toEqual({});
+  });
+});
