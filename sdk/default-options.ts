@@ -53,6 +53,12 @@ export interface PublisherOptions {
   maxPendingBytes: number;
   /** Batches in flight at once. */
   maxInFlight: number;
+  /**
+   * true (default): batches go on one SendStream per publisher, opened on first use and closed
+   * 250 ms after its last answer (it counts in the principal's max_streams while open); refused, or
+   * failed, batches go as unary Sends. false: a unary Send per batch.
+   */
+  stream: boolean;
 }
 
 export const DEFAULT_PUBLISHER: PublisherOptions = {
@@ -62,6 +68,7 @@ export const DEFAULT_PUBLISHER: PublisherOptions = {
   linger: false,
   maxPendingBytes: 64 * 1024 * 1024,
   maxInFlight: 8,
+  stream: true,
 };
 
 export interface SubscriberOptions {

@@ -1,10 +1,12 @@
-import type { SendRequest } from '@inboxd/proto/v1/inbox';
+import type { SendRequest, SendResult } from '@inboxd/proto/v1/inbox';
 import type { Message } from '@inboxd/proto/v1/message';
 import type { PublisherOptions } from './default-options.js';
 import { type Duration, toMs } from './durations.js';
 import { Code, InboxdError } from './errors.js';
+import { mayRetry } from './idempotency.js';
 import { newMessageId } from './message-id.js';
 import type { CallOptions, Rpc } from './rpc.js';
+import { StreamLost, StreamSender } from './send-stream.js';
 
 export type Payload = Uint8Array | string;
 
@@ -72,6 +74,15 @@ function headersOf(headers: Record<string, string> | undefined): Record<string, 
   return out;
 }
 
+/**
+ * A SendStream with nothing to answer this long is closed: an open stream keeps the process
+ * alive (a script that never calls close() exits this much later than it did with Sends), and
+ * holds one of the principal's streams. Under a steady rate batches come far more often.
+ */
+const STREAM_IDLE_MS = 250;
+/** After a SendStream was refused, batches go as Sends this long before one is tried again. */
+const STREAM_OFF_MS = 30_000;
+
 interface Item {
   message: Message;
   bytes: number;
@@ -100,12 +111,20 @@ export class Publisher {
   private closed = false;
   /** Messages send() accepted that are not yet stored or failed, those waiting for room included. */
   private accepted = 0;
+  /** Batches go on its SendStream while it is usable (options.stream), else as Sends. */
+  private readonly streamer?: StreamSender;
 
   constructor(
     private readonly rpc: Rpc,
     private readonly opts: PublisherOptions,
     private readonly callOptions: CallOptions = {},
-  ) {}
+  ) {
+    // A call that may be aborted goes as Sends: an abort cancels a Send, not a shared stream.
+    if (opts.stream && !callOptions.signal) {
+      const retry = { ...rpc.retry, ...callOptions.retry };
+      this.streamer = new StreamSender(rpc.pool, { attemptTimeoutMs: toMs(retry.attemptTimeout), idleMs: STREAM_IDLE_MS, offMs: STREAM_OFF_MS });
+    }
+  }
 
   /** Queues a message; resolves with its id once the server has stored it. */
   async send(queue: string, payload: Payload, options: SendOptions = {}): Promise<string> {
@@ -158,6 +177,7 @@ export class Publisher {
   async close(): Promise<void> {
     this.closed = true;
     await this.flush();
+    this.streamer?.close();
   }
 
   /** Takes room for `bytes` now (undefined), or a promise of it once earlier sends settle. */
@@ -218,6 +238,23 @@ export class Publisher {
   }
 
   /**
+   * Stores one batch: on the SendStream when it is usable, else (or when the stream failed under
+   * it, or the server could not store it just now) as a Send, with the client's retries. An
+   * answer a retry would not change (bad input, a missing queue, no grant, a full queue) is final
+   * either way.
+   */
+  private async store(req: SendRequest): Promise<SendResult[]> {
+    if (this.streamer?.usable) {
+      try {
+        return await this.streamer.send(req.messages);
+      } catch (err) {
+        if (!(err instanceof StreamLost) && !mayRetry(InboxdError.from(err), 'IDEMPOTENT')) throw err;
+      }
+    }
+    return (await this.rpc.call(c => [c.inbox, c.inbox.send], req, { ...this.callOptions, idempotent: true })).results;
+  }
+
+  /**
    * One Send of `batch`. A Send is all or nothing, so one bad message (a missing queue, an invalid
    * field, a queue the caller may not send to) fails every message batched with it: then the
    * batch is sent again in halves, until only the culprits fail. Nothing was stored, and ids are
@@ -227,8 +264,8 @@ export class Publisher {
     try {
       const req: SendRequest = { messages: batch.map(i => i.message) };
       // Every message carries its id (chosen before the first attempt): a repeat stores nothing twice.
-      const res = await this.rpc.call(c => [c.inbox, c.inbox.send], req, { ...this.callOptions, idempotent: true });
-      for (const [i, it] of batch.entries()) it.resolve(res.results[i]?.id ?? it.message.id);
+      const results = await this.store(req);
+      for (const [i, it] of batch.entries()) it.resolve(results[i]?.id ?? it.message.id);
     } catch (err) {
       const e = InboxdError.from(err);
       if (batch.length > 1 && (e.code === Code.INVALID_ARGUMENT || e.code === Code.NOT_FOUND || e.code === Code.PERMISSION_DENIED)) {

@@ -41,6 +41,41 @@ function countAttempts(client: InboxdClient, service: 'inbox' | 'queues', method
   return counter;
 }
 
+/**
+ * Counts the batches a client's publishers send: unary Sends (`sends`), SendStreams opened
+ * (`streams`) and batches written on them (`streamed`). `attempts`: every batch sent, either way.
+ */
+function countBatches(client: InboxdClient): { sends: number; streams: number; streamed: number; readonly attempts: number } {
+  const counter = {
+    sends: 0,
+    streams: 0,
+    streamed: 0,
+    get attempts() {
+      return this.sends + this.streamed;
+    },
+  };
+  for (const c of client.pool.channels as PooledChannel[]) {
+    const inbox = c.inbox as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const send = inbox.send!;
+    inbox.send = function (this: unknown, ...args: unknown[]) {
+      counter.sends++;
+      return send.apply(this, args);
+    };
+    const sendStream = inbox.sendStream!;
+    inbox.sendStream = function (this: unknown, ...args: unknown[]) {
+      counter.streams++;
+      const stream = sendStream.apply(this, args) as { write: (...a: unknown[]) => boolean };
+      const write = stream.write;
+      stream.write = (...a: unknown[]) => {
+        counter.streamed++;
+        return write.apply(stream, a);
+      };
+      return stream;
+    };
+  }
+  return counter;
+}
+
 /** Rejection of `p` as an InboxdError (fails the test if it resolves or throws something else). */
 
 describe('sdk against an in-process server', () => {
@@ -142,7 +177,7 @@ describe('sdk against an in-process server', () => {
       const leases = countAttempts(c, 'inbox', 'lease');
       const gets = countAttempts(c, 'queues', 'getQueue');
       const creates = countAttempts(c, 'queues', 'createQueue');
-      const sends = countAttempts(c, 'inbox', 'send');
+      const sends = countBatches(c);
 
       let t0 = Date.now();
       const missing = await rejection(c.lease(queueName('missing')));
@@ -163,11 +198,13 @@ describe('sdk against an in-process server', () => {
 
       const badSend = await rejection(c.send('no spaces allowed', 'x'));
       expect(badSend.code).toBe(Code.INVALID_ARGUMENT);
-      expect(sends.count).toBe(1);
+      expect(sends.attempts).toBe(1);
 
       const noQueue = await rejection(c.send(queueName('missing'), 'x'));
       expect(noQueue.code).toBe(Code.NOT_FOUND);
-      expect(sends.count).toBe(2);
+      expect(sends.attempts).toBe(2);
+      // Answered on the publisher's stream: final there, not sent again as a Send.
+      expect(sends).toMatchObject({ streamed: 2, sends: 0 });
       expect(Date.now() - t0).toBeLessThan(4000);
     });
 
@@ -217,16 +254,17 @@ describe('sdk against an in-process server', () => {
   });
 
   describe('publisher', () => {
-    it('batches 1000 sends into few Send calls; each resolves with its own id, each stored once', async () => {
+    it('batches 1000 sends into few batches, on one SendStream; each resolves with its own id, each stored once', async () => {
       const queue = queueName('batch');
       await client.queues.create(queue);
       const c = newClient({ address: srv.app.address });
-      const sends = countAttempts(c, 'inbox', 'send');
+      const sends = countBatches(c);
       const ids = await Promise.all(Array.from({ length: 1000 }, (_, i) => c.send(queue, `m${i}`)));
       expect(new Set(ids).size).toBe(1000);
       for (const id of ids) expect(id).toMatch(/^[0-9a-f-]{36}$/);
-      expect(sends.count).toBeGreaterThan(0);
-      expect(sends.count).toBeLessThanOrEqual(20);
+      expect(sends.attempts).toBeGreaterThan(0);
+      expect(sends.attempts).toBeLessThanOrEqual(20);
+      expect(sends).toMatchObject({ streams: 1, sends: 0 });
       expect(await client.queues.stats(queue)).toMatchObject({ depth: 1000, leased: 0 });
       const got = await leaseAll(queue, 1000);
       expect(got).toHaveLength(1000);
@@ -234,6 +272,60 @@ describe('sdk against an in-process server', () => {
       // Payloads arrive with their ids: message i carries `m${i}`.
       const byId = new Map(got.map(m => [m.id, m.text()]));
       ids.forEach((id, i) => expect(byId.get(id)).toBe(`m${i}`));
+    });
+
+    it('a SendStream refused (no stream to be had on the server) sends its batch as a Send, and the next ones too for a while', async () => {
+      // One stream on the whole server, held by a subscriber: the publisher's stream is refused.
+      const one = await startServer(db, { maxStreams: 1 });
+      try {
+        const c = newClient({ address: one.app.address });
+        const queue = queueName('stream-refused');
+        await c.queues.create(queue);
+        const got: string[] = [];
+        subscribe(c, queue, m => void got.push(m.id));
+        await waitFor(async () => (await openStreams(one)) === 1, 10_000, 'the subscriber open');
+        const batches = countBatches(c);
+        const first = await c.send(queue, 'a');
+        expect(batches).toMatchObject({ streams: 1, streamed: 1, sends: 1 });
+        const second = await c.send(queue, 'b');
+        // Not tried again at once: a Send straight away.
+        expect(batches).toMatchObject({ streams: 1, streamed: 1, sends: 2 });
+        await waitFor(() => got.length === 2, 10_000, 'both delivered');
+        expect(got.sort()).toEqual([first, second].sort());
+      } finally {
+        await one.stop();
+      }
+    });
+
+    it('a batch its stream does not answer within the attempt timeout goes again as a Send: it resolves, stored once', async () => {
+      const own = await startServer(db);
+      try {
+        const queue = queueName('stream-slow');
+        const c = newClient({ address: own.app.address, retry: { attemptTimeout: '300ms' } });
+        await c.queues.create(queue);
+        // The first store (the stream's batch) is held past the client's attempt timeout.
+        const core = own.app.core;
+        const store = core.send;
+        let release!: () => void;
+        const held = new Promise<void>(r => (release = r));
+        let calls = 0;
+        core.send = async (...args) => {
+          if (calls++ === 0) await held;
+          return store.apply(core, args);
+        };
+        const batches = countBatches(c);
+        const id = await c.send(queue, 'slow');
+        expect(batches).toMatchObject({ streamed: 1, sends: 1 });
+        release();
+        await waitFor(() => calls === 2, 5000, 'both stores');
+        await sleep(200);
+        core.send = store;
+        // The same id both ways: stored once.
+        expect(await c.queues.stats(queue)).toMatchObject({ depth: 1 });
+        expect((await c.lease(queue, { max: 10, visibilityTimeout: '60s' })).map(m => m.id)).toEqual([id]);
+      } finally {
+        await own.stop();
+      }
     });
 
     it('flush() sends what waits for a batch and resolves once it is stored', async () => {
