@@ -4,7 +4,15 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { LeaseRequest, NackRequest, SendRequest, SubscribeRequest, type SubscribeResponse } from '@inboxd/proto/v1/inbox';
+import {
+  LeaseRequest,
+  NackRequest,
+  SendRequest,
+  SendStreamRequest,
+  type SendStreamResponse,
+  SubscribeRequest,
+  type SubscribeResponse,
+} from '@inboxd/proto/v1/inbox';
 import { CreateQueueRequest } from '@inboxd/proto/v1/queues';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clients, call, connect, dur, migratedDatabase, type ServerProcess, spawnServer, waitFor } from './support/harness.js';
@@ -159,5 +167,25 @@ describe('metrics endpoint', () => {
     // A failed call is counted with its code.
     await call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue: 'no-such-queue' })).catch(() => {});
     expect(value(await scrape(), 'inboxd_rpc_handled_total', { method: 'Inbox/Lease', code: 'NOT_FOUND' })).toBe(1);
+  });
+
+  it('times each SendStream batch, stored or refused, as the SDK sends there', async () => {
+    const q = `m-s-${randomUUID().slice(0, 6)}`;
+    await call(c.queues, c.queues.createQueue, CreateQueueRequest.fromPartial({ name: q }));
+    const before = value(await scrape(), 'inboxd_rpc_duration_seconds_count', { method: 'Inbox/SendStream' });
+    const stream = c.inbox.sendStream();
+    const answers: SendStreamResponse[] = [];
+    stream.on('data', (r: SendStreamResponse) => answers.push(r));
+    stream.write(SendStreamRequest.fromPartial({ sequence: '1', messages: [{ queue: q, payload: Buffer.from('a') }] }));
+    stream.write(SendStreamRequest.fromPartial({ sequence: '2', messages: [{ queue: 'no-such-queue', payload: Buffer.from('b') }] }));
+    await waitFor(() => answers.length === 2, 10_000, 'both batches answered');
+    stream.end();
+    expect(answers.map(a => [a.sequence, a.errorCode]).sort()).toEqual([
+      ['1', 0],
+      ['2', 5],
+    ]);
+    const s = await scrape();
+    expect(value(s, 'inboxd_rpc_duration_seconds_count', { method: 'Inbox/SendStream' }) - before).toBe(2);
+    expect(value(s, 'inboxd_rpc_duration_seconds_sum', { method: 'Inbox/SendStream' })).toBeGreaterThan(0);
   });
 });

@@ -62,7 +62,7 @@ export class Metrics {
     );
     this.rpcDuration = new Histogram({
       name: 'inboxd_rpc_duration_seconds',
-      help: 'Time to answer a unary call (Inbox/Send, Inbox/Lease — long-polls included —, Inbox/Ack, …), by method.',
+      help: 'Time to answer a unary call (Inbox/Send, Inbox/Lease — long-polls included —, Inbox/Ack, …), or a batch on a SendStream (Inbox/SendStream), by method.',
       labelNames: ['method'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,

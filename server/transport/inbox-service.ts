@@ -16,6 +16,8 @@ import * as v from './validate.js';
 
 export interface InboxServiceOptions {
   maxMessageBytes: number;
+  /** Each SendStream batch answered, seconds from its arrival (stored or refused): timed as a unary call is. */
+  batchAnswered?: (seconds: number) => void;
 }
 
 /** Unary settle calls are all or nothing in their answer: any stale token fails the call. */
@@ -133,6 +135,7 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
       call.on('data', (req: SendStreamRequest) => {
         if (refused) return;
         pending++;
+        const arrived = performance.now();
         admitted
           .then(c => {
             if (!c || refused) return;
@@ -144,7 +147,8 @@ export function inboxService(core: QueueCore, calls: CallTracker, opts: InboxSer
                   const e = calls.toError(err);
                   call.write({ sequence: req.sequence ?? '0', results: [], errorCode: e.code, errorMessage: e.details });
                 },
-              );
+              )
+              .finally(() => opts.batchAnswered?.((performance.now() - arrived) / 1000));
           })
           .finally(() => {
             pending--;
