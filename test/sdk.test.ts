@@ -27,15 +27,20 @@ function gate(): { hold: Promise<void>; release: () => void } {
 /** For the tests that count acked messages (stats.acked): kept as history, not deleted by the ack (the default). */
 const KEEP_ACKED = { ackedRetention: '1h' } as const;
 
-/** Counts the attempts (RPCs actually started) of one unary method over every channel of a client's pool. */
-function countAttempts(client: InboxdClient, service: 'inbox' | 'queues', method: string): { count: number } {
+/**
+ * Counts the calls of one method (unary attempts actually started, or streams opened) over every
+ * channel of a client's pool; `onCall` sees what each call returned (its call or stream).
+ */
+function countAttempts(client: InboxdClient, service: 'inbox' | 'queues', method: string, onCall?: (call: unknown) => void): { count: number } {
   const counter = { count: 0 };
   for (const c of client.pool.channels as PooledChannel[]) {
     const svc = c[service] as unknown as Record<string, (...a: unknown[]) => unknown>;
     const orig = svc[method];
     svc[method] = function (this: unknown, ...args: unknown[]) {
       counter.count++;
-      return orig.apply(this, args);
+      const call = orig.apply(this, args);
+      onCall?.(call);
+      return call;
     };
   }
   return counter;
@@ -45,38 +50,32 @@ function countAttempts(client: InboxdClient, service: 'inbox' | 'queues', method
  * Counts the batches a client's publishers send: unary Sends (`sends`), SendStreams opened
  * (`streams`) and batches written on them (`streamed`). `attempts`: every batch sent, either way.
  */
-function countBatches(client: InboxdClient): { sends: number; streams: number; streamed: number; readonly attempts: number } {
-  const counter = {
-    sends: 0,
-    streams: 0,
-    streamed: 0,
+function countBatches(client: InboxdClient): { readonly sends: number; readonly streams: number; readonly streamed: number; readonly attempts: number } {
+  let streamed = 0;
+  const sends = countAttempts(client, 'inbox', 'send');
+  const streams = countAttempts(client, 'inbox', 'sendStream', call => {
+    const stream = call as { write: (...a: unknown[]) => boolean };
+    const write = stream.write;
+    stream.write = (...a: unknown[]) => {
+      streamed++;
+      return write.apply(stream, a);
+    };
+  });
+  return {
+    get sends() {
+      return sends.count;
+    },
+    get streams() {
+      return streams.count;
+    },
+    get streamed() {
+      return streamed;
+    },
     get attempts() {
-      return this.sends + this.streamed;
+      return sends.count + streamed;
     },
   };
-  for (const c of client.pool.channels as PooledChannel[]) {
-    const inbox = c.inbox as unknown as Record<string, (...a: unknown[]) => unknown>;
-    const send = inbox.send!;
-    inbox.send = function (this: unknown, ...args: unknown[]) {
-      counter.sends++;
-      return send.apply(this, args);
-    };
-    const sendStream = inbox.sendStream!;
-    inbox.sendStream = function (this: unknown, ...args: unknown[]) {
-      counter.streams++;
-      const stream = sendStream.apply(this, args) as { write: (...a: unknown[]) => boolean };
-      const write = stream.write;
-      stream.write = (...a: unknown[]) => {
-        counter.streamed++;
-        return write.apply(stream, a);
-      };
-      return stream;
-    };
-  }
-  return counter;
 }
-
-/** Rejection of `p` as an InboxdError (fails the test if it resolves or throws something else). */
 
 describe('sdk against an in-process server', () => {
   let db: string;

@@ -13,6 +13,27 @@ const PROBE = 'inboxd-test-probe';
 const isProbe = (r: SubscribeResponse) => r.extendResults?.failed.some(f => f.leaseToken === PROBE) ?? false;
 
 /**
+ * Holds the calls of `fn` that `when` picks until `release()` (`held`: one was held), and passes
+ * the others straight on: put `fn` in place of the method `fn` is bound from.
+ */
+function holdCalls<A extends unknown[], R>(fn: (...args: A) => Promise<R>, when: (...args: A) => boolean) {
+  let release!: () => void;
+  const gate = new Promise<void>(r => (release = r));
+  const hold = {
+    held: false,
+    release: () => release(),
+    fn: async (...args: A): Promise<R> => {
+      if (when(...args)) {
+        hold.held = true;
+        await gate;
+      }
+      return fn(...args);
+    },
+  };
+  return hold;
+}
+
+/**
  * One Subscribe stream as a client sees it: every response recorded in order, the stream's end
  * (status or OK) recorded, and a way to wait for a condition on what arrived.
  */
@@ -199,6 +220,17 @@ describe('Subscribe', () => {
 
   const leaseAll = (queue: string, maxMessages: number, waitSec: number, visibility = 30, c = srv.clients) =>
     call(c.inbox, c.inbox.lease, LeaseRequest.fromPartial({ queue, maxMessages, wait: dur(waitSec), visibilityTimeout: dur(visibility) }));
+
+  /** A queue of four messages that stream `a` holds (delivered, unsettled), and stream `b` open with room beside it, quiet. */
+  const aHoldsFourBWaits = async () => {
+    const queue = await createQueue();
+    const ids = await send(queue, 4);
+    const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    await a.deliveredAtLeast(4);
+    const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+    await b.quiet(srv.app.core);
+    return { queue, ids, a, b };
+  };
 
   it('(the harness) quiet() waits for a stream still opening and for its first fetch', async () => {
     const queue = await createQueue();
@@ -637,12 +669,7 @@ describe('Subscribe', () => {
   });
 
   it('releases unacked deliveries to another subscriber when the stream is ended by the client', async () => {
-    const queue = await createQueue();
-    const ids = await send(queue, 4);
-    const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
-    await a.deliveredAtLeast(4);
-    const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
-    await b.quiet(srv.app.core);
+    const { ids, a, b } = await aHoldsFourBWaits();
     expect(b.deliveries).toHaveLength(0);
 
     a.stream.end();
@@ -655,38 +682,25 @@ describe('Subscribe', () => {
   });
 
   it('a stream that ends while a fetch for it runs gets none of it: its share goes to the other subscriber, no attempt spent', async () => {
-    const queue = await createQueue();
-    const ids = await send(queue, 4);
-    const a = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
-    await a.deliveredAtLeast(4);
-    const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
-    await b.quiet(srv.app.core);
+    const { queue, ids, a, b } = await aHoldsFourBWaits();
 
     // A round counts both streams' credit and fetches for them; the fetch is held until a has
     // ended and released what it held, so it leases those four again.
     const store = srv.app.core.store;
     const lease = store.lease;
-    let release!: () => void;
-    const gate = new Promise<void>(r => (release = r));
-    let held = false;
-    store.lease = async (...args) => {
-      if (args[0] === queue) {
-        held = true;
-        await gate;
-      }
-      return lease.apply(store, args);
-    };
+    const hold = holdCalls(lease.bind(store), q => q === queue);
+    store.lease = hold.fn;
     const released: number[] = [];
     const off = srv.app.core.events.on('settled', e => {
       if (e.queue === queue && e.outcome === 'released') released.push(e.count);
     });
     try {
       srv.app.core.dispatcher.pump(queue);
-      await waitFor(() => held, 10_000, 'the round to fetch');
+      await waitFor(() => hold.held, 10_000, 'the round to fetch');
       a.stream.end();
       await a.until(() => a.final, 'a to end');
       expect(released).toEqual([4]);
-      release();
+      hold.release();
       const got = await b.deliveredAtLeast(4);
       await b.quiet(srv.app.core);
       expect(got.map(d => d.message!.id).sort()).toEqual([...ids].sort());
@@ -696,7 +710,7 @@ describe('Subscribe', () => {
     } finally {
       store.lease = lease;
       off();
-      release();
+      hold.release();
     }
   });
 
@@ -868,23 +882,15 @@ describe('Subscribe', () => {
       // Hold the insert that stores leased until the stream is gone.
       const store = srv.app.core.store as unknown as { exec: (q: { text: string; values?: unknown[] }) => Promise<unknown> };
       const exec = store.exec;
-      let release!: () => void;
-      const gate = new Promise<void>(r => (release = r));
-      let held = false;
-      store.exec = async q => {
-        if (q.text.includes('inboxd_insert') && ((q.values?.[5] ?? []) as boolean[]).some(Boolean)) {
-          held = true;
-          await gate;
-        }
-        return exec.call(store, q);
-      };
+      const hold = holdCalls(exec.bind(store), q => q.text.includes('inboxd_insert') && ((q.values?.[5] ?? []) as boolean[]).some(Boolean));
+      store.exec = hold.fn;
       try {
         const sent = send(queue, 1, 'gone');
-        await waitFor(() => held, 10_000, 'the insert to be offered to the subscriber');
+        await waitFor(() => hold.held, 10_000, 'the insert to be offered to the subscriber');
         a.cancel();
         const queues = (srv.app.core.dispatcher as unknown as { queues: Map<string, unknown> }).queues;
         await waitFor(() => !queues.has(queue), 10_000, 'the server to see the stream end');
-        release();
+        hold.release();
         const [id] = await sent;
         // Back in the queue at once (not at its 30 s lease's end), as attempt 2.
         const b = subscribe({ queue, flowControl: { maxOutstandingMessages: 5 }, visibilityTimeout: dur(30) });
@@ -894,7 +900,7 @@ describe('Subscribe', () => {
         expect(a.deliveries).toHaveLength(0);
       } finally {
         store.exec = exec;
-        release();
+        hold.release();
       }
     });
   });
