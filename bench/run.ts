@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { Ctx } from './lib/context.js';
 import { startBenchPostgres } from './lib/postgres.js';
 import { printTable, type Result, writeResults } from './lib/report.js';
-import { e2eThroughput, e2eThroughputAuth } from './scenarios/e2e-throughput.js';
+import { e2eThroughput, e2eThroughputAuth, e2eThroughputTags } from './scenarios/e2e-throughput.js';
 import { historyGrowth } from './scenarios/history-growth.js';
 import { idleSubscriptions } from './scenarios/idle-subscriptions.js';
 import { latencyAtRate } from './scenarios/latency-at-rate.js';
@@ -28,6 +28,7 @@ const SCENARIOS: Record<string, Scenario> = {
   pgboss_baseline_planfix: pgbossBaselinePlanfix,
   e2e_throughput: e2eThroughput,
   e2e_throughput_auth: e2eThroughputAuth,
+  e2e_throughput_tags: e2eThroughputTags,
   peer_nats_jetstream: peerNatsJetstream,
   peer_rabbitmq: peerRabbitmq,
   latency_at_rate: latencyAtRate,
@@ -54,6 +55,7 @@ const BASELINE_OF: Record<string, string[]> = {
   pgboss_baseline_planfix: ['pgboss_baseline'],
   e2e_throughput: ['pgboss_baseline', 'pgboss_baseline_planfix'],
   e2e_throughput_auth: ['e2e_throughput'],
+  e2e_throughput_tags: ['e2e_throughput'],
   peer_nats_jetstream: ['e2e_throughput'],
   peer_rabbitmq: ['e2e_throughput'],
   mixed_payloads_workers: ['mixed_payloads_main'],

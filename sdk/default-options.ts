@@ -85,6 +85,15 @@ export interface SubscriberOptions {
    * at once when a batch would free half of maxOutstandingMessages (or maxOutstandingBytes).
    */
   ackBatching: { maxMessages: number; maxDelay: Duration };
+  /**
+   * True: the stream names deliveries by delivery tag (a number valid on that stream only) instead
+   * of a signed lease token, cheaper for client and server (docs/benchmarks.md). Messages then have
+   * no `leaseToken` (unless they ask for a reply): settle them with their own ack()/nack()/extend(),
+   * not client.ack(). The cost: an ack a stream did not answer before it broke (the server or
+   * Postgres restarting) cannot be sent again on the next stream, so the message comes again
+   * (with tokens, the ack is retried there and lands while the lease runs). Default false.
+   */
+  deliveryTags: boolean;
 }
 
 export const DEFAULT_SUBSCRIBER: SubscriberOptions = {
@@ -92,6 +101,7 @@ export const DEFAULT_SUBSCRIBER: SubscriberOptions = {
   maxOutstandingBytes: 0,
   maxExtension: '60m',
   ackBatching: { maxMessages: 1000, maxDelay: 50 },
+  deliveryTags: false,
 };
 
 export interface ClientOptions {

@@ -48,7 +48,10 @@ export class ReceivedMessage {
   readonly deliverAt?: Date;
   /** 1 on the first delivery. */
   readonly attempt: number;
+  /** Names this delivery attempt, for client.ack() and friends; '' when the stream named it by tag. */
   readonly leaseToken: string;
+  /** Names this delivery on the stream it came on (subscriber option deliveryTags); 0 when it has a token only. */
+  readonly deliveryTag: number;
   leaseExpiresAt: Date;
   /** When this process received it. */
   readonly receivedAt = Date.now();
@@ -77,6 +80,7 @@ export class ReceivedMessage {
     this.deliverAt = m.deliverAt;
     this.attempt = d.attempt;
     this.leaseToken = d.leaseToken;
+    this.deliveryTag = d.deliveryTag;
     this.leaseExpiresAt = d.leaseExpiresAt ?? new Date();
     this.leaseMs = Math.max(1000, Math.round((this.leaseExpiresAt.getTime() - this.receivedAt) / 1000) * 1000);
   }

@@ -19,9 +19,22 @@ export interface CloseOptions {
 
 type Kind = 'ack' | 'nack' | 'extend';
 
+type Stream = ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+
+/** A held message: when the lease keeper extends it, and the stream it came on. */
+interface Held {
+  /** Infinity: never, or under way. */
+  extendAt: number;
+  stream?: Stream;
+}
+
 interface Waiter {
   kind: Kind;
-  token: string;
+  message: ReceivedMessage;
+  /** What the request names it by: its lease token, or its delivery tag on `stream`. */
+  key: string | number;
+  /** The stream a tag is valid on (a tag names nothing on any other). */
+  stream?: Stream;
   delayMs?: number;
   extendMs?: number;
   deadLetter?: boolean;
@@ -55,12 +68,18 @@ const FATAL = (code: Code) => !STREAM_RETRYABLE.has(code) && code !== Code.CANCE
  * On a reconnect, messages whose handlers still run keep running: the server released their
  * leases when the old stream died (or they expire, if the server died), so they come again —
  * at-least-once, and their late acks answer FAILED_PRECONDITION.
+ *
+ * Deliveries are named by delivery tag (option deliveryTags, the default), a number the stream
+ * gives each: cheaper than a signed lease token on both sides. A tag is valid on its own stream
+ * only (the next stream's tags start again at 1), so a settle of a message from a stream that
+ * ended is never sent on another: an ack is rejected (the message comes again), a nack resolves
+ * (the server released the message with the stream).
  */
 export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMessage> {
-  private stream?: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+  private stream?: Stream;
   private releaseChannel = () => {};
-  /** Delivered and unsettled, by lease token; `extendAt`: when the lease keeper extends it (Infinity: never, or under way). */
-  private readonly held = new Map<string, { message: ReceivedMessage; extendAt: number }>();
+  /** Delivered and unsettled. */
+  private readonly held = new Map<ReceivedMessage, Held>();
   /** The lease keeper: one timer for every held message, armed for the earliest `extendAt`. */
   private keeperTimer?: NodeJS.Timeout;
   private keeperAt = Number.POSITIVE_INFINITY;
@@ -68,7 +87,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
   /** Acks and nacks in `queued` (not resent ones), and their payload bytes: what they free of the server's window once sent. */
   private freeing = 0;
   private freeingBytes = 0;
-  private readonly sent = new Map<string, Waiter[]>();
+  /** Written and not yet answered, by token or tag (of the open stream). */
+  private readonly sent = new Map<string | number, Waiter[]>();
   private flushTimer?: NodeJS.Timeout;
   private failures = 0;
   private reconnectTimer?: NodeJS.Timeout;
@@ -95,19 +115,14 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.settler = {
       // Settled either way: a failed ack (a stale lease) means the message is no longer ours.
       ack: m =>
-        this.settle('ack', m.leaseToken, {}, m.payload.byteLength)
+        this.settle('ack', m, {}, m.payload.byteLength)
           .then(() => undefined)
-          .finally(() => this.forget(m.leaseToken)),
+          .finally(() => this.forget(m)),
       nack: (m, o) =>
-        this.settle(
-          'nack',
-          m.leaseToken,
-          { delayMs: o.delay === undefined ? undefined : toMs(o.delay), deadLetter: o.deadLetter, error: o.error },
-          m.payload.byteLength,
-        )
+        this.settle('nack', m, { delayMs: o.delay === undefined ? undefined : toMs(o.delay), deadLetter: o.deadLetter, error: o.error }, m.payload.byteLength)
           .then(() => undefined)
-          .finally(() => this.forget(m.leaseToken)),
-      extend: async (m, by) => (await this.settle('extend', m.leaseToken, { extendMs: by === undefined ? undefined : toMs(by) }))!,
+          .finally(() => this.forget(m)),
+      extend: async (m, by) => (await this.settle('extend', m, { extendMs: by === undefined ? undefined : toMs(by) }))!,
     };
     this.connect();
   }
@@ -129,22 +144,25 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       visibilityTimeout: this.opts.visibilityTimeout !== undefined ? toProto(this.opts.visibilityTimeout) : undefined,
       // Reconnecting while closing: only to settle what is held.
       drain: this.shuttingDown,
+      deliveryTags: this.opts.deliveryTags,
     });
     stream.write(first);
-    stream.on('data', (r: SubscribeResponse) => this.onResponse(r));
+    stream.on('data', (r: SubscribeResponse) => this.onResponse(stream, r));
     stream.on('error', err => this.onStreamEnd(stream, InboxdError.from(err)));
     stream.on('end', () => this.onStreamEnd(stream));
     // Settles that waited for a stream go out on this one.
     if (this.queued.length > 0) this.scheduleFlush();
   }
 
-  private onStreamEnd(stream: ClientDuplexStream<SubscribeRequest, SubscribeResponse>, err?: InboxdError): void {
+  private onStreamEnd(stream: Stream, err?: InboxdError): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
     this.releaseChannel();
-    // Whatever was written and not answered is sent again on the next stream.
-    for (const list of this.sent.values()) for (const w of list) this.queued.push({ ...w, resent: true });
+    // Whatever was written by token and not answered is sent again on the next stream; by tag, it
+    // cannot be (the tag names nothing there).
+    for (const list of this.sent.values()) for (const w of list) typeof w.key === 'string' ? this.queued.push({ ...w, resent: true }) : this.lost(w, true);
     this.sent.clear();
+    this.queued = this.queued.filter(w => typeof w.key === 'string' || (this.lost(w, false), false));
     if (this.stopped) return;
     if (this.shuttingDown) {
       this.finishIfIdle();
@@ -168,15 +186,34 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
-  private onResponse(r: SubscribeResponse): void {
+  /**
+   * A settle by tag whose stream ended before it was answered (`written`) or sent. A nack is done:
+   * the server released the message with the stream (or its lease ends, if the server died). An
+   * ack's fate is unknown, or it never went: the message comes again, unless a written ack landed.
+   */
+  private lost(w: Waiter, written: boolean): void {
+    if (w.kind === 'nack') {
+      w.resolve();
+      return;
+    }
+    const what = written ? 'was answered' : 'could be sent';
+    w.reject(
+      new InboxdError(
+        Code.UNAVAILABLE,
+        `the stream that delivered message ${w.message.id} ended before its ${w.kind} ${what}: the message is delivered again${written && w.kind === 'ack' ? ' unless the ack took effect' : ''}`,
+      ),
+    );
+  }
+
+  private onResponse(stream: Stream, r: SubscribeResponse): void {
     this.failures = 0;
     if (r.ackResults) this.answer('ack', r.ackResults);
     if (r.nackResults) this.answer('nack', r.nackResults);
     if (r.extendResults) this.answer('extend', r.extendResults);
     for (const d of r.deliveries) {
       const m = new ReceivedMessage(d, this.settler, this.replier);
-      const h = { message: m, extendAt: Number.POSITIVE_INFINITY };
-      this.held.set(m.leaseToken, h);
+      const h: Held = { extendAt: Number.POSITIVE_INFINITY, stream };
+      this.held.set(m, h);
       this.maxHeld = Math.max(this.maxHeld, this.held.size);
       if (this.shuttingDown) {
         // Raced with drain: not ours to handle any more.
@@ -233,17 +270,17 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.keeperAt = Number.POSITIVE_INFINITY;
     const now = Date.now();
     let next = Number.POSITIVE_INFINITY;
-    for (const h of this.held.values()) {
+    for (const [m, h] of this.held) {
       if (h.extendAt > now + KEEPER_SLACK_MS) {
         next = Math.min(next, h.extendAt);
         continue;
       }
-      const m = h.message;
-      if (m.settled) continue;
       h.extendAt = Number.POSITIVE_INFINITY;
+      // Settled, or its tag's stream ended (which released it): nothing to keep.
+      if (m.settled || (m.deliveryTag && h.stream !== this.stream)) continue;
       m.extend().then(
         () => {
-          if (this.held.get(m.leaseToken) !== h || m.settled) return;
+          if (this.held.get(m) !== h || m.settled) return;
           h.extendAt = this.extendAt(m);
           this.armKeeper(h.extendAt);
         },
@@ -259,10 +296,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.keeperAt = Number.POSITIVE_INFINITY;
   }
 
-  private forget(token: string): void {
-    const h = this.held.get(token);
-    if (!h) return;
-    this.held.delete(token);
+  private forget(m: ReceivedMessage): void {
+    if (!this.held.delete(m)) return;
     // Nothing left to keep: no timer holds the process open.
     if (this.held.size === 0) this.stopKeeper();
     this.finishIfIdle();
@@ -275,13 +310,22 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
    */
   private settle(
     kind: Kind,
-    token: string,
+    message: ReceivedMessage,
     extra: { delayMs?: number; extendMs?: number; deadLetter?: boolean; error?: string } = {},
     bytes = 0,
   ): Promise<Date | undefined> {
     if (this.stopped) return Promise.reject(new InboxdError(Code.FAILED_PRECONDITION, 'subscription is closed'));
     return new Promise((resolve, reject) => {
-      this.queued.push({ kind, token, ...extra, resolve, reject });
+      const tag = message.deliveryTag;
+      const w: Waiter = { kind, message, key: tag || message.leaseToken, ...extra, resolve, reject };
+      if (tag) {
+        w.stream = this.held.get(message)?.stream;
+        if (!w.stream || w.stream !== this.stream) {
+          this.lost(w, false);
+          return;
+        }
+      }
+      this.queued.push(w);
       if (kind !== 'extend') {
         this.freeing++;
         this.freeingBytes += bytes;
@@ -321,40 +365,45 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     for (const ws of groups.values()) {
       // Every group holds at least the waiter that made it.
       const { kind, delayMs, extendMs, deadLetter, error } = ws[0]!;
-      const tokens = ws.map(w => w.token);
-      for (const w of ws) (this.sent.get(w.token) ?? this.sent.set(w.token, []).get(w.token)!).push(w);
+      const tokens: string[] = [];
+      const tags: number[] = [];
+      for (const w of ws) {
+        if (typeof w.key === 'string') tokens.push(w.key);
+        else tags.push(w.key);
+        (this.sent.get(w.key) ?? this.sent.set(w.key, []).get(w.key)!).push(w);
+      }
       stream.write(
         SubscribeRequest.fromPartial(
           kind === 'ack'
-            ? { ackLeaseTokens: tokens }
+            ? { ackLeaseTokens: tokens, ackTags: tags }
             : kind === 'nack'
               ? {
                   nackLeaseTokens: tokens,
+                  nackTags: tags,
                   nackDelay: delayMs === undefined ? undefined : toProto(delayMs),
                   nackDeadLetter: deadLetter ?? false,
                   nackError: error ?? '',
                 }
-              : { extendLeaseTokens: tokens, extendVisibilityTimeout: extendMs === undefined ? undefined : toProto(extendMs) },
+              : { extendLeaseTokens: tokens, extendTags: tags, extendVisibilityTimeout: extendMs === undefined ? undefined : toProto(extendMs) },
         ),
       );
     }
   }
 
   private answer(kind: Kind, results: SettleResults): void {
-    const take = (token: string) => {
-      const list = this.sent.get(token);
+    const take = (key: string | number) => {
+      const list = this.sent.get(key);
       const i = list?.findIndex(w => w.kind === kind) ?? -1;
       if (!list || i < 0) return undefined;
       const [w] = list.splice(i, 1);
-      if (list.length === 0) this.sent.delete(token);
+      if (list.length === 0) this.sent.delete(key);
       return w;
     };
-    for (const token of results.succeeded) {
-      const w = take(token);
-      w?.resolve(kind === 'extend' ? this.expiryOf(token, w.extendMs) : undefined);
-    }
+    const done = (w: Waiter | undefined) => w?.resolve(kind === 'extend' ? this.expiryOf(w) : undefined);
+    for (const token of results.succeeded) done(take(token));
+    for (const tag of results.succeededTags) done(take(tag));
     for (const f of results.failed) {
-      const w = take(f.leaseToken);
+      const w = take(f.deliveryTag || f.leaseToken);
       if (!w) continue;
       // A nack resent after its stream died may have landed the first time (or the server
       // released the lease with the stream): either way the message is back in the queue.
@@ -365,12 +414,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
     this.finishIfIdle();
   }
 
-  private expiryOf(token: string, extendMs?: number): Date {
-    // The server answers an extension with the token only; the new lease ends `extendMs` on, or
-    // one lease length (as delivered: not leaseExpiresAt - receivedAt, which grows with each extension).
-    const m = this.held.get(token)?.message;
-    const ms = extendMs ?? m?.leaseMs ?? 0;
-    return new Date(Date.now() + ms);
+  private expiryOf(w: Waiter): Date {
+    // The server answers an extension with the token (or tag) only; the new lease ends `extendMs`
+    // on, or one lease length (as delivered: not leaseExpiresAt - receivedAt, which grows with each extension).
+    return new Date(Date.now() + (w.extendMs ?? w.message.leaseMs));
   }
 
   /** Messages as an async iterator (when subscribed without a handler). Ack or nack each one. */
@@ -405,7 +452,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<ReceivedMe
       for (const take of this.takers.splice(0)) take({ value: undefined, done: true });
       // Buffered messages no iterator took are returned at once, whatever the behavior.
       for (const m of this.buffer.splice(0)) void m.nack(0).catch(() => {});
-      if (behavior === 'nack') for (const { message } of this.held.values()) void message.nack(0).catch(() => {});
+      if (behavior === 'nack') for (const message of this.held.keys()) void message.nack(0).catch(() => {});
       this.flush();
       await new Promise<void>(resolve => {
         const t = setTimeout(done, timeoutMs);

@@ -474,6 +474,71 @@ describe('sdk against an in-process server', () => {
   });
 
   describe('subscriber', () => {
+    it('names deliveries by tag with deliveryTags (no token to sign or send); by default, by lease token', async () => {
+      const queue = queueName('tags');
+      await client.queues.create(queue, KEEP_ACKED);
+      await sendMany(queue, 5);
+      const seen: ReceivedMessage[] = [];
+      const sub = subscribe(client, queue, (m: ReceivedMessage) => void seen.push(m), { deliveryTags: true });
+      await waitFor(async () => (await client.queues.stats(queue)).acked === 5, 5000, 'every ack, by tag');
+      expect(seen.map(m => m.deliveryTag).sort()).toEqual([1, 2, 3, 4, 5]);
+      expect(seen.every(m => m.leaseToken === '')).toBe(true);
+      // Such a message has no token for the unary calls: the SDK says what to do instead.
+      const e = await rejection(client.ack(seen[0]!));
+      expect([e.code, e.message]).toEqual([Code.FAILED_PRECONDITION, expect.stringMatching(/settle it with its own ack\(\)/)]);
+      await sub.close();
+
+      const plain = queueName('tokens');
+      await client.queues.create(plain, KEEP_ACKED);
+      await sendMany(plain, 3);
+      const withTokens: ReceivedMessage[] = [];
+      subscribe(client, plain, (m: ReceivedMessage) => void withTokens.push(m));
+      await waitFor(async () => (await client.queues.stats(plain)).acked === 3, 5000, 'every ack, by token');
+      expect(withTokens.map(m => [m.deliveryTag, m.leaseToken.length > 0])).toEqual([
+        [0, true],
+        [0, true],
+        [0, true],
+      ]);
+    });
+
+    it("never settles a message by tag on a stream other than the one that delivered it (the next stream's tags start at 1 again)", async () => {
+      const queue = queueName('tagstreams');
+      await client.queues.create(queue, KEEP_ACKED);
+      const [id] = await sendMany(queue, 1);
+      const gates: { m: ReceivedMessage; g: ReturnType<typeof gate> }[] = [];
+      const settleErrors: InboxdError[] = [];
+      const sub = subscribe(
+        client,
+        queue,
+        async (m: ReceivedMessage) => {
+          const g = gate();
+          gates.push({ m, g });
+          await g.hold;
+        },
+        { maxOutstandingMessages: 1, deliveryTags: true },
+      );
+      sub.on('settleError', err => settleErrors.push(err));
+      await waitFor(() => gates.length === 1, 5000, 'the first delivery');
+      expect([gates[0]!.m.id, gates[0]!.m.attempt, gates[0]!.m.deliveryTag]).toEqual([id, 1, 1]);
+
+      // The stream breaks (as a network would end it) while the handler runs: the server releases
+      // the message, and the next stream delivers it again, under the same tag number, 1.
+      (sub as unknown as { stream: { cancel(): void } }).stream.cancel();
+      await waitFor(() => gates.length === 2, 10_000, 'the delivery on the next stream');
+      expect([gates[1]!.m.id, gates[1]!.m.attempt, gates[1]!.m.deliveryTag]).toEqual([id, 2, 1]);
+
+      // The first handler finishes: its ack is not sent (tag 1 on this stream is the second delivery).
+      gates[0]!.g.release();
+      await waitFor(() => settleErrors.length === 1, 5000, 'the first ack refused');
+      expect(settleErrors[0]!.code).toBe(Code.UNAVAILABLE);
+      await dispatcherIdle(srv.app.core, queue);
+      expect(await client.queues.stats(queue)).toMatchObject({ leased: 1, acked: 0 });
+
+      gates[1]!.g.release();
+      await waitFor(async () => (await client.queues.stats(queue)).acked === 1, 5000, 'the second ack');
+      expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, leased: 0, acked: 1 });
+    });
+
     it('never runs more handlers at once than maxOutstandingMessages, nor holds more', async () => {
       const queue = queueName('flow');
       await client.queues.create(queue, KEEP_ACKED);

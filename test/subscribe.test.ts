@@ -162,6 +162,7 @@ class Subscriber {
 
 interface FirstRequest {
   queue?: string;
+  deliveryTags?: boolean;
   flowControl?: { maxOutstandingMessages?: number; maxOutstandingBytes?: string };
   visibilityTimeout?: { seconds: string; nanos: number };
 }
@@ -813,6 +814,138 @@ describe('Subscribe', () => {
     const after = await sub.deliveredAtLeast(3);
     expect(after[2].message!.id).toBe(next);
     expect(after[2].attempt).toBe(1);
+  });
+
+  describe('delivery tags (delivery_tags on the first request)', () => {
+    const tagged = (queue: string, max = 10, lease = 30, c = srv.clients) =>
+      subscribe({ queue, deliveryTags: true, flowControl: { maxOutstandingMessages: max }, visibilityTimeout: dur(lease) }, c.inbox);
+
+    it('names deliveries 1, 2, 3 on the stream, with no token; ack_tags settle them, answered by tag', async () => {
+      const queue = await createQueue();
+      const ids = await send(queue, 3);
+      const sub = tagged(queue);
+      const ds = await sub.deliveredAtLeast(3);
+      expect(ds.map(d => [d.deliveryTag, d.leaseToken])).toEqual([
+        [1, ''],
+        [2, ''],
+        [3, ''],
+      ]);
+      expect(ds.map(d => d.message!.id).sort()).toEqual([...ids].sort());
+
+      const r = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ ackTags: [1, 2, 99] }));
+      const res = await sub.results('ackResults', r);
+      expect(res.succeededTags).toEqual([1, 2]);
+      expect(res.succeeded).toEqual([]);
+      expect(res.failed.map(f => [f.deliveryTag, f.leaseToken, f.code])).toEqual([[99, '', status.FAILED_PRECONDITION]]);
+      expect(res.failed[0].message).toMatch(/not held by this stream/);
+      const st = await stats(queue);
+      expect([Number(st.depth), Number(st.leased)]).toEqual([0, 1]);
+
+      // A tag settled is a tag no longer held: acked again, it settles nothing.
+      const r2 = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ ackTags: [1] }));
+      expect((await sub.results('ackResults', r2)).failed.map(f => [f.deliveryTag, f.code])).toEqual([[1, status.FAILED_PRECONDITION]]);
+      expect(sub.closed).toBe(false);
+    });
+
+    it('nack_tags return a message (attempt 2, under a new tag); extend_tags keep a 1s lease past 1s', async () => {
+      const queue = await createQueue(timed.clients);
+      const [id] = await send(queue, 1, 'm', timed.clients);
+      const sub = tagged(queue, 10, 1, timed.clients);
+      const [d] = await sub.deliveredAtLeast(1);
+      const r = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ nackTags: [d.deliveryTag] }));
+      expect((await sub.results('nackResults', r)).succeededTags).toEqual([1]);
+      const all = await sub.deliveredAtLeast(2);
+      expect(all.map(x => [x.message!.id, x.attempt, x.deliveryTag])).toEqual([
+        [id, 1, 1],
+        [id, 2, 2],
+      ]);
+
+      const r2 = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ extendTags: [2], extendVisibilityTimeout: dur(20) }));
+      const ext = await sub.results('extendResults', r2);
+      expect([ext.succeededTags, ext.failed]).toEqual([[2], []]);
+      await clock.advance(10_000);
+      await sub.quiet(timed.app.core);
+      expect(sub.deliveries).toHaveLength(2);
+      expect(Number((await stats(queue, timed.clients)).leased)).toBe(1);
+      const r3 = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ ackTags: [2] }));
+      expect((await sub.results('ackResults', r3)).succeededTags).toEqual([2]);
+    });
+
+    it('a message asking for a reply comes with its lease token too; either settles it', async () => {
+      const queue = await createQueue();
+      await call(
+        srv.clients.inbox,
+        srv.clients.inbox.send,
+        SendRequest.fromPartial({
+          messages: [
+            { queue, payload: Buffer.from('q'), replyTo: 'reply.x' },
+            { queue, payload: Buffer.from('plain') },
+          ],
+        }),
+      );
+      const sub = tagged(queue);
+      const ds = await sub.deliveredAtLeast(2);
+      const byText = new Map(ds.map(d => [Buffer.from(d.message!.payload).toString(), d]));
+      expect(byText.get('q')!.leaseToken).not.toBe('');
+      expect(byText.get('plain')!.leaseToken).toBe('');
+      expect([byText.get('q')!.deliveryTag, byText.get('plain')!.deliveryTag].sort()).toEqual([1, 2]);
+      const r = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ ackTags: [byText.get('q')!.deliveryTag, byText.get('plain')!.deliveryTag] }));
+      expect((await sub.results('ackResults', r)).succeededTags).toHaveLength(2);
+      const st = await stats(queue);
+      expect(Number(st.depth) + Number(st.leased)).toBe(0);
+    });
+
+    it('a tag names a delivery on its own stream only; a stream that ends releases what it held by tag', async () => {
+      const queue = await createQueue();
+      const ids = await send(queue, 4);
+      const a = tagged(queue);
+      await a.deliveredAtLeast(4);
+      const b = tagged(queue);
+      await b.quiet(srv.app.core);
+      expect(b.deliveries).toHaveLength(0);
+
+      // b holds nothing: a's tag 1 is nothing on b.
+      const r = b.responses.length;
+      b.write(SubscribeRequest.fromPartial({ ackTags: [1], nackTags: [2] }));
+      expect((await b.results('ackResults', r)).failed.map(f => [f.deliveryTag, f.code])).toEqual([[1, status.FAILED_PRECONDITION]]);
+      expect((await b.results('nackResults', r)).failed.map(f => [f.deliveryTag, f.code])).toEqual([[2, status.FAILED_PRECONDITION]]);
+      expect(Number((await stats(queue)).leased)).toBe(4);
+
+      a.stream.end();
+      await b.deliveredAtLeast(4);
+      expect(b.deliveries.map(d => d.message!.id).sort()).toEqual([...ids].sort());
+      expect(b.deliveries.map(d => [d.attempt, d.deliveryTag])).toEqual([
+        [2, 1],
+        [2, 2],
+        [2, 3],
+        [2, 4],
+      ]);
+    });
+
+    it('tags on a stream opened without delivery_tags answer INVALID_ARGUMENT; delivery_tags on a later request fails the stream', async () => {
+      const queue = await createQueue();
+      await send(queue, 1);
+      const sub = subscribe({ queue, flowControl: { maxOutstandingMessages: 10 }, visibilityTimeout: dur(30) });
+      const [d] = await sub.deliveredAtLeast(1);
+      expect([d.deliveryTag, d.leaseToken === '']).toEqual([0, false]);
+      const r = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ ackTags: [1] }));
+      const res = await sub.results('ackResults', r);
+      expect(res.failed.map(f => [f.deliveryTag, f.code])).toEqual([[1, status.INVALID_ARGUMENT]]);
+      expect(res.failed[0].message).toMatch(/set delivery_tags on its first request/);
+      expect(Number((await stats(queue)).leased)).toBe(1);
+
+      sub.write(SubscribeRequest.fromPartial({ deliveryTags: true }));
+      const err = await sub.failure();
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toMatch(/delivery_tags is set only on the first request/);
+    });
   });
 
   describe('the direct hand-off: a send to a drained queue a subscriber waits on', () => {

@@ -8,6 +8,7 @@
 export interface Delivery {
   id: string;
   attempt: number;
+  /** '' for a delivery named by tag (the SDK's default): the (id, attempt) check alone then applies. */
   token: string;
   /** When the consumer received it (ms since epoch). */
   at: number;
@@ -188,7 +189,7 @@ export class Ledger {
           c.redelivered_after_ack++;
           ex(c.examples.redelivered_after_ack, `${id} attempt ${d.attempt} to ${d.consumer} ${d.at - r.ackedAt} ms after an ack was confirmed`);
         }
-        const sameToken = tokens.get(d.token);
+        const sameToken = d.token ? tokens.get(d.token) : undefined;
         const sameAttempt = attempts.get(d.attempt);
         if (sameToken || sameAttempt) {
           c.tokens_reissued++;
@@ -198,7 +199,7 @@ export class Ledger {
             `${id} attempt ${d.attempt}${sameToken ? ' same token' : ''}: to ${prev.consumer}, then ${d.at - prev.at} ms later to ${d.consumer}`,
           );
         }
-        tokens.set(d.token, d);
+        if (d.token) tokens.set(d.token, d);
         attempts.set(d.attempt, d);
       }
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type CreateClientOptions, createClient, type QueueConfig } from '@inboxd/sdk';
+import { type CreateClientOptions, createClient, type QueueConfig, type SubscriberOptions } from '@inboxd/sdk';
 import { type Ctx, count, stampedPayload, stampOf } from '../lib/context.js';
 import { measureCpu } from '../lib/cpu.js';
 import { percentiles, type Result, rate } from '../lib/report.js';
@@ -23,7 +23,16 @@ export async function e2eThroughput(ctx: Ctx): Promise<Result> {
  * so each call pays for authentication and authorization, and each token is signed and verified.
  */
 export async function e2eThroughputAuth(ctx: Ctx): Promise<Result> {
-  return runE2E(ctx, 'e2e_throughput_auth', await ctx.pg.createDatabase('e2eauth'), count(ctx, 100_000, 20_000), undefined, true);
+  return runE2E(ctx, 'e2e_throughput_auth', await ctx.pg.createDatabase('e2eauth'), count(ctx, 100_000, 20_000), { auth: true });
+}
+
+/**
+ * e2e_throughput_tags: the same, the subscribers naming deliveries by delivery tag
+ * (`deliveryTags: true`) instead of lease tokens: what signing, sending and checking a token per
+ * delivery costs.
+ */
+export async function e2eThroughputTags(ctx: Ctx): Promise<Result> {
+  return runE2E(ctx, 'e2e_throughput_tags', await ctx.pg.createDatabase('e2etags'), count(ctx, 100_000, 20_000), { subscriber: { deliveryTags: true } });
 }
 
 /**
@@ -50,9 +59,16 @@ async function benchPrincipal(address: string, adminKey: string): Promise<string
 
 /**
  * The e2e shape on database `db`: `n` messages through queue 'e2e' (created unless `prepare`
- * made it, e.g. with history already in it); with `auth`, the server requires credentials.
+ * made it, e.g. with history already in it); with `auth`, the server requires credentials;
+ * `subscriber`: options of the subscribers beyond the scenario's own.
  */
-export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prepare?: (db: string) => Promise<void>, auth = false): Promise<Result> {
+export async function runE2E(
+  ctx: Ctx,
+  name: string,
+  db: string,
+  n: number,
+  { prepare, auth = false, subscriber = {} }: { prepare?: (db: string) => Promise<void>; auth?: boolean; subscriber?: Partial<SubscriberOptions> } = {},
+): Promise<Result> {
   if (prepare) await prepare(db);
   const adminKey = randomBytes(24).toString('hex');
   const server = await spawnInboxd(db, auth ? { INBOXD_AUTH: 'required', INBOXD_ADMIN_KEY: adminKey } : {});
@@ -72,7 +88,7 @@ export async function runE2E(ctx: Ctx, name: string, db: string, n: number, prep
           latencies.push(performance.now() - stampOf(m.payload));
           if (++handled === n) allHandled();
         },
-        { maxOutstandingMessages: 2000 },
+        { maxOutstandingMessages: 2000, ...subscriber },
       ),
     );
     const started = performance.now();

@@ -1,4 +1,5 @@
 import type { Delivery, Message } from '@inboxd/proto/v1/message';
+import type { LeaseRef } from './lease-token.js';
 
 /** A message as stored in a pg-boss job's `data` column. Short keys: this is on every row. */
 export interface StoredMessage {
@@ -77,11 +78,22 @@ export function toMessage(job: Omit<LeasedJob, 'retryCount'>): Message {
   };
 }
 
-export function toDelivery(job: LeasedJob, leaseExpiresAt: Date, leaseToken: string): Delivery {
+/**
+ * A delivery as the store leases it: the attempt it names (`ref`), and neither token nor tag yet.
+ * Whoever it goes to names it: a Lease call's response with a signed lease token, a Subscribe
+ * stream with a token or with its own delivery tag. Encoding a response ignores `ref`.
+ */
+export interface LeasedDelivery extends Delivery {
+  ref: LeaseRef;
+}
+
+export function toDelivery(job: LeasedJob, leaseExpiresAt: Date, ref: LeaseRef): LeasedDelivery {
   return {
     message: toMessage(job),
-    leaseToken,
+    leaseToken: '',
     leaseExpiresAt,
     attempt: job.retryCount + 1,
+    deliveryTag: 0,
+    ref,
   };
 }

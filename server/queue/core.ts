@@ -6,13 +6,13 @@ import type { Logger } from 'pino';
 import { type ErrorKind, notFound } from '../errors.js';
 import { Admission, needsAdmission } from './admission.js';
 import { Browser } from './browse.js';
-import { type OutgoingMessage, toStored } from './codec.js';
+import { type LeasedDelivery, type OutgoingMessage, toStored } from './codec.js';
 import { Database } from './database.js';
 import { Dispatcher } from './dispatcher.js';
 import { type CoreEventMap, CoreEvents } from './events.js';
 import { Hasher } from './hasher.js';
 import { type LeaseRef, LeaseTokens } from './lease-token.js';
-import type { InsertResult, TokenOutcome } from './message-store.js';
+import type { InsertResult, SettleItem, TokenOutcome } from './message-store.js';
 import { MessageStore } from './message-store.js';
 import { migrate } from './migrations/migrate.js';
 import { checkInstalledPgBoss, checkPgBossSchema } from './migrations/pg-boss-schema.js';
@@ -265,13 +265,13 @@ export class QueueCore {
   }
 
   /** Marks deliveries done, `as` the principal settling (null: the server itself). */
-  ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
+  ack(tokens: SettleItem[], as: string | null): Promise<TokenOutcome[]> {
     return this.store.ack(tokens, as);
   }
 
   /** Returns deliveries to their queue after `delayMs` (undefined: the queue's retry policy), or dead-letters them. */
   nack(
-    tokens: string[],
+    tokens: SettleItem[],
     delayMs: number | undefined,
     as: string | null,
     reason?: string,
@@ -281,8 +281,19 @@ export class QueueCore {
   }
 
   /** Pushes leases out to now + `leaseSec`. */
-  extend(tokens: string[], leaseSec: number, as: string | null): Promise<TokenOutcome[]> {
+  extend(tokens: SettleItem[], leaseSec: number, as: string | null): Promise<TokenOutcome[]> {
     return this.store.extend(tokens, leaseSec, as);
+  }
+
+  /** A delivery with its signed lease token, as a Lease call or a stream without tags hands it out. */
+  named(d: LeasedDelivery): Delivery {
+    d.leaseToken = this.issue(d.ref);
+    return d;
+  }
+
+  /** A signed lease token for an attempt leased here. */
+  issue(ref: LeaseRef): string {
+    return this.store.issue(ref);
   }
 
   /** The deliveries lease tokens name, checked: their signature, and that `as` leased them. */
@@ -318,7 +329,7 @@ export class QueueCore {
       // One response: what fits in the byte budget, the rest stays in the queue untouched.
       const got = await this.store.lease(queue, max, sec, principal, RESPONSE_BUDGET_BYTES);
       const left = deadline - Date.now();
-      if (got.length > 0 || left <= 0 || signal?.aborted) return got;
+      if (got.length > 0 || left <= 0 || signal?.aborted) return got.map(d => this.named(d));
       // Wake on a send, and look again at least every poll interval for delayed messages.
       await this.wakeups.wait(queue, Math.min(left, this.opts.pollIntervalMs), signal);
       if (signal?.aborted) return [];

@@ -1,7 +1,8 @@
-import type { Delivery } from '@inboxd/proto/v1/message';
 import { type Clock, systemClock } from 'pg-boss';
 import type { Logger } from 'pino';
 import { isConnectionError, isQueueNotFound, notFound } from '../errors.js';
+import type { LeasedDelivery } from './codec.js';
+import type { LeaseRef } from './lease-token.js';
 import type { MessageStore } from './message-store.js';
 import type { Subscription } from './subscription.js';
 import type { Wakeups } from './wakeups.js';
@@ -33,7 +34,7 @@ export interface HandOff {
   /** Whose the leases are: their tokens name it. */
   principal: string;
   /** What the insert stored leased (none if it failed): dealt out to the subscribers. */
-  deliver(deliveries: Delivery[]): void;
+  deliver(deliveries: LeasedDelivery[]): void;
 }
 
 /** After a failed fetch, the next try waits this much, doubling per failure up to RETRY_MAX_MS. */
@@ -200,7 +201,7 @@ export class Dispatcher {
           return { ...f, deliveries, overBudget: out.overBudget };
         }),
       );
-      const gone: string[] = [];
+      const gone: LeaseRef[] = [];
       for (const [group, subs] of groups)
         gone.push(
           ...this.deal(
@@ -218,14 +219,14 @@ export class Dispatcher {
   /**
    * Deals deliveries out to a group's subscribers one at a time in turn, each up to its credit
    * (the caller leased no more than the group's credit). A stream that ended since the credit was
-   * counted gets none: its share goes to the others with credit left. Returns the tokens of those
+   * counted gets none: its share goes to the others with credit left. Returns the attempts of those
    * nobody could take, for the caller to put back (an attempt spent, so kept to the few no live
    * stream had room for: dealt to the ended stream as well, they came back to its peers an attempt
    * later).
    */
-  private deal(subs: Subscription[], credit: Map<Subscription, number>, deliveries: Delivery[]): string[] {
-    const shares = new Map<Subscription, Delivery[]>();
-    const gone: string[] = [];
+  private deal(subs: Subscription[], credit: Map<Subscription, number>, deliveries: LeasedDelivery[]): LeaseRef[] {
+    const shares = new Map<Subscription, LeasedDelivery[]>();
+    const gone: LeaseRef[] = [];
     let turn = 0;
     for (const d of deliveries) {
       let dealt = false;
@@ -240,7 +241,7 @@ export class Dispatcher {
         turn = (turn + k + 1) % subs.length;
         dealt = true;
       }
-      if (!dealt) gone.push(d.leaseToken);
+      if (!dealt) gone.push(d.ref);
     }
     for (const [sub, share] of shares) sub.deliver(share);
     return gone;

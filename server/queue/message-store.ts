@@ -1,14 +1,19 @@
-import type { Delivery } from '@inboxd/proto/v1/message';
 import { type Clock, type PgBoss, systemClock } from 'pg-boss';
 import { type ErrorKind, InboxdError, isQueueNotFound } from '../errors.js';
-import { type LeasedJob, type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
+import { type LeasedDelivery, type LeasedJob, type OutgoingMessage, type StoredMessage, toDelivery } from './codec.js';
 import type { Database } from './database.js';
 import type { HandOff } from './dispatcher.js';
 import type { CoreEventMap, CoreEvents } from './events.js';
 import { type LeaseRef, type LeaseTokens, TOKEN_FAULT_TEXT } from './lease-token.js';
 import * as sql from './sql.js';
 
-/** What became of one lease token in a settle call. */
+/**
+ * What a settle names: a lease token as a client gave it (checked here), or the attempt itself, as
+ * a Subscribe stream knows it from the delivery tag it gave (a stream holds only its own).
+ */
+export type SettleItem = string | LeaseRef;
+
+/** What became of one lease token (or attempt; `token` then '') in a settle call. */
 export type TokenOutcome =
   | { token: string; ok: true; queue: string; expiresAt?: Date; deadLettered?: boolean }
   | { token: string; ok: false; kind: ErrorKind; message: string };
@@ -69,11 +74,7 @@ export class MessageStore {
       const deliveries = due
         .filter(m => leased.has(m.id))
         .map(m =>
-          toDelivery(
-            { id: m.id, name: queue, data: m.data, retryCount: 0 },
-            expiresAt,
-            this.tokens.encode({ queue, id: m.id, retryCount: 0, principal: handOff.principal }),
-          ),
+          toDelivery({ id: m.id, name: queue, data: m.data, retryCount: 0 }, expiresAt, { queue, id: m.id, retryCount: 0, principal: handOff.principal }),
         );
       if (deliveries.length > 0) this.events.emit('leased', { queue, count: deliveries.length });
       handOff.deliver(deliveries);
@@ -93,7 +94,7 @@ export class MessageStore {
    * that many bytes (at least one) stay leased; the rest are put back as never fetched, and
    * `out.overBudget` says so.
    */
-  async lease(queue: string, max: number, leaseSec: number, principal: string, budgetBytes?: number, out?: { overBudget: boolean }): Promise<Delivery[]> {
+  async lease(queue: string, max: number, leaseSec: number, principal: string, budgetBytes?: number, out?: { overBudget: boolean }): Promise<LeasedDelivery[]> {
     // Taken before the statement starts the leases, so the lease end reported is never later than the real one.
     const startedBy = this.clock.now();
     // One statement (migrations/003-lease.ts): picked, sized to the budget, leased for leaseSec.
@@ -110,7 +111,12 @@ export class MessageStore {
     jobs.sort((x, y) => (y.data.pr ?? 0) - (x.data.pr ?? 0) || x.data.at - y.data.at);
     const expiresAt = new Date(startedBy + leaseSec * 1000);
     this.events.emit('leased', { queue, count: jobs.length });
-    return jobs.map(j => toDelivery(j, expiresAt, this.tokens.encode({ queue, id: j.id, retryCount: j.retryCount, principal })));
+    return jobs.map(j => toDelivery(j, expiresAt, { queue, id: j.id, retryCount: j.retryCount, principal }));
+  }
+
+  /** A signed lease token for a leased delivery (see LeaseTokens). */
+  issue(ref: LeaseRef): string {
+    return this.tokens.encode(ref);
   }
 
   /**
@@ -118,7 +124,7 @@ export class MessageStore {
    * not issued by this server (forged, altered) is refused (INVALID_ARGUMENT), and neither changes
    * anything. `as` null: the server itself (releasing a closed stream's leases).
    */
-  async ack(tokens: string[], as: string | null): Promise<TokenOutcome[]> {
+  async ack(tokens: SettleItem[], as: string | null): Promise<TokenOutcome[]> {
     const outcomes = await this.settle(tokens, as, async (queue, refs) => {
       const deletes = await this.deletesOnAck(queue);
       const done = await this.acked(queue, refs, deletes);
@@ -144,7 +150,7 @@ export class MessageStore {
    * stream closing); a client's nack leaves it unset and may give `error`, kept as last_error.
    */
   async nack(
-    tokens: string[],
+    tokens: SettleItem[],
     delayMs: number | undefined,
     as: string | null,
     reason?: string,
@@ -237,7 +243,7 @@ export class MessageStore {
     return rows as { name: string; id: string; retryCount: number }[];
   }
 
-  async extend(tokens: string[], leaseSec: number, as: string | null): Promise<TokenOutcome[]> {
+  async extend(tokens: SettleItem[], leaseSec: number, as: string | null): Promise<TokenOutcome[]> {
     return this.settle(tokens, as, async (queue, refs) => {
       const { rows } = await this.exec(sql.extendLeases(this.schema, queue, sql.fencePairs(refs), leaseSec));
       const moved = new Map(rows.map(r => [r.id as string, new Date(r.expiresAt as string | Date)]));
@@ -347,9 +353,10 @@ export class MessageStore {
   /**
    * Decodes tokens, groups them by queue, runs `op` once per queue, and answers per token:
    * malformed ones INVALID_ARGUMENT, those `op` reports undefined for FAILED_PRECONDITION.
+   * Attempts given as such (a stream's tags) are its own: nothing to check.
    */
   private async settle(
-    tokens: string[],
+    tokens: SettleItem[],
     as: string | null,
     op: (queue: string, refs: LeaseRef[]) => Promise<Map<string, { expiresAt?: Date; deadLettered?: boolean } | undefined>>,
   ): Promise<TokenOutcome[]> {
@@ -358,7 +365,7 @@ export class MessageStore {
     // token would share the current one's success.
     const attempt = (r: LeaseRef) => `${r.queue}\n${r.id}\n${r.retryCount}`;
     const rounds: { ids: Set<string>; byQueue: Map<string, LeaseRef[]> }[] = [];
-    const decoded = tokens.map(t => this.tokens.verify(t, as));
+    const decoded = tokens.map(t => (typeof t === 'string' ? this.tokens.verify(t, as) : t));
     const seen = new Set<string>();
     decoded.forEach(ref => {
       if (typeof ref === 'string' || seen.has(attempt(ref))) return;
@@ -384,7 +391,8 @@ export class MessageStore {
         }),
       );
     }
-    return tokens.map((token, i): TokenOutcome => {
+    return tokens.map((item, i): TokenOutcome => {
+      const token = typeof item === 'string' ? item : '';
       const ref = decoded[i]!;
       if (typeof ref === 'string') return { token, ok: false, kind: ref === 'foreign' ? 'permission_denied' : 'invalid', message: TOKEN_FAULT_TEXT[ref] };
       const r = results.get(attempt(ref));

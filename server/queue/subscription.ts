@@ -1,4 +1,7 @@
 import type { Delivery } from '@inboxd/proto/v1/message';
+import type { LeasedDelivery } from './codec.js';
+import type { LeaseRef } from './lease-token.js';
+import type { SettleItem } from './message-store.js';
 import { chunkDeliveries } from './response-budget.js';
 import { STREAM_BUFFER_BYTES, type WriteBuffers } from './write-buffers.js';
 
@@ -14,7 +17,20 @@ export interface FlowLimits {
 interface Outstanding {
   bytes: number;
   expiresAt: number;
+  /** What settles it: its lease token when it was given one, else the attempt (a tag's). */
+  item: SettleItem;
 }
+
+/** How a stream names its deliveries to the client. */
+export interface Naming {
+  /** Delivery tags (the stream asked for them), else signed lease tokens. */
+  tags: boolean;
+  /** Signs a lease token for an attempt. */
+  issue: (ref: LeaseRef) => string;
+}
+
+/** The largest delivery tag (uint32); the next after it is 1 again. */
+export const MAX_TAG = 0xffff_ffff;
 
 /**
  * One open Subscribe stream as the dispatcher sees it: the queue, the lease length, the flow
@@ -29,7 +45,9 @@ interface Outstanding {
  * client is stuck); the dispatcher never leases more than the credit.
  */
 export class Subscription {
-  private readonly outstanding = new Map<string, Outstanding>();
+  /** By delivery tag on a stream with tags, else by lease token. */
+  private readonly outstanding = new Map<string | number, Outstanding>();
+  private lastTag = 0;
   private outBytes = 0;
   /** Largest payload delivered on this stream so far (-1: none yet): sizes fetches under a byte limit. */
   private largest = -1;
@@ -48,6 +66,7 @@ export class Subscription {
     readonly leaseSec: number,
     /** Who subscribed: its deliveries' tokens name it. */
     readonly principal: string,
+    private readonly naming: Naming,
     public limits: FlowLimits,
     /** Writes a response's deliveries to the stream (see StreamWriter). */
     private readonly write: StreamWriter,
@@ -81,15 +100,29 @@ export class Subscription {
     return this.largest === 0 ? room : Math.max(1, Math.floor(room / this.largest));
   }
 
-  deliver(deliveries: Delivery[]): void {
-    for (const d of deliveries) {
+  /**
+   * Names each delivery (a tag, or a token; with tags, a message asking for a reply gets its token
+   * too, for the reply to cite) and writes them, within the response budget.
+   */
+  deliver(leased: LeasedDelivery[]): void {
+    for (const d of leased) {
+      const ref = d.ref;
       const bytes = d.message?.payload.length ?? 0;
       this.largest = Math.max(this.largest, bytes);
-      this.outstanding.set(d.leaseToken, { bytes, expiresAt: d.leaseExpiresAt?.getTime() ?? Date.now() });
+      if (!this.naming.tags || d.message?.replyTo) d.leaseToken = this.naming.issue(ref);
+      const expiresAt = d.leaseExpiresAt?.getTime() ?? Date.now();
+      const item = d.leaseToken || ref;
+      if (this.naming.tags) {
+        d.deliveryTag = this.nextTag();
+        this.outstanding.set(d.deliveryTag, { bytes, expiresAt, item });
+      } else {
+        this.outstanding.set(d.leaseToken, { bytes, expiresAt, item });
+      }
       this.outBytes += bytes;
     }
-    // Within the response budget: a batch of big messages goes out as several responses.
-    for (const { items, bytes } of chunkDeliveries(deliveries)) {
+    // Within the response budget: a batch of big messages goes out as several responses (`ref`
+    // rides along unencoded).
+    for (const { items, bytes } of chunkDeliveries(leased)) {
       this.unsent += bytes;
       this.buffers.add(bytes);
       if (!this.write(items, () => this.sent(bytes))) this.blocked = true;
@@ -134,30 +167,50 @@ export class Subscription {
     this.blocked = false;
   }
 
-  /** Whether this stream delivered `token` and it is not yet settled (a token of this stream's queue). */
-  holds(token: string): boolean {
-    return this.outstanding.has(token);
+  /** Whether this stream names its deliveries by tag. */
+  get tags(): boolean {
+    return this.naming.tags;
+  }
+
+  /** The next tag: counting up from 1, and from 1 again after MAX_TAG, past any still held. */
+  private nextTag(): number {
+    do this.lastTag = this.lastTag >= MAX_TAG ? 1 : this.lastTag + 1;
+    while (this.outstanding.has(this.lastTag));
+    return this.lastTag;
+  }
+
+  /** Whether this stream delivered under `key` (a token, or a tag) and it is not yet settled. */
+  holds(key: string | number): boolean {
+    return this.outstanding.has(key);
+  }
+
+  /** What settles the delivery a tag names; undefined if this stream does not hold it. */
+  itemOf(tag: number): SettleItem | undefined {
+    return this.outstanding.get(tag)?.item;
   }
 
   /** Acked or nacked: no longer outstanding. */
-  settled(tokens: string[]): void {
-    for (const t of tokens) this.forget(t);
+  settled(keys: (string | number)[]): void {
+    for (const k of keys) this.forget(k);
   }
 
-  extended(token: string, expiresAt: Date): void {
-    const o = this.outstanding.get(token);
+  extended(key: string | number, expiresAt: Date): void {
+    const o = this.outstanding.get(key);
     if (o) o.expiresAt = expiresAt.getTime();
   }
 
-  /** Lease tokens still outstanding, to release when the stream ends. */
-  tokens(): string[] {
-    return [...this.outstanding.keys()];
+  /** What the stream still holds, to release when it ends; forgotten here. */
+  release(): SettleItem[] {
+    const items = [...this.outstanding.values()].map(o => o.item);
+    this.outstanding.clear();
+    this.outBytes = 0;
+    return items;
   }
 
-  private forget(token: string): void {
-    const o = this.outstanding.get(token);
+  private forget(key: string | number): void {
+    const o = this.outstanding.get(key);
     if (!o) return;
-    this.outstanding.delete(token);
+    this.outstanding.delete(key);
     this.outBytes -= o.bytes;
   }
 }

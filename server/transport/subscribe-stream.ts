@@ -4,7 +4,7 @@ import type { Caller } from '../auth/auth.js';
 import { InboxdError, invalid, unavailable } from '../errors.js';
 import type { QueueCore } from '../queue/core.js';
 import { peekLeaseToken } from '../queue/lease-token.js';
-import type { TokenOutcome } from '../queue/message-store.js';
+import type { SettleItem, TokenOutcome } from '../queue/message-store.js';
 import { type FlowLimits, Subscription } from '../queue/subscription.js';
 import type { CallTracker } from './call-tracker.js';
 import { STATUS_OF } from './error-status.js';
@@ -22,10 +22,17 @@ function flowLimits(fc: SubscribeRequest['flowControl']): FlowLimits {
   };
 }
 
-function results(outcomes: TokenOutcome[]): SettleResults {
+/** What became of one delivery tag in a settle. */
+type TagOutcome = TokenOutcome & { tag: number };
+
+function results(outcomes: TokenOutcome[], tagged: TagOutcome[]): SettleResults {
   return {
     succeeded: outcomes.filter(o => o.ok).map(o => o.token),
-    failed: outcomes.flatMap(o => (o.ok ? [] : [{ leaseToken: o.token, code: STATUS_OF[o.kind], message: o.message }])),
+    failed: [
+      ...outcomes.flatMap(o => (o.ok ? [] : [{ leaseToken: o.token, code: STATUS_OF[o.kind], message: o.message, deliveryTag: 0 }])),
+      ...tagged.flatMap(o => (o.ok ? [] : [{ leaseToken: '', code: STATUS_OF[o.kind], message: o.message, deliveryTag: o.tag }])),
+    ],
+    succeededTags: tagged.filter(o => o.ok).map(o => o.tag),
   };
 }
 
@@ -119,8 +126,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
       if (!sub) return;
       sub.close();
       core.dispatcher.remove(sub);
-      const held = sub.tokens();
-      sub.settled(held);
+      const held = sub.release();
       if (held.length > 0) {
         await core.nack(held, 0, null, 'subscriber stream closed').catch(err => calls.log.warn({ err }, 'releasing leases failed'));
       }
@@ -150,6 +156,7 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
       queue,
       leaseSec,
       c.principal,
+      { tags: req.deliveryTags, issue: ref => core.issue(ref) },
       limits,
       (deliveries, sent) => call.write({ deliveries }, () => sent()),
       fail,
@@ -178,7 +185,8 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
    * Settles tokens as this stream's principal: those of another queue it may no longer consume are
    * refused (PERMISSION_DENIED) and not applied; the store refuses forged and foreign ones.
    */
-  const settle = async (tokens: string[], op: (tokens: string[]) => Promise<TokenOutcome[]>): Promise<TokenOutcome[]> => {
+  const settle = async (tokens: string[], op: (items: SettleItem[]) => Promise<TokenOutcome[]>): Promise<TokenOutcome[]> => {
+    if (tokens.length === 0) return [];
     const s = sub!;
     const denied = new Set<string>();
     // An admin may consume anywhere (auth off: everyone): no token needs looking into.
@@ -214,30 +222,68 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     return out;
   };
 
+  /** Settles deliveries by the tags this stream gave them: a tag it does not hold settles nothing. */
+  const settleTags = async (tags: number[], op: (items: SettleItem[]) => Promise<TokenOutcome[]>): Promise<TagOutcome[]> => {
+    if (tags.length === 0) return [];
+    const s = sub!;
+    const items = tags.map(t => s.itemOf(t));
+    const known = items.filter((i): i is SettleItem => i !== undefined);
+    const done = known.length > 0 ? await op(known) : [];
+    let i = 0;
+    return tags.map((tag, k): TagOutcome => {
+      if (items[k] !== undefined) return { ...done[i++]!, tag };
+      return s.tags
+        ? {
+            tag,
+            token: '',
+            ok: false,
+            kind: 'failed_precondition',
+            message: `delivery tag ${tag} is not held by this stream: never delivered on it, or already settled`,
+          }
+        : {
+            tag,
+            token: '',
+            ok: false,
+            kind: 'invalid',
+            message: `delivery tag ${tag} on a stream opened without delivery_tags: set delivery_tags on its first request`,
+          };
+    });
+  };
+
   const update = async (req: SubscribeRequest) => {
     const s = sub!;
     const as = caller!.settleAs;
     if (req.queue && req.queue !== s.queue) throw invalid(`queue is set only on the first request of a stream (this stream reads ${s.queue})`);
+    if (req.deliveryTags && !s.tags) throw invalid('delivery_tags is set only on the first request of a stream');
     if (req.flowControl) s.limits = flowLimits(req.flowControl);
     if (req.drain) s.draining = true;
     const out: SubscribeResponse = { deliveries: [] };
-    if (req.ackLeaseTokens.length > 0) {
-      const outcomes = await settle(req.ackLeaseTokens, t => core.ack(t, as));
+    if (req.ackLeaseTokens.length > 0 || req.ackTags.length > 0) {
+      const op = (items: SettleItem[]) => core.ack(items, as);
+      const outcomes = await settle(req.ackLeaseTokens, op);
+      const tagged = await settleTags(req.ackTags, op);
       s.settled(req.ackLeaseTokens);
-      out.ackResults = results(outcomes);
+      s.settled(req.ackTags);
+      out.ackResults = results(outcomes, tagged);
     }
-    if (req.nackLeaseTokens.length > 0) {
+    if (req.nackLeaseTokens.length > 0 || req.nackTags.length > 0) {
       const delayMs = req.nackDelay ? v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const opts = v.nackOptions(req.nackDeadLetter, req.nackError, delayMs, 'nack_');
-      const outcomes = await settle(req.nackLeaseTokens, t => core.nack(t, delayMs, as, undefined, opts));
+      const op = (items: SettleItem[]) => core.nack(items, delayMs, as, undefined, opts);
+      const outcomes = await settle(req.nackLeaseTokens, op);
+      const tagged = await settleTags(req.nackTags, op);
       s.settled(req.nackLeaseTokens);
-      out.nackResults = results(outcomes);
+      s.settled(req.nackTags);
+      out.nackResults = results(outcomes, tagged);
     }
-    if (req.extendLeaseTokens.length > 0) {
+    if (req.extendLeaseTokens.length > 0 || req.extendTags.length > 0) {
       const sec = req.extendVisibilityTimeout ? v.leaseSeconds(req.extendVisibilityTimeout, 'extend_visibility_timeout', 0) : s.leaseSec;
-      const outcomes = await settle(req.extendLeaseTokens, t => core.extend(t, sec, as));
+      const op = (items: SettleItem[]) => core.extend(items, sec, as);
+      const outcomes = await settle(req.extendLeaseTokens, op);
+      const tagged = await settleTags(req.extendTags, op);
       for (const o of outcomes) if (o.ok && o.expiresAt) s.extended(o.token, o.expiresAt);
-      out.extendResults = results(outcomes);
+      for (const o of tagged) if (o.ok && o.expiresAt) s.extended(o.tag, o.expiresAt);
+      out.extendResults = results(outcomes, tagged);
     }
     if (out.ackResults || out.nackResults || out.extendResults) call.write(out);
     core.dispatcher.credit(s.queue);

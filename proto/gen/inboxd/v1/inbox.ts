@@ -139,24 +139,45 @@ export interface SubscribeRequest {
   nackDeadLetter: boolean;
   /** Why the nacked messages failed; kept as their last_error (at most 1000 characters). */
   nackError: string;
+  /**
+   * First request only: deliveries on this stream carry a delivery_tag (as AMQP's delivery tags),
+   * a number naming the delivery on this stream alone, instead of a lease_token; settle them with
+   * ack_tags, nack_tags and extend_tags. Cheaper for both sides than tokens (no signature, fewer
+   * bytes). A tag means nothing once its stream ends (the server then releases what the stream
+   * held, as always) nor on another stream. A message that asks for a reply (reply_to set) comes
+   * with its lease_token too, for a reply's in_reply_to_lease_token.
+   */
+  deliveryTags: boolean;
+  /** Deliveries done, by tag (a stream opened with delivery_tags). */
+  ackTags: number[];
+  /** Deliveries to return to the queue, by tag: as nack_lease_tokens, with the same nack_* fields. */
+  nackTags: number[];
+  /** Leases to extend, by tag: as extend_lease_tokens, to the same extend_visibility_timeout. */
+  extendTags: number[];
 }
 
 /** The outcome of settling a batch of lease tokens on a stream. */
 export interface SettleResults {
   /** Tokens whose operation took effect. */
   succeeded: string[];
-  /** Tokens whose operation did not. */
+  /** Tokens whose operation did not, and tags whose operation did not (delivery_tag set). */
   failed: TokenError[];
+  /** Delivery tags whose operation took effect. */
+  succeededTags: number[];
 }
 
 export interface TokenError {
+  /** The token, for a token's failure (empty for a tag's). */
   leaseToken: string;
   /**
-   * A google.rpc.Code value: FAILED_PRECONDITION for a stale lease, INVALID_ARGUMENT for a
-   * malformed token.
+   * A google.rpc.Code value: FAILED_PRECONDITION for a stale lease (or a tag this stream does not
+   * hold: never delivered here, or already settled), INVALID_ARGUMENT for a malformed token (or a
+   * tag on a stream opened without delivery_tags).
    */
   code: number;
   message: string;
+  /** The tag, for a tag's failure (0 for a token's). */
+  deliveryTag: number;
 }
 
 export interface SubscribeResponse {
@@ -1052,6 +1073,10 @@ function createBaseSubscribeRequest(): SubscribeRequest {
     drain: false,
     nackDeadLetter: false,
     nackError: "",
+    deliveryTags: false,
+    ackTags: [],
+    nackTags: [],
+    extendTags: [],
   };
 }
 
@@ -1089,6 +1114,30 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     }
     if (message.nackError !== "") {
       writer.uint32(90).string(message.nackError);
+    }
+    if (message.deliveryTags !== false) {
+      writer.uint32(96).bool(message.deliveryTags);
+    }
+    if (message.ackTags.length !== 0) {
+      writer.uint32(106).fork();
+      for (const v of message.ackTags) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.nackTags.length !== 0) {
+      writer.uint32(114).fork();
+      for (const v of message.nackTags) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.extendTags.length !== 0) {
+      writer.uint32(122).fork();
+      for (const v of message.extendTags) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1194,6 +1243,68 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.nackError = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.deliveryTags = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag === 104) {
+              message.ackTags.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 106) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ackTags.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 14: {
+            if (tag === 112) {
+              message.nackTags.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 114) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.nackTags.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 15: {
+            if (tag === 120) {
+              message.extendTags.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 122) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.extendTags.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1255,6 +1366,26 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         : isSet(object.nack_error)
         ? globalThis.String(object.nack_error)
         : "",
+      deliveryTags: isSet(object.deliveryTags)
+        ? globalThis.Boolean(object.deliveryTags)
+        : isSet(object.delivery_tags)
+        ? globalThis.Boolean(object.delivery_tags)
+        : false,
+      ackTags: globalThis.Array.isArray(object?.ackTags)
+        ? object.ackTags.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.ack_tags)
+        ? object.ack_tags.map((e: any) => globalThis.Number(e))
+        : [],
+      nackTags: globalThis.Array.isArray(object?.nackTags)
+        ? object.nackTags.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.nack_tags)
+        ? object.nack_tags.map((e: any) => globalThis.Number(e))
+        : [],
+      extendTags: globalThis.Array.isArray(object?.extendTags)
+        ? object.extendTags.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.extend_tags)
+        ? object.extend_tags.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1293,6 +1424,18 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     if (message.nackError !== "") {
       obj.nackError = message.nackError;
     }
+    if (message.deliveryTags !== false) {
+      obj.deliveryTags = message.deliveryTags;
+    }
+    if (message.ackTags?.length) {
+      obj.ackTags = message.ackTags.map((e) => Math.round(e));
+    }
+    if (message.nackTags?.length) {
+      obj.nackTags = message.nackTags.map((e) => Math.round(e));
+    }
+    if (message.extendTags?.length) {
+      obj.extendTags = message.extendTags.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -1321,12 +1464,16 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     message.drain = object.drain ?? false;
     message.nackDeadLetter = object.nackDeadLetter ?? false;
     message.nackError = object.nackError ?? "";
+    message.deliveryTags = object.deliveryTags ?? false;
+    message.ackTags = object.ackTags?.map((e) => e) || [];
+    message.nackTags = object.nackTags?.map((e) => e) || [];
+    message.extendTags = object.extendTags?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseSettleResults(): SettleResults {
-  return { succeeded: [], failed: [] };
+  return { succeeded: [], failed: [], succeededTags: [] };
 }
 
 export const SettleResults: MessageFns<SettleResults> = {
@@ -1336,6 +1483,13 @@ export const SettleResults: MessageFns<SettleResults> = {
     }
     for (const v of message.failed) {
       TokenError.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.succeededTags.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.succeededTags) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1369,6 +1523,24 @@ export const SettleResults: MessageFns<SettleResults> = {
             message.failed.push(TokenError.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag === 24) {
+              message.succeededTags.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.succeededTags.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1387,6 +1559,11 @@ export const SettleResults: MessageFns<SettleResults> = {
         ? object.succeeded.map((e: any) => globalThis.String(e))
         : [],
       failed: globalThis.Array.isArray(object?.failed) ? object.failed.map((e: any) => TokenError.fromJSON(e)) : [],
+      succeededTags: globalThis.Array.isArray(object?.succeededTags)
+        ? object.succeededTags.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.succeeded_tags)
+        ? object.succeeded_tags.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1398,6 +1575,9 @@ export const SettleResults: MessageFns<SettleResults> = {
     if (message.failed?.length) {
       obj.failed = message.failed.map((e) => TokenError.toJSON(e));
     }
+    if (message.succeededTags?.length) {
+      obj.succeededTags = message.succeededTags.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -1408,12 +1588,13 @@ export const SettleResults: MessageFns<SettleResults> = {
     const message = createBaseSettleResults();
     message.succeeded = object.succeeded?.map((e) => e) || [];
     message.failed = object.failed?.map((e) => TokenError.fromPartial(e)) || [];
+    message.succeededTags = object.succeededTags?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseTokenError(): TokenError {
-  return { leaseToken: "", code: 0, message: "" };
+  return { leaseToken: "", code: 0, message: "", deliveryTag: 0 };
 }
 
 export const TokenError: MessageFns<TokenError> = {
@@ -1426,6 +1607,9 @@ export const TokenError: MessageFns<TokenError> = {
     }
     if (message.message !== "") {
       writer.uint32(26).string(message.message);
+    }
+    if (message.deliveryTag !== 0) {
+      writer.uint32(32).uint32(message.deliveryTag);
     }
     return writer;
   },
@@ -1467,6 +1651,14 @@ export const TokenError: MessageFns<TokenError> = {
             message.message = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.deliveryTag = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1488,6 +1680,11 @@ export const TokenError: MessageFns<TokenError> = {
         : "",
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      deliveryTag: isSet(object.deliveryTag)
+        ? globalThis.Number(object.deliveryTag)
+        : isSet(object.delivery_tag)
+        ? globalThis.Number(object.delivery_tag)
+        : 0,
     };
   },
 
@@ -1502,6 +1699,9 @@ export const TokenError: MessageFns<TokenError> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.deliveryTag !== 0) {
+      obj.deliveryTag = Math.round(message.deliveryTag);
+    }
     return obj;
   },
 
@@ -1513,6 +1713,7 @@ export const TokenError: MessageFns<TokenError> = {
     message.leaseToken = object.leaseToken ?? "";
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
+    message.deliveryTag = object.deliveryTag ?? 0;
     return message;
   },
 };

@@ -198,7 +198,8 @@ export interface Delivery {
     | undefined;
   /**
    * Names this delivery attempt. Ack, Nack and ExtendLease take it; once the lease expires and the
-   * message is delivered again, the old token is stale and settles nothing.
+   * message is delivered again, the old token is stale and settles nothing. Empty on a stream
+   * opened with delivery_tags (see delivery_tag).
    */
   leaseToken: string;
   /** When the lease ends and the message becomes deliverable again, unless acked or extended. */
@@ -207,6 +208,12 @@ export interface Delivery {
     | undefined;
   /** 1 on the first delivery, counting up with each redelivery. */
   attempt: number;
+  /**
+   * On a Subscribe stream opened with delivery_tags: names this delivery on that stream alone
+   * (1, 2, 3, …; after 4,294,967,295 it starts again at 1, skipping tags still held). 0 otherwise.
+   * lease_token is then empty, unless the message has reply_to.
+   */
+  deliveryTag: number;
 }
 
 function createBaseMessage(): Message {
@@ -1067,7 +1074,7 @@ export const MessageInfo: MessageFns<MessageInfo> = {
 };
 
 function createBaseDelivery(): Delivery {
-  return { message: undefined, leaseToken: "", leaseExpiresAt: undefined, attempt: 0 };
+  return { message: undefined, leaseToken: "", leaseExpiresAt: undefined, attempt: 0, deliveryTag: 0 };
 }
 
 export const Delivery: MessageFns<Delivery> = {
@@ -1083,6 +1090,9 @@ export const Delivery: MessageFns<Delivery> = {
     }
     if (message.attempt !== 0) {
       writer.uint32(32).int32(message.attempt);
+    }
+    if (message.deliveryTag !== 0) {
+      writer.uint32(40).uint32(message.deliveryTag);
     }
     return writer;
   },
@@ -1132,6 +1142,14 @@ export const Delivery: MessageFns<Delivery> = {
             message.attempt = reader.int32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.deliveryTag = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1158,6 +1176,11 @@ export const Delivery: MessageFns<Delivery> = {
         ? fromJsonTimestamp(object.lease_expires_at)
         : undefined,
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      deliveryTag: isSet(object.deliveryTag)
+        ? globalThis.Number(object.deliveryTag)
+        : isSet(object.delivery_tag)
+        ? globalThis.Number(object.delivery_tag)
+        : 0,
     };
   },
 
@@ -1175,6 +1198,9 @@ export const Delivery: MessageFns<Delivery> = {
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
     }
+    if (message.deliveryTag !== 0) {
+      obj.deliveryTag = Math.round(message.deliveryTag);
+    }
     return obj;
   },
 
@@ -1189,6 +1215,7 @@ export const Delivery: MessageFns<Delivery> = {
     message.leaseToken = object.leaseToken ?? "";
     message.leaseExpiresAt = object.leaseExpiresAt ?? undefined;
     message.attempt = object.attempt ?? 0;
+    message.deliveryTag = object.deliveryTag ?? 0;
     return message;
   },
 };
