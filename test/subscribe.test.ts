@@ -928,6 +928,24 @@ describe('Subscribe', () => {
       ]);
     });
 
+    it('a request settles at most 10,000 tags (or tokens) a list: more fails the stream with INVALID_ARGUMENT, before any result is built', async () => {
+      const queue = await createQueue();
+      await send(queue, 1);
+      const sub = tagged(queue);
+      await sub.deliveredAtLeast(1);
+      // As many as a stream can hold: answered, each.
+      const r = sub.responses.length;
+      sub.write(SubscribeRequest.fromPartial({ extendTags: Array.from({ length: 10_000 }, (_, i) => i + 2) }));
+      expect((await sub.results('extendResults', r)).failed).toHaveLength(10_000);
+      // 300,000 (1.5 MB of request): refused whole. Answered one by one, the results would be ~27 MB.
+      sub.write(SubscribeRequest.fromPartial({ ackTags: Array.from({ length: 300_000 }, (_, i) => i + 1) }));
+      const err = await sub.failure();
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toMatch(/ack_tags has 300000 entries: at most 10000 in one request/);
+      // Nothing was settled: the stream's end released the delivery.
+      await waitFor(async () => Number((await stats(queue)).depth) === 1, 5000, 'the delivery released');
+    });
+
     it('tags on a stream opened without delivery_tags answer INVALID_ARGUMENT; delivery_tags on a later request fails the stream', async () => {
       const queue = await createQueue();
       await send(queue, 1);

@@ -255,6 +255,14 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     const as = caller!.settleAs;
     if (req.queue && req.queue !== s.queue) throw invalid(`queue is set only on the first request of a stream (this stream reads ${s.queue})`);
     if (req.deliveryTags && !s.tags) throw invalid('delivery_tags is set only on the first request of a stream');
+    v.streamSettles({
+      ack_lease_tokens: req.ackLeaseTokens,
+      nack_lease_tokens: req.nackLeaseTokens,
+      extend_lease_tokens: req.extendLeaseTokens,
+      ack_tags: req.ackTags,
+      nack_tags: req.nackTags,
+      extend_tags: req.extendTags,
+    });
     if (req.flowControl) s.limits = flowLimits(req.flowControl);
     if (req.drain) s.draining = true;
     const out: SubscribeResponse = { deliveries: [] };

@@ -173,6 +173,18 @@ export function nackOptions(deadLetter: boolean, error: string, delayMs: number 
 }
 
 /** Checks a unary settle call's tokens: every one must be well formed, else nothing is done. */
+/**
+ * A Subscribe request's settle lists: each at most maxOutstandingMessages long, as many as a stream
+ * can hold. Each entry gets a result (a failure carrying a message): a 4 MiB request of tags would
+ * otherwise be ~800,000 results, tens of MB to build and send for one request.
+ */
+export function streamSettles(lists: Record<string, readonly unknown[]>): void {
+  for (const [field, list] of Object.entries(lists)) {
+    if (list.length > LIMITS.maxOutstandingMessages)
+      throw invalid(`${field} has ${list.length} entries: at most ${LIMITS.maxOutstandingMessages} in one request (no stream holds more deliveries)`);
+  }
+}
+
 export function leaseTokens(tokens: string[], field = 'lease_tokens'): string[] {
   if (tokens.length === 0) throw invalid(`${field} is empty: pass at least one lease token`);
   if (tokens.length > LIMITS.tokens) throw invalid(`too many ${field}: ${tokens.length}, at most ${LIMITS.tokens}`);

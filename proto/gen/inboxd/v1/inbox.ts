@@ -118,7 +118,10 @@ export interface SubscribeRequest {
   visibilityTimeout?:
     | Duration
     | undefined;
-  /** Deliveries done. */
+  /**
+   * Deliveries done. Each settle list here (the three of tokens, the three of tags) holds at most
+   * 10,000 entries a request (INVALID_ARGUMENT, ending the stream, past that).
+   */
   ackLeaseTokens: string[];
   /** Deliveries to return to the queue, after nack_delay (unset: the queue's retry_delay/backoff). */
   nackLeaseTokens: string[];
