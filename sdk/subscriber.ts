@@ -69,8 +69,8 @@ const FATAL = (code: Code) => !STREAM_RETRYABLE.has(code) && code !== Code.CANCE
  * leases when the old stream died (or they expire, if the server died), so they come again —
  * at-least-once, and their late acks answer FAILED_PRECONDITION.
  *
- * Deliveries are named by delivery tag (option deliveryTags, the default), a number the stream
- * gives each: cheaper than a signed lease token on both sides. A tag is valid on its own stream
+ * With option deliveryTags, deliveries are named by delivery tag, a number the stream gives
+ * each: cheaper than a signed lease token on both sides. A tag is valid on its own stream
  * only (the next stream's tags start again at 1), so a settle of a message from a stream that
  * ended is never sent on another: an ack is rejected (the message comes again), a nack resolves
  * (the server released the message with the stream).

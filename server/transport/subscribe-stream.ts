@@ -250,6 +250,31 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     });
   };
 
+  /**
+   * One kind of settle of a request, by token and by tag, answered per entry. An ack or nack
+   * frees what it names on this stream whatever its outcome (see Subscription); an extension
+   * moves the lease ends it reports.
+   */
+  const apply = async (
+    tokens: string[],
+    tags: number[],
+    op: (items: SettleItem[]) => Promise<TokenOutcome[]>,
+    kind: 'settle' | 'extend' = 'settle',
+  ): Promise<SettleResults | undefined> => {
+    if (tokens.length === 0 && tags.length === 0) return undefined;
+    const s = sub!;
+    const outcomes = await settle(tokens, op);
+    const tagged = await settleTags(tags, op);
+    if (kind === 'settle') {
+      s.settled(tokens);
+      s.settled(tags);
+    } else {
+      for (const o of outcomes) if (o.ok && o.expiresAt) s.extended(o.token, o.expiresAt);
+      for (const o of tagged) if (o.ok && o.expiresAt) s.extended(o.tag, o.expiresAt);
+    }
+    return results(outcomes, tagged);
+  };
+
   const update = async (req: SubscribeRequest) => {
     const s = sub!;
     const as = caller!.settleAs;
@@ -266,32 +291,15 @@ export function handleSubscribe(call: ServerDuplexStream<SubscribeRequest, Subsc
     if (req.flowControl) s.limits = flowLimits(req.flowControl);
     if (req.drain) s.draining = true;
     const out: SubscribeResponse = { deliveries: [] };
-    if (req.ackLeaseTokens.length > 0 || req.ackTags.length > 0) {
-      const op = (items: SettleItem[]) => core.ack(items, as);
-      const outcomes = await settle(req.ackLeaseTokens, op);
-      const tagged = await settleTags(req.ackTags, op);
-      s.settled(req.ackLeaseTokens);
-      s.settled(req.ackTags);
-      out.ackResults = results(outcomes, tagged);
-    }
+    out.ackResults = await apply(req.ackLeaseTokens, req.ackTags, items => core.ack(items, as));
     if (req.nackLeaseTokens.length > 0 || req.nackTags.length > 0) {
       const delayMs = req.nackDelay ? v.durationMs(req.nackDelay, 'nack_delay', 0, v.LIMITS.maxNackDelayMs, 0) : undefined;
       const opts = v.nackOptions(req.nackDeadLetter, req.nackError, delayMs, 'nack_');
-      const op = (items: SettleItem[]) => core.nack(items, delayMs, as, undefined, opts);
-      const outcomes = await settle(req.nackLeaseTokens, op);
-      const tagged = await settleTags(req.nackTags, op);
-      s.settled(req.nackLeaseTokens);
-      s.settled(req.nackTags);
-      out.nackResults = results(outcomes, tagged);
+      out.nackResults = await apply(req.nackLeaseTokens, req.nackTags, items => core.nack(items, delayMs, as, undefined, opts));
     }
     if (req.extendLeaseTokens.length > 0 || req.extendTags.length > 0) {
       const sec = req.extendVisibilityTimeout ? v.leaseSeconds(req.extendVisibilityTimeout, 'extend_visibility_timeout', 0) : s.leaseSec;
-      const op = (items: SettleItem[]) => core.extend(items, sec, as);
-      const outcomes = await settle(req.extendLeaseTokens, op);
-      const tagged = await settleTags(req.extendTags, op);
-      for (const o of outcomes) if (o.ok && o.expiresAt) s.extended(o.token, o.expiresAt);
-      for (const o of tagged) if (o.ok && o.expiresAt) s.extended(o.tag, o.expiresAt);
-      out.extendResults = results(outcomes, tagged);
+      out.extendResults = await apply(req.extendLeaseTokens, req.extendTags, items => core.extend(items, sec, as), 'extend');
     }
     if (out.ackResults || out.nackResults || out.extendResults) call.write(out);
     core.dispatcher.credit(s.queue);
