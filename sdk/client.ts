@@ -54,7 +54,8 @@ export interface LeaseOptions extends CallOptions {
 type Tokens = string | ReceivedMessage | (string | ReceivedMessage)[];
 const tokensOf = (t: Tokens) =>
   (Array.isArray(t) ? t : [t]).map(x => {
-    if (typeof x === 'string' || x.leaseToken) return typeof x === 'string' ? x : x.leaseToken;
+    if (typeof x === 'string') return x;
+    if (x.leaseToken) return x.leaseToken;
     throw new InboxdError(
       Code.FAILED_PRECONDITION,
       `message ${x.id} came on a subscription that names deliveries by tag: settle it with its own ack(), nack() or extend() (or subscribe with deliveryTags: false for lease tokens)`,

@@ -8,7 +8,7 @@
 export interface Delivery {
   id: string;
   attempt: number;
-  /** '' for a delivery named by tag (the SDK's default): the (id, attempt) check alone then applies. */
+  /** '' for a delivery named by tag (subscriber option deliveryTags): the (id, attempt) check alone then applies. */
   token: string;
   /** When the consumer received it (ms since epoch). */
   at: number;

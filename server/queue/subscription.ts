@@ -111,13 +111,8 @@ export class Subscription {
       this.largest = Math.max(this.largest, bytes);
       if (!this.naming.tags || d.message?.replyTo) d.leaseToken = this.naming.issue(ref);
       const expiresAt = d.leaseExpiresAt?.getTime() ?? Date.now();
-      const item = d.leaseToken || ref;
-      if (this.naming.tags) {
-        d.deliveryTag = this.nextTag();
-        this.outstanding.set(d.deliveryTag, { bytes, expiresAt, item });
-      } else {
-        this.outstanding.set(d.leaseToken, { bytes, expiresAt, item });
-      }
+      if (this.naming.tags) d.deliveryTag = this.nextTag();
+      this.outstanding.set(this.naming.tags ? d.deliveryTag : d.leaseToken, { bytes, expiresAt, item: d.leaseToken || ref });
       this.outBytes += bytes;
     }
     // Within the response budget: a batch of big messages goes out as several responses (`ref`
